@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make plan` and `make test`.
+# Everything is installed into .venv; nothing is cached in the repository.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+STACK  ?= dev
+
+.PHONY: setup plan plans test lint promtool bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job: the offline plan of one stack (default: dev).
+plan: setup
+	$(BIN)/llmops plan --stack $(STACK)
+
+## Offline plans of every shipped environment.
+plans: setup
+	for s in dev staging prod; do $(BIN)/llmops plan --stack $$s --quiet || exit 1; done
+
+## promtool checks the alert rules; tests fail (not skip) without it.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y -q prometheus >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q prometheus >/dev/null; }; }
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup promtool lint
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,53 @@
+"""`llmops plan --stack <env>`: the offline preview of a stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from llmops.offline.plan import Plan, run_plan
+from llmops.offline.stackfile import STACKS_DIR, available_stacks
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plan", help="run a stack's program offline under mocks and summarise what it creates",
+        description="Runs the real Pulumi program under mocks with stacks/Pulumi.<stack>.yaml, "
+        "records every resource and prints a summary. No cloud account or Pulumi CLI needed.")
+    parser.add_argument("--stack", required=True,
+                        help=f"environment to plan ({', '.join(available_stacks())})")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="write every recorded resource and the outputs as JSON")
+    parser.add_argument("--quiet", action="store_true", help="print only the totals")
+    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, metavar="DIR",
+                        help="where the Pulumi.<stack>.yaml files are (default: stacks/)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = run_plan(args.stack, stacks_dir=args.stacks_dir)
+    print(render_summary(plan, quiet=args.quiet))
+    if args.json:
+        plan.write_json(args.json)
+        print(f"wrote {len(plan.resources)} resources to {args.json}")
+    return 0
+
+
+def render_summary(plan: Plan, quiet: bool = False) -> str:
+    custom = plan.custom_resources
+    components = len(plan.resources) - len(custom)
+    head = (f"Offline plan of stack {plan.stack!r} ({plan.config.region}): "
+            f"{len(custom)} resources in {components} components")
+    if quiet:
+        return head
+    lines = [head, "", "Resources by type:"]
+    counts = plan.counts_by_type()
+    width = max((len(t) for t in counts), default=0)
+    for type_token in sorted(counts):
+        lines.append(f"  {type_token:<{width}}  {counts[type_token]:>4}")
+    lines += ["", "Stack outputs:"]
+    for key in sorted(plan.outputs):
+        shown = "[secret]" if key in plan.secret_outputs else json.dumps(plan.outputs[key])
+        lines.append(f"  {key}: {shown}")
+    return "\n".join(lines)

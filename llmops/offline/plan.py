@@ -1,0 +1,97 @@
+"""`run_plan`: the real program under Pulumi mocks, every resource recorded.
+
+This is the harness behind `llmops plan` and behind the tests: one code path for both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import settings as runtime_settings
+
+from llmops.offline.mocks import OfflineMocks
+from llmops.offline.recorder import RecordedResource, RecordingMonitor, mask
+from llmops.offline.stackfile import STACKS_DIR, StackConfig, read_stack_config
+from stacks.config import PlatformConfig, parse_platform_config
+
+PROJECT = "llmops"
+
+
+@dataclass
+class Plan:
+    """What `pulumi up` would create for one stack, as recorded offline."""
+
+    stack: str
+    config: PlatformConfig
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+    secret_outputs: tuple[str, ...] = ()
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> RecordedResource:
+        """The single resource of a type (and name): fails loudly when there is not exactly one."""
+        found = [r for r in self.of_type(type_token) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_token)]
+            raise LookupError(f"expected one {type_token} named {name!r}, found {names}")
+        return found[0]
+
+    def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    @property
+    def custom_resources(self) -> list[RecordedResource]:
+        return [r for r in self.resources if r.custom]
+
+    def counts_by_type(self) -> Counter[str]:
+        return Counter(r.type for r in self.resources)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stack": self.stack, "resources": [r.to_json() for r in self.resources],
+                "outputs": mask(self.outputs, self.secret_outputs)}
+
+    def write_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")
+
+
+def run_plan(stack: str, overrides: dict[str, Any] | None = None,
+             stack_config: StackConfig | None = None, stacks_dir: Path = STACKS_DIR) -> Plan:
+    """Validate the stack's config, then run the program under mocks and record it.
+
+    `overrides` are dotted config paths ({"llmops:network.azCount": 3}); tests use them to
+    plan a shipped stack with one setting changed. Raises `ConfigError` before anything runs.
+    """
+    stack_config = stack_config or read_stack_config(stack, stacks_dir)
+    if overrides:
+        stack_config = stack_config.with_overrides(overrides)
+    config = parse_platform_config(stack_config.values, project=PROJECT, stack=stack,
+                                   source=stack_config.source)
+
+    from stacks.program import main  # the program `pulumi up` runs
+
+    mocks = OfflineMocks(region=config.region)
+    monitor = RecordingMonitor(mocks)
+    runtime_settings.ROOT.set(None)  # no stack transformation leaks from a previous run
+    pulumi.runtime.set_all_config(
+        {**stack_config.runtime_values()}, secret_keys=sorted(stack_config.secret_keys))
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+
+    @pulumi.runtime.test
+    def program():
+        main()
+        # Under mocks the root stack registered its (then empty) outputs at set_mocks time;
+        # register the exports now so the monitor records them, secrets marked.
+        root = runtime_settings.get_root_resource()
+        root.register_outputs(dict(root.outputs))
+
+    program()
+    return Plan(stack=stack, config=config, resources=list(monitor.recorded),
+                outputs=dict(monitor.outputs), secret_outputs=monitor.secret_outputs)

@@ -1,0 +1,95 @@
+"""Read a stack's `Pulumi.<stack>.yaml` the way the Pulumi CLI hands it to the program."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops.errors import LlmopsError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STACKS_DIR = PROJECT_ROOT / "stacks"
+#: Offline stand-in for `secure:` values: the plan cannot decrypt them and does not need to.
+OFFLINE_SECRET = "offline-placeholder-secret"
+DELETE = object()  # an override value that removes the key
+
+
+@dataclass
+class StackConfig:
+    """A stack's config as typed values (not yet validated) and which keys are secret."""
+
+    stack: str
+    source: str
+    values: dict[str, Any]
+    secret_keys: set[str] = field(default_factory=set)
+
+    def runtime_values(self) -> dict[str, str]:
+        """As the CLI passes them: strings, structured values JSON-encoded."""
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in self.values.items()}
+
+    def with_overrides(self, overrides: dict[str, Any]) -> StackConfig:
+        """A copy with dotted-path overrides applied: {"llmops:network.azCount": 3}."""
+        values = copy.deepcopy(self.values)
+        for path, value in overrides.items():
+            _set_path(values, path, value)
+        return StackConfig(self.stack, self.source, values, set(self.secret_keys))
+
+
+def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+
+
+def read_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    source = f"stacks/{path.name}"
+    if not path.is_file():
+        known = ", ".join(available_stacks(stacks_dir)) or "none"
+        raise LlmopsError(f"no stack {stack!r}: {source} does not exist; stacks: {known}")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise LlmopsError(f"{source} is not valid YAML: {exc}") from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise LlmopsError(f"{source} has no `config:` mapping")
+    secret_keys: set[str] = set()
+    values = {str(k): _unwrap_secure(str(k), v, secret_keys) for k, v in config.items()}
+    return StackConfig(stack, source, values, secret_keys)
+
+
+def _unwrap_secure(key: str, value: Any, secret_keys: set[str]) -> Any:
+    """Replace `{secure: ...}` (anywhere in a value) with the offline placeholder."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            secret_keys.add(key)
+            return OFFLINE_SECRET
+        return {k: _unwrap_secure(key, v, secret_keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secure(key, v, secret_keys) for v in value]
+    return value
+
+
+def _set_path(values: dict[str, Any], path: str, value: Any) -> None:
+    key, _, rest = path.partition(".")
+    if not rest:
+        if value is DELETE:
+            values.pop(key, None)
+        else:
+            values[key] = value
+        return
+    node = values.setdefault(key, {})
+    parts = rest.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    elif value is DELETE:
+        node.pop(last, None)
+    else:
+        node[last] = value

@@ -1,0 +1,39 @@
+"""The Pulumi program: typed config in, the platform's components wired in order, outputs out.
+
+`main()` is what `pulumi up` runs (via stacks/__main__.py) and what `llmops plan` runs under
+mocks. It validates the whole config before the first resource is registered.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.network import Network, NetworkArgs
+from components.tagging import register_default_tags
+from stacks.config import PlatformConfig, load_from_runtime
+
+
+def build_platform(cfg: PlatformConfig) -> None:
+    """Compose the platform from validated config and export what applications consume."""
+    register_default_tags(cfg.resource_tags())
+    zones = aws.get_availability_zones(state="available")
+    identity = aws.get_caller_identity()
+    if len(zones.names) < cfg.network.az_count:
+        raise pulumi.RunError(
+            f"llmops:network.azCount is {cfg.network.az_count} but {cfg.region} offers only "
+            f"{len(zones.names)} available zones: {', '.join(zones.names)}")
+
+    network = Network("network", NetworkArgs(
+        config=cfg.network, availability_zones=list(zones.names),
+        cluster_name=cfg.cluster_name, region=cfg.region, account_id=identity.account_id))
+
+    pulumi.export("environment", cfg.environment)
+    pulumi.export("region", cfg.region)
+    pulumi.export("vpcId", network.vpc_id)
+    pulumi.export("privateSubnetIds", network.private_subnet_ids)
+    pulumi.export("publicSubnetIds", network.public_subnet_ids)
+
+
+def main() -> None:
+    build_platform(load_from_runtime())

@@ -1,0 +1,87 @@
+"""Bad configuration fails before any resource exists, one clear line per problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmops.offline.plan import run_plan
+from llmops.offline.stackfile import DELETE
+from stacks.config import ConfigError
+
+CASES = [
+    ({"llmops:network.azCount": 7},
+     "llmops:network.azCount: Input should be less than or equal to 6 (got 7)"),
+    ({"llmops:network.azCount": 1},
+     "llmops:network.azCount: Input should be greater than or equal to 2 (got 1)"),
+    ({"llmops:network.azCount": "two"},
+     "llmops:network.azCount: Input should be a valid integer (got 'two')"),
+    ({"llmops:network.cidr": "10.0.0.1/16"},
+     "llmops:network.cidr: '10.0.0.1/16' has host bits set; did you mean 10.0.0.0/16?"),
+    ({"llmops:network.cidr": "banana"},
+     "llmops:network.cidr: 'banana' is not an IPv4 CIDR such as 10.0.0.0/16"),
+    ({"llmops:network.cidr": "8.8.0.0/16"},
+     "llmops:network.cidr: 8.8.0.0/16 is not in a private range"),
+    ({"llmops:network.nat": "both"},
+     "llmops:network.nat: Input should be 'single' or 'per-az' (got 'both')"),
+    ({"llmops:network.natGateways": 2},
+     "llmops:network.natGateways: unknown key; allowed keys: azCount, cidr, flowLogs,"),
+    ({"llmops:network.azcount": 2},
+     "llmops:network.azcount: unknown key; did you mean azCount?"),
+    ({"llmops:netwrk": {}},
+     "llmops:netwrk: unknown key; did you mean llmops:network?"),
+    ({"llmops:tags.owner": DELETE}, "llmops:tags.owner: required value is missing"),
+    ({"aws:region": DELETE}, "aws:region: required value is missing"),
+    ({"llmops:network.privateSubnets": ["10.20.0.0/19", "10.20.16.0/20"]},
+     "llmops:network: privateSubnets[0] 10.20.0.0/19 overlaps privateSubnets[1] 10.20.16.0/20"),
+    ({"llmops:network.privateSubnets": ["10.20.0.0/19", "10.99.0.0/19"]},
+     "llmops:network: privateSubnets[1] 10.99.0.0/19 is outside the VPC cidr 10.20.0.0/16"),
+    ({"llmops:network.publicSubnets": ["10.20.200.0/24"]},
+     "llmops:network: publicSubnets lists 1 subnets; azCount is 2"),
+    ({"llmops:network.cidr": "10.20.0.0/20"},
+     "llmops:network: subnets do not fit: a /19 subnet is larger than the VPC 10.20.0.0/20"),
+    ({"llmops:network.flowLogs.retentionDays": 10},
+     "llmops:network.flowLogs.retentionDays: 10 is not a CloudWatch retention period"),
+    ({"llmops:network.interfaceEndpoints": ["sts", "s3"]},
+     "llmops:network.interfaceEndpoints[1]: Input should be 'ecr.api'"),
+    ({"llmops:network.interfaceEndpoints": ["sts", "sts"]},
+     "llmops:network.interfaceEndpoints: listed more than once: sts"),
+    ({"llmops:tags.costCentre": "cc#1"},
+     "llmops:tags.costCentre: 'cc#1' is not a valid AWS tag value"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), CASES,
+                         ids=[next(iter(c)) + "=" + repr(next(iter(c.values())))[:30]
+                              for c, _ in CASES])
+def test_bad_config_names_the_key_the_value_and_what_is_allowed(overrides, expected):
+    with pytest.raises(ConfigError) as caught:
+        run_plan("dev", overrides=overrides)
+    assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
+    assert str(caught.value).startswith("stacks/Pulumi.dev.yaml has 1 configuration problem:")
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as caught:
+        run_plan("dev", overrides={"llmops:network.azCount": 9, "llmops:network.nat": "x",
+                                   "llmops:tags.owner": DELETE})
+    assert len(caught.value.problems) == 3
+    assert "has 3 configuration problems" in str(caught.value)
+
+
+def test_config_error_stops_before_any_resource_is_registered(monkeypatch):
+    registered = []
+    from llmops.offline import recorder
+
+    original = recorder.RecordingMonitor.RegisterResource
+    monkeypatch.setattr(recorder.RecordingMonitor, "RegisterResource",
+                        lambda self, req: registered.append(req.type) or original(self, req))
+    with pytest.raises(ConfigError):
+        run_plan("dev", overrides={"llmops:network.azCount": 9})
+    assert registered == []
+
+
+def test_config_error_is_a_clean_pulumi_run_error():
+    """A real `pulumi up` prints RunError messages without a traceback."""
+    import pulumi
+
+    assert issubclass(ConfigError, pulumi.RunError)
