@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,21 +78,44 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
 
     from stacks.program import main  # the program `pulumi up` runs
 
-    mocks = OfflineMocks(region=config.region)
+    recording = record(main, stack=stack, region=config.region,
+                       config=stack_config.runtime_values(), secret_keys=stack_config.secret_keys)
+    return Plan(stack=stack, config=config, resources=recording.resources,
+                outputs=recording.outputs, secret_outputs=recording.secret_outputs)
+
+
+@dataclass
+class Recording:
+    """Everything a program registered under mocks."""
+
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+    secret_outputs: tuple[str, ...]
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+
+def record(program: Callable[[], Any], *, stack: str = "test", region: str = "us-west-2",
+           config: dict[str, str] | None = None, secret_keys: Iterable[str] = (),
+           mocks: OfflineMocks | None = None) -> Recording:
+    """Run `program` under offline mocks and return what it registered.
+
+    `run_plan` uses it for whole stacks; component tests use it for one component.
+    """
+    mocks = mocks or OfflineMocks(region=region)
     monitor = RecordingMonitor(mocks)
     runtime_settings.ROOT.set(None)  # no stack transformation leaks from a previous run
-    pulumi.runtime.set_all_config(
-        {**stack_config.runtime_values()}, secret_keys=sorted(stack_config.secret_keys))
+    pulumi.runtime.set_all_config(dict(config or {}), secret_keys=sorted(secret_keys))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
 
     @pulumi.runtime.test
-    def program():
-        main()
+    def run():
+        program()
         # Under mocks the root stack registered its (then empty) outputs at set_mocks time;
         # register the exports now so the monitor records them, secrets marked.
         root = runtime_settings.get_root_resource()
         root.register_outputs(dict(root.outputs))
 
-    program()
-    return Plan(stack=stack, config=config, resources=list(monitor.recorded),
-                outputs=dict(monitor.outputs), secret_outputs=monitor.secret_outputs)
+    run()
+    return Recording(list(monitor.recorded), dict(monitor.outputs), monitor.secret_outputs)
