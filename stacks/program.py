@@ -9,6 +9,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.cluster import Cluster, ClusterArgs
+from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
+from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.network import Network, NetworkArgs
 from components.tagging import register_default_tags
 from stacks.config import PlatformConfig, load_from_runtime
@@ -28,11 +31,30 @@ def build_platform(cfg: PlatformConfig) -> None:
         config=cfg.network, availability_zones=list(zones.names),
         cluster_name=cfg.cluster_name, region=cfg.region, account_id=identity.account_id))
 
+    cluster = Cluster("cluster", ClusterArgs(
+        config=cfg.cluster, cluster_name=cfg.cluster_name, region=cfg.region,
+        account_id=identity.account_id, private_subnet_ids=network.private_subnet_ids,
+        resource_tags=cfg.resource_tags()))
+    GpuNodePools("gpu", GpuNodePoolsArgs(
+        pools=cfg.gpu_pools, cluster_name=cfg.cluster_name, cluster=cluster.name,
+        node_role_arn=cluster.node_role_arn, subnet_ids=network.private_subnet_ids,
+        resource_tags=cfg.resource_tags()))
+    ClusterAutoscaling("scaling", ClusterAutoscalingArgs(
+        cluster_name=cfg.cluster_name, region=cfg.region, account_id=identity.account_id,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
+        pools=cfg.gpu_pools, autoscaler=cfg.cluster.cluster_autoscaler,
+        device_plugin=cfg.cluster.nvidia_device_plugin),
+        opts=pulumi.ResourceOptions(provider=cluster.provider))
+
     pulumi.export("environment", cfg.environment)
     pulumi.export("region", cfg.region)
     pulumi.export("vpcId", network.vpc_id)
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("publicSubnetIds", network.public_subnet_ids)
+    pulumi.export("clusterName", cluster.name)
+    pulumi.export("clusterEndpoint", cluster.endpoint)
+    pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
 
 
 def main() -> None:

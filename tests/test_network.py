@@ -90,7 +90,7 @@ def test_interface_endpoints_accept_only_https_from_the_vpc(plans):
 def test_flow_logs_go_to_cloudwatch_with_retention(plans, stack, days):
     plan = plans[stack]
     flow_log = plan.one("aws:ec2/flowLog:FlowLog")
-    log_group = plan.one("aws:cloudwatch/logGroup:LogGroup")
+    log_group = plan.one("aws:cloudwatch/logGroup:LogGroup", "network-flow-logs")
     assert flow_log.inputs["trafficType"] == "ALL"
     assert flow_log.inputs["logDestinationType"] == "cloud-watch-logs"
     assert flow_log.inputs["logDestination"].endswith(log_group.inputs["name"])
@@ -120,11 +120,11 @@ def test_own_tags_win_over_defaults_and_extra_tags_are_added(plans):
     assert vpc.inputs["tags"]["DataClassification"] == "internal"
 
 
-def test_every_resource_is_parented_to_its_component(plans):
+def test_every_resource_belongs_to_a_component(plans):
     plan = plans["dev"]
     network = plan.one("llmops:network:Network")
-    assert all(r.parent == network.urn for r in plan.custom_resources
-               if r.type.startswith("aws:"))
+    assert all(r.parent for r in plan.custom_resources)
+    assert all(r.parent == network.urn for r in plan.of_type(SUBNET))
 
 
 def test_stack_outputs_for_applications(plans):

@@ -153,5 +153,32 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "userId": "AIDAOFFLINEPLAN"}
 
 
+def _eks_cluster(name: str, inputs: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    region, token = state["region"], _digest(name, length=32).upper()
+    vpc = {**inputs.get("vpcConfig", {}), "clusterSecurityGroupId": "sg-" + _digest("eks", name),
+           "vpcId": "vpc-" + _digest("vpc", name)}
+    return {"endpoint": f"https://{token}.gr7.{region}.eks.amazonaws.com",
+            "certificateAuthority": {"data": "T0ZGTElORS1DQQ=="},
+            "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{token}"}]}],
+            "vpcConfig": vpc, "status": "ACTIVE", "platformVersion": "eks.1"}
+
+
+def _node_group(name: str, inputs: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    group = inputs.get("nodeGroupName", name)
+    return {"resources": [{"autoscalingGroups": [{"name": f"eks-{group}-{_uuid(group)}"}]}],
+            "status": "ACTIVE"}
+
+
+def _oidc_provider(name: str, inputs: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    url = str(inputs.get("url", "")).removeprefix("https://")
+    return {"arn": f"arn:aws:iam::{state['accountId']}:oidc-provider/{url}"}
+
+
 #: Computed outputs of resources the program reads, by type token.
-OUTPUT_HOOKS: dict[str, OutputHook] = {}
+OUTPUT_HOOKS: dict[str, OutputHook] = {
+    "aws:eks/cluster:Cluster": _eks_cluster,
+    "aws:eks/nodeGroup:NodeGroup": _node_group,
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": _oidc_provider,
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda _n, _i, _s: {"latestVersion": 1},
+    "aws:kms/key:Key": lambda _n, _i, s: {"keyId": s["id"]},
+}

@@ -11,6 +11,8 @@ import re
 from pydantic import ConfigDict, Field, field_validator
 
 from stacks.config.base import Section
+from stacks.config.cluster import ClusterConfig
+from stacks.config.gpu import GpuPool, check_unique_pool_names
 from stacks.config.network import NetworkConfig
 
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
@@ -42,6 +44,13 @@ class PlatformConfig(Section):
     region: str = Field(alias="aws:region", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     tags: TagsConfig = Field(alias="llmops:tags")
     network: NetworkConfig = Field(alias="llmops:network")
+    cluster: ClusterConfig = Field(alias="llmops:cluster")
+    gpu_pools: list[GpuPool] = Field(alias="llmops:gpuPools", min_length=1)
+
+    @field_validator("gpu_pools")
+    @classmethod
+    def _unique_pools(cls, pools: list[GpuPool]) -> list[GpuPool]:
+        return check_unique_pool_names(pools)
 
     def resource_tags(self) -> dict[str, str]:
         """The tags every taggable AWS resource carries."""

@@ -1,0 +1,173 @@
+"""The EKS cluster: encrypted secrets, control-plane logs, private endpoint, API access
+entries, an OIDC provider for IRSA, pinned add-ons, a system node group, and a Kubernetes
+provider for the components that deploy into it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.iam import IrsaRole, IrsaRoleArgs, service_trust_policy
+from components.launch_template import node_launch_template
+from stacks.config.cluster import ClusterConfig
+
+MANAGED = "arn:aws:iam::aws:policy/"
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
+                 "AmazonSSMManagedInstanceCore")
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    config: ClusterConfig
+    cluster_name: str
+    region: str
+    account_id: str
+    private_subnet_ids: pulumi.Input[list[str]]
+    resource_tags: dict[str, str]
+
+
+def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that authenticates with `aws eks get-token` (no static credentials)."""
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": name, "cluster": {"server": endpoint,
+                                                "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "users": [{"name": name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", name, "--region", region]}}}],
+    })
+
+
+class Cluster(pulumi.ComponentResource):
+    """An EKS cluster ready for GPU node pools and IRSA workloads."""
+
+    name: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:cluster:Cluster", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+
+        secrets_key = aws.kms.Key(
+            f"{name}-secrets", description=f"EKS secrets envelope encryption for {args.cluster_name}",
+            enable_key_rotation=True, deletion_window_in_days=30, opts=child)
+        aws.kms.Alias(f"{name}-secrets", name=f"alias/{args.cluster_name}-eks-secrets",
+                      target_key_id=secrets_key.key_id, opts=child)
+        # Created before the cluster so EKS writes into a group with a retention period.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane", name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=cfg.log_retention_days, opts=child)
+        role = aws.iam.Role(f"{name}-cluster",
+                            assume_role_policy=service_trust_policy("eks.amazonaws.com",
+                                                                    args.account_id),
+                            opts=child)
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-cluster", role=role.name, policy_arn=MANAGED + "AmazonEKSClusterPolicy",
+            opts=child)
+
+        cluster = aws.eks.Cluster(
+            name, name=args.cluster_name, version=cfg.version, role_arn=role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.private_subnet_ids, endpoint_private_access=True,
+                endpoint_public_access=cfg.endpoint_public_access,
+                public_access_cidrs=cfg.public_access_cidrs or None),
+            enabled_cluster_log_types=list(cfg.log_types),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn),
+                resources=["secrets"]),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, attachment]))
+
+        for i, principal in enumerate(cfg.admin_role_arns):
+            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name,
+                                        principal_arn=principal, type="STANDARD", opts=child)
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=principal,
+                policy_arn=CLUSTER_ADMIN_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]))
+
+        issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer,
+                                             client_id_lists=["sts.amazonaws.com"], opts=child)
+
+        node_role = aws.iam.Role(f"{name}-node",
+                                 assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
+                                 opts=child)
+        for policy in NODE_POLICIES:
+            aws.iam.RolePolicyAttachment(f"{name}-node-{policy}", role=node_role.name,
+                                         policy_arn=MANAGED + policy, opts=child)
+
+        system_lt = node_launch_template(
+            f"{name}-system", root_volume_gib=cfg.system_nodes.root_volume_gib, local_nvme=False,
+            instance_tags=args.resource_tags, opts=child)
+        system = aws.eks.NodeGroup(
+            f"{name}-system", cluster_name=cluster.name, node_group_name=f"{args.cluster_name}-system",
+            node_role_arn=node_role.arn, subnet_ids=args.private_subnet_ids,
+            instance_types=cfg.system_nodes.instance_types, capacity_type="ON_DEMAND",
+            ami_type="AL2023_x86_64_STANDARD",
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=cfg.system_nodes.min_size, max_size=cfg.system_nodes.max_size,
+                desired_size=cfg.system_nodes.desired_size),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=system_lt.id, version=system_lt.latest_version.apply(str)),
+            labels={"llmops.io/node-role": "system"},
+            opts=child)
+
+        self._addons(name, args, cluster, oidc, issuer, system)
+
+        self.name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.security_group_id = cluster.vpc_config.apply(lambda v: v.cluster_security_group_id)
+        self.oidc_provider_arn = oidc.arn
+        self.oidc_issuer_url = issuer
+        self.node_role_arn = node_role.arn
+        self.secrets_key_arn = secrets_key.arn
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda c: c.data),
+        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region)))
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
+                                     enable_server_side_apply=True,
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[system]))
+        self.register_outputs({"name": self.name, "endpoint": self.endpoint,
+                               "oidcProviderArn": self.oidc_provider_arn,
+                               "kubeconfig": self.kubeconfig})
+
+    def _addons(self, name, args: ClusterArgs, cluster, oidc, issuer, system) -> None:
+        """Pinned EKS add-ons; the CNI and EBS CSI driver get their own IRSA roles."""
+        pins = args.config.addons
+        roles = {
+            "vpc-cni": IrsaRole(f"{name}-vpc-cni", IrsaRoleArgs(
+                oidc.arn, issuer, "kube-system", "aws-node",
+                managed_policy_arns=[MANAGED + "AmazonEKS_CNI_Policy"]),
+                opts=pulumi.ResourceOptions(parent=self)),
+            "aws-ebs-csi-driver": IrsaRole(f"{name}-ebs-csi", IrsaRoleArgs(
+                oidc.arn, issuer, "kube-system", "ebs-csi-controller-sa",
+                managed_policy_arns=[MANAGED + "service-role/AmazonEBSCSIDriverPolicy"]),
+                opts=pulumi.ResourceOptions(parent=self)),
+        }
+        versions = {"vpc-cni": pins.vpc_cni, "kube-proxy": pins.kube_proxy,
+                    "coredns": pins.coredns, "aws-ebs-csi-driver": pins.aws_ebs_csi_driver}
+        for addon, version in versions.items():
+            # coredns and the EBS controller are Deployments: they need nodes to schedule on.
+            needs_nodes = addon in ("coredns", "aws-ebs-csi-driver")
+            aws.eks.Addon(
+                f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon,
+                addon_version=version,
+                service_account_role_arn=roles[addon].arn if addon in roles else None,
+                resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+                opts=pulumi.ResourceOptions(parent=self,
+                                            depends_on=[system] if needs_nodes else []))

@@ -1,0 +1,102 @@
+"""IAM for workloads: one way to make IRSA roles, and least-privilege policy documents.
+
+Policy documents are built by pure functions (testable, lintable); `IrsaRole` only wires
+the role and its inline policy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+Statement = dict[str, Any]
+
+
+def document(statements: Sequence[Statement]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True)
+
+
+def irsa_trust_policy(oidc_provider_arn: str, issuer_url: str, namespace: str,
+                      service_account: str) -> str:
+    """Trust exactly one Kubernetes service account through the cluster's OIDC provider."""
+    host = issuer_url.removeprefix("https://")
+    return document([{
+        "Effect": "Allow",
+        "Principal": {"Federated": oidc_provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+            f"{host}:aud": "sts.amazonaws.com",
+        }},
+    }])
+
+
+def service_trust_policy(service: str, account_id: str | None = None) -> str:
+    """Trust an AWS service principal (eks, ec2), optionally only on behalf of this account."""
+    statement: Statement = {"Effect": "Allow", "Principal": {"Service": service},
+                            "Action": "sts:AssumeRole"}
+    if account_id:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    return document([statement])
+
+
+@dataclass(frozen=True)
+class IrsaRoleArgs:
+    """A role for one service account; the policy is a JSON document (may be an Output)."""
+
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    namespace: str
+    service_account: str
+    policy: pulumi.Input[str] | None = None
+    managed_policy_arns: list[str] = field(default_factory=list)
+
+
+class IrsaRole(pulumi.ComponentResource):
+    """An IAM role assumable only by `namespace/service_account` via the cluster's OIDC."""
+
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: IrsaRoleArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:iam:IrsaRole", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
+            lambda v: irsa_trust_policy(v[0], v[1], args.namespace, args.service_account))
+        role = aws.iam.Role(
+            name, assume_role_policy=trust,
+            description=f"IRSA for {args.namespace}/{args.service_account}", opts=child)
+        if args.policy is not None:
+            aws.iam.RolePolicy(name, role=role.id, policy=args.policy, opts=child)
+        for i, policy_arn in enumerate(args.managed_policy_arns):
+            aws.iam.RolePolicyAttachment(f"{name}-{i}", role=role.name, policy_arn=policy_arn,
+                                         opts=child)
+        self.arn = role.arn
+        self.name = role.name
+        self.register_outputs({"arn": self.arn})
+
+
+def cluster_autoscaler_policy(cluster_name: str, region: str, account_id: str) -> str:
+    """Describe anything (AWS allows no scoping), mutate only this cluster's tagged groups."""
+    return document([
+        {"Sid": "Describe", "Effect": "Allow",
+         "Action": ["autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeAutoScalingInstances",
+                    "autoscaling:DescribeLaunchConfigurations",
+                    "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags",
+                    "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements"],
+         "Resource": "*"},
+        {"Sid": "ScaleOwnGroups", "Effect": "Allow",
+         "Action": ["autoscaling:SetDesiredCapacity",
+                    "autoscaling:TerminateInstanceInAutoScalingGroup"],
+         "Resource": f"arn:aws:autoscaling:{region}:{account_id}:autoScalingGroup:*",
+         "Condition": {"StringEquals": {
+             f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}}},
+        {"Sid": "ReadOwnNodegroups", "Effect": "Allow", "Action": ["eks:DescribeNodegroup"],
+         "Resource": f"arn:aws:eks:{region}:{account_id}:nodegroup/{cluster_name}/*"},
+    ])

@@ -1,0 +1,142 @@
+"""`llmops:cluster`: the EKS control plane, its add-ons and the system node group."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator, model_validator
+
+from stacks.config.base import Section
+from stacks.config.network import LOG_RETENTION_DAYS, parse_cidr
+
+#: EKS versions in standard support that this platform is tested against.
+SUPPORTED_VERSIONS = ("1.32", "1.33", "1.34")
+ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
+ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]+$")
+CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+REQUIRED_LOGS = ("api", "audit", "authenticator")
+
+
+class AddonVersions(Section):
+    """Pinned EKS add-on versions (`aws eks describe-addon-versions --kubernetes-version X`)."""
+
+    vpc_cni: str
+    coredns: str
+    kube_proxy: str
+    aws_ebs_csi_driver: str
+
+    @field_validator("vpc_cni", "coredns", "kube_proxy", "aws_ebs_csi_driver")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if not ADDON_VERSION.match(value):
+            raise ValueError(f"{value!r} is not a pinned add-on version such as v1.33.5-eksbuild.2")
+        return value
+
+
+class HelmPin(Section):
+    """A Helm chart pinned by version, with the image tag it runs."""
+
+    chart_version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    image_tag: str = Field(pattern=r"^v?\d+\.\d+\.\d+$")
+
+
+class SystemNodes(Section):
+    """The small on-demand node group that runs add-ons and controllers."""
+
+    instance_types: list[str] = Field(default=["m6i.large", "m6a.large"], min_length=1)
+    min_size: int = Field(default=2, ge=1)
+    max_size: int = Field(default=4, ge=1)
+    desired_size: int = Field(default=2, ge=1)
+    root_volume_gib: int = Field(default=50, ge=20, le=1000)
+
+    @model_validator(mode="after")
+    def _sizes_are_ordered(self) -> SystemNodes:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(f"sizes must satisfy minSize <= desiredSize <= maxSize; got "
+                             f"{self.min_size} <= {self.desired_size} <= {self.max_size}")
+        return self
+
+
+class ClusterConfig(Section):
+    """The EKS cluster. Endpoint access is private; public access only from listed CIDRs."""
+
+    version: str
+    endpoint_public_access: bool = False
+    public_access_cidrs: list[str] = []
+    admin_role_arns: list[str] = Field(min_length=1)
+    log_types: list[str] = list(CONTROL_PLANE_LOGS)
+    log_retention_days: int = 90
+    system_nodes: SystemNodes = SystemNodes()
+    addons: AddonVersions
+    cluster_autoscaler: HelmPin
+    nvidia_device_plugin: HelmPin
+
+    @field_validator("version")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value not in SUPPORTED_VERSIONS:
+            raise ValueError(f"{value!r} is not a supported EKS version; allowed: "
+                             f"{', '.join(SUPPORTED_VERSIONS)}")
+        return value
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _never_the_world(cls, values: list[str]) -> list[str]:
+        problems = []
+        for i, value in enumerate(values):
+            try:
+                net = parse_cidr(value)
+            except ValueError as exc:
+                problems.append(f"[{i}] {exc}")
+                continue
+            if net.prefixlen < 8:
+                problems.append(f"[{i}] {value} opens the API endpoint to (nearly) the whole "
+                                "internet; list your office/VPN CIDRs instead")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return values
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _role_arns(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not ROLE_ARN.match(v)]
+        if bad:
+            raise ValueError(f"not IAM role ARNs (arn:aws:iam::<12 digits>:role/<name>): {bad}")
+        return values
+
+    @field_validator("log_types")
+    @classmethod
+    def _logs(cls, values: list[str]) -> list[str]:
+        unknown = [v for v in values if v not in CONTROL_PLANE_LOGS]
+        missing = [v for v in REQUIRED_LOGS if v not in values]
+        if unknown:
+            raise ValueError(f"unknown log types {unknown}; allowed: {', '.join(CONTROL_PLANE_LOGS)}")
+        if missing:
+            raise ValueError(f"{', '.join(missing)} logging cannot be turned off")
+        return values
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        if days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{days} is not a CloudWatch retention period; allowed: "
+                             f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return days
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClusterConfig:
+        problems = []
+        if self.endpoint_public_access and not self.public_access_cidrs:
+            problems.append("endpointPublicAccess is true but publicAccessCidrs is empty "
+                            "(EKS would open the endpoint to 0.0.0.0/0); list allowed CIDRs")
+        if not self.endpoint_public_access and self.public_access_cidrs:
+            problems.append("publicAccessCidrs is set but endpointPublicAccess is false")
+        minor = self.version.split(".")[1]
+        for key, tag in (("addons.kubeProxy", self.addons.kube_proxy),
+                         ("clusterAutoscaler.imageTag", self.cluster_autoscaler.image_tag)):
+            if tag.lstrip("v").split(".")[:2] != ["1", minor]:
+                problems.append(f"{key} {tag} does not match Kubernetes {self.version}; "
+                                f"use a v1.{minor}.x release")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
