@@ -100,3 +100,32 @@ def cluster_autoscaler_policy(cluster_name: str, region: str, account_id: str) -
         {"Sid": "ReadOwnNodegroups", "Effect": "Allow", "Action": ["eks:DescribeNodegroup"],
          "Resource": f"arn:aws:eks:{region}:{account_id}:nodegroup/{cluster_name}/*"},
     ])
+
+
+def model_reader_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) -> str:
+    """TGI pods: read one model's prefix and decrypt it through S3, nothing else."""
+    return document([
+        {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": f"{bucket_arn}/{prefix}*"},
+        {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": bucket_arn, "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+        {"Sid": "DecryptThroughS3", "Effect": "Allow", "Action": ["kms:Decrypt"],
+         "Resource": key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+    ])
+
+
+def registry_publisher_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) -> str:
+    """CI: register and promote models under the registry prefix; no deletes."""
+    return document([
+        {"Sid": "ReadWriteRegistry", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts"],
+         "Resource": f"{bucket_arn}/{prefix}*"},
+        {"Sid": "ListRegistry", "Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": bucket_arn, "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+        {"Sid": "EncryptThroughS3", "Effect": "Allow",
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+        {"Sid": "WhoAmI", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
+    ])

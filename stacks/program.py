@@ -13,6 +13,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.network import Network, NetworkArgs
+from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
 from stacks.config import PlatformConfig, load_from_runtime
 
@@ -46,6 +47,10 @@ def build_platform(cfg: PlatformConfig) -> None:
         device_plugin=cfg.cluster.nvidia_device_plugin),
         opts=pulumi.ResourceOptions(provider=cluster.provider))
 
+    storage = ModelStorage("storage", ModelStorageArgs(
+        config=cfg.storage, name_prefix=cfg.cluster_name, account_id=identity.account_id,
+        region=cfg.region))
+
     pulumi.export("environment", cfg.environment)
     pulumi.export("region", cfg.region)
     pulumi.export("vpcId", network.vpc_id)
@@ -55,6 +60,11 @@ def build_platform(cfg: PlatformConfig) -> None:
     pulumi.export("clusterEndpoint", cluster.endpoint)
     pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
     pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("modelBucket", storage.bucket_name)
+    pulumi.export("modelKeyArn", storage.key_arn)
+    pulumi.export("registryPrefix", cfg.storage.registry_prefix)
+    pulumi.export("registryPublisherPolicyArn", storage.registry_publisher_policy_arn)
+    pulumi.export("gatewayRepositoryUrl", storage.gateway_repository_url)
 
 
 def main() -> None:

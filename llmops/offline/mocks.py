@@ -181,4 +181,6 @@ OUTPUT_HOOKS: dict[str, OutputHook] = {
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": _oidc_provider,
     "aws:ec2/launchTemplate:LaunchTemplate": lambda _n, _i, _s: {"latestVersion": 1},
     "aws:kms/key:Key": lambda _n, _i, s: {"keyId": s["id"]},
+    "aws:ecr/repository:Repository": lambda _n, i, s: {
+        "repositoryUrl": f"{s['accountId']}.dkr.ecr.{s['region']}.amazonaws.com/{s['name']}"},
 }

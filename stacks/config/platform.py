@@ -14,6 +14,7 @@ from stacks.config.base import Section
 from stacks.config.cluster import ClusterConfig
 from stacks.config.gpu import GpuPool, check_unique_pool_names
 from stacks.config.network import NetworkConfig
+from stacks.config.storage import StorageConfig
 
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 
@@ -46,6 +47,7 @@ class PlatformConfig(Section):
     network: NetworkConfig = Field(alias="llmops:network")
     cluster: ClusterConfig = Field(alias="llmops:cluster")
     gpu_pools: list[GpuPool] = Field(alias="llmops:gpuPools", min_length=1)
+    storage: StorageConfig = Field(default=StorageConfig(), alias="llmops:storage")
 
     @field_validator("gpu_pools")
     @classmethod
