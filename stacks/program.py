@@ -13,6 +13,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.network import Network, NetworkArgs
+from components.serving import ModelServing, ModelServingArgs
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
 from stacks.config import PlatformConfig, load_from_runtime
@@ -50,6 +51,14 @@ def build_platform(cfg: PlatformConfig) -> None:
     storage = ModelStorage("storage", ModelStorageArgs(
         config=cfg.storage, name_prefix=cfg.cluster_name, account_id=identity.account_id,
         region=cfg.region))
+    serving = ModelServing("serving", ModelServingArgs(
+        serving=cfg.serving, models=cfg.models, pools=cfg.gpu_pools, bucket=storage.bucket_name,
+        bucket_arn=storage.bucket_arn, key_arn=storage.key_arn,
+        registry_prefix=cfg.storage.registry_prefix, region=cfg.region,
+        weights_image=storage.gateway_repository_url.apply(
+            lambda url: f"{url}:{cfg.serving.weights_image_tag}"),
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url),
+        opts=pulumi.ResourceOptions(provider=cluster.provider))
 
     pulumi.export("environment", cfg.environment)
     pulumi.export("region", cfg.region)
@@ -65,6 +74,8 @@ def build_platform(cfg: PlatformConfig) -> None:
     pulumi.export("registryPrefix", cfg.storage.registry_prefix)
     pulumi.export("registryPublisherPolicyArn", storage.registry_publisher_policy_arn)
     pulumi.export("gatewayRepositoryUrl", storage.gateway_repository_url)
+    pulumi.export("modelRoutes", serving.routes)
+    pulumi.export("modelVersions", serving.versions)
 
 
 def main() -> None:

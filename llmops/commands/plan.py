@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from llmops.offline.manifests import write_manifests
 from llmops.offline.plan import Plan, run_plan
 from llmops.offline.stackfile import STACKS_DIR, available_stacks
 
@@ -19,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"environment to plan ({', '.join(available_stacks())})")
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="write every recorded resource and the outputs as JSON")
+    parser.add_argument("--manifests", type=Path, metavar="DIR",
+                        help="write every Kubernetes object as YAML, one file per object")
     parser.add_argument("--quiet", action="store_true", help="print only the totals")
     parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, metavar="DIR",
                         help="where the Pulumi.<stack>.yaml files are (default: stacks/)")
@@ -31,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         plan.write_json(args.json)
         print(f"wrote {len(plan.resources)} resources to {args.json}")
+    if args.manifests:
+        written = write_manifests(plan.resources, args.manifests)
+        print(f"wrote {len(written)} Kubernetes manifests to {args.manifests}/")
     return 0
 
 

@@ -8,10 +8,17 @@ IDs are derived from the resource name, so two plans of the same stack are ident
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pulumi
+
+from llmops.errors import LlmopsError
+
+STAGE_KEY = re.compile(r"^(?P<prefix>.*)models/(?P<model>[^/]+)/stages/(?P<stage>[^/]+)\.json$")
+MANIFEST_KEY = re.compile(r"^(?P<prefix>.*)models/(?P<model>[^/]+)/(?P<version>[^/]+)/manifest\.json$")
 
 ACCOUNT_ID = "123456789012"
 
@@ -75,15 +82,18 @@ class OfflineMocks(pulumi.runtime.Mocks):
     `call_hooks` maps an invoke token to a function (args) -> result.
     """
 
-    def __init__(self, region: str, account_id: str = ACCOUNT_ID):
+    def __init__(self, region: str, account_id: str = ACCOUNT_ID,
+                 registry: dict[str, Any] | None = None):
         self.region = region
         self.account_id = account_id
+        self.registry = registry or {}
         self.output_hooks: dict[str, OutputHook] = dict(OUTPUT_HOOKS)
         self.call_hooks: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
             "aws:index/getCallerIdentity:getCallerIdentity": self._identity,
             "aws:index/getRegion:getRegion": lambda _a: {"name": self.region, "id": self.region,
                                                          "region": self.region},
+            "aws:s3/getObject:getObject": self._registry_object,
             "aws:index/getPartition:getPartition": lambda _a: {
                 "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
         }
@@ -146,6 +156,28 @@ class OfflineMocks(pulumi.runtime.Mocks):
                          enumerate(self.region.split("-")))
         return {"names": names, "zoneIds": [f"{prefix}-az{i + 1}" for i in range(len(names))],
                 "state": "available", "id": self.region}
+
+    def _registry_object(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Answer registry reads (stage pointers, manifests) from stacks/offline-registry.yaml."""
+        bucket, key = args.get("bucket", ""), args.get("key", "")
+        stage = STAGE_KEY.match(key)
+        manifest = MANIFEST_KEY.match(key)
+        match = stage or manifest
+        entry = self.registry.get(match["model"], {}) if match else {}
+        version = (entry.get("stages", {}).get(stage["stage"]) if stage
+                   else manifest["version"] if manifest else None)
+        facts = entry.get("versions", {}).get(version) if version else None
+        if facts is None:
+            raise LlmopsError(
+                f"reading s3://{bucket}/{key}: NoSuchKey (the offline registry, "
+                "stacks/offline-registry.yaml, has no such model, stage or version)")
+        prefix, model = match["prefix"], match["model"]
+        record = {"name": model, "version": version, "revision": facts["revision"],
+                  "uri": f"s3://{bucket}/{prefix}models/{model}/{version}/files/"}
+        if stage:
+            record["stage"] = stage["stage"]
+        return {"bucket": bucket, "key": key, "body": json.dumps(record),
+                "contentType": "application/json", "id": f"{bucket}/{key}"}
 
     def _identity(self, _args: dict[str, Any]) -> dict[str, Any]:
         return {"accountId": self.account_id, "id": self.account_id,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import settings as runtime_settings
 
 from llmops.offline.mocks import OfflineMocks
@@ -78,8 +79,11 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
 
     from stacks.program import main  # the program `pulumi up` runs
 
+    registry_file = stacks_dir / "offline-registry.yaml"
+    registry = yaml.safe_load(registry_file.read_text()) if registry_file.is_file() else {}
     recording = record(main, stack=stack, region=config.region,
-                       config=stack_config.runtime_values(), secret_keys=stack_config.secret_keys)
+                       config=stack_config.runtime_values(), secret_keys=stack_config.secret_keys,
+                       mocks=OfflineMocks(region=config.region, registry=registry))
     return Plan(stack=stack, config=config, resources=recording.resources,
                 outputs=recording.outputs, secret_outputs=recording.secret_outputs)
 

@@ -121,7 +121,8 @@ def describe_errors(model: type[BaseModel], error: ValidationError) -> list[str]
         elif kind == "value_error":
             message = str(item["msg"]).removeprefix("Value error, ")
             for line in message.splitlines():
-                problems.append(f"{path}: {line}")
+                # root-level checks name their own key paths
+                problems.append(line if not loc else f"{path}: {line}")
         else:
             problems.append(f"{path}: {item['msg']} (got {_shown(value)})")
     return problems

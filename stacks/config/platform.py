@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stacks.config.base import Section
 from stacks.config.cluster import ClusterConfig
 from stacks.config.gpu import GpuPool, check_unique_pool_names
 from stacks.config.network import NetworkConfig
+from stacks.config.serving import WEIGHTS_SHARE_OF_GPU, ModelConfig, ServingConfig
 from stacks.config.storage import StorageConfig
 
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
@@ -48,6 +49,46 @@ class PlatformConfig(Section):
     cluster: ClusterConfig = Field(alias="llmops:cluster")
     gpu_pools: list[GpuPool] = Field(alias="llmops:gpuPools", min_length=1)
     storage: StorageConfig = Field(default=StorageConfig(), alias="llmops:storage")
+    serving: ServingConfig = Field(default=ServingConfig(), alias="llmops:serving")
+    models: list[ModelConfig] = Field(default=[], alias="llmops:models")
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        names = [m.name for m in models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        return models
+
+    @model_validator(mode="after")
+    def _models_fit_their_pools(self) -> PlatformConfig:
+        """Cross-section checks: each model's pool exists and its shards and weights fit."""
+        pools = {p.name: p for p in self.gpu_pools}
+        problems = []
+        for i, model in enumerate(self.models):
+            at = f"llmops:models[{i}] ({model.name})"
+            pool = pools.get(model.pool)
+            if pool is None:
+                problems.append(f"{at}.pool: {model.pool!r} is not a GPU pool; pools: "
+                                f"{', '.join(pools)}")
+                continue
+            gpus = pool.gpus_per_node
+            if model.shards > gpus or gpus % model.shards:
+                problems.append(f"{at}.shards: {model.shards} must divide the {gpus} GPU(s) per "
+                                f"node of pool {pool.name!r}")
+                continue
+            gpu = pool.smallest
+            usable = model.shards * gpu.gpu_memory_gib * WEIGHTS_SHARE_OF_GPU
+            if model.weights_gib > usable:
+                problems.append(
+                    f"{at}: {model.params_billion:g}B parameters at {model.precision} need "
+                    f"{model.weights_gib:.1f} GiB of weights but {model.shards} x {gpu.gpu_model} "
+                    f"({gpu.gpu_memory_gib} GiB, {gpu.name}) leave {usable:.1f} GiB after KV cache "
+                    "headroom; quantize, add shards or use a larger GPU class")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @field_validator("gpu_pools")
     @classmethod

@@ -1,0 +1,81 @@
+"""Model serving: the namespace, KEDA, and one TgiService per configured model, with each
+model's versions resolved from the registry at deploy time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.model_release import resolve
+from components.tgi import TgiService, TgiServiceArgs
+from stacks.config.gpu import GpuPool
+from stacks.config.serving import ModelConfig, ServingConfig
+
+KEDA_REPO = "https://kedacore.github.io/charts"
+
+
+@dataclass(frozen=True)
+class ModelServingArgs:
+    serving: ServingConfig
+    models: list[ModelConfig]
+    pools: list[GpuPool]
+    bucket: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    key_arn: pulumi.Input[str]
+    registry_prefix: str
+    region: str
+    weights_image: pulumi.Input[str]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+
+
+class ModelServing(pulumi.ComponentResource):
+    """Everything TGI needs in the cluster; `routes` is what the gateway routes by."""
+
+    def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:serving:ModelServing", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=args.serving.namespace,
+            labels={"pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted"}), opts=child)
+        k8s.helm.v3.Release(
+            f"{name}-keda", name="keda", namespace="keda", create_namespace=True, chart="keda",
+            version=args.serving.keda_chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDA_REPO),
+            values={"nodeSelector": {"llmops.io/node-role": "system"},
+                    "resources": {"operator": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                               "limits": {"cpu": "1", "memory": "1Gi"}},
+                                  "metricServer": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                                   "limits": {"cpu": "1", "memory": "512Mi"}}}},
+            opts=child)
+
+        pools = {p.name: p for p in args.pools}
+        self.routes: dict[str, pulumi.Output] = {}
+        self.versions: dict[str, pulumi.Output] = {}
+        for model in args.models:
+            refs = ({"blue": model.blue_green.blue, "green": model.blue_green.green}
+                    if model.blue_green else {"stable": model.registry})
+            if model.canary:
+                refs["canary"] = model.canary.registry
+            versions = {track: resolve(model.name, ref, args.bucket, args.registry_prefix,
+                                       opts=pulumi.InvokeOptions(parent=self))
+                        for track, ref in refs.items()}
+            service = TgiService(model.name, TgiServiceArgs(
+                model=model, pool=pools[model.pool], serving=args.serving, versions=versions,
+                bucket=args.bucket, bucket_arn=args.bucket_arn, key_arn=args.key_arn,
+                registry_prefix=args.registry_prefix, region=args.region,
+                weights_image=args.weights_image, oidc_provider_arn=args.oidc_provider_arn,
+                oidc_issuer_url=args.oidc_issuer_url), opts=child)
+            self.routes[model.name] = pulumi.Output.all(
+                stable=service.url, canary=service.canary_url or "").apply(
+                lambda r, w=service.canary_weight: {"stable": r["stable"],
+                                                    **({"canary": r["canary"], "canaryWeight": w}
+                                                       if r["canary"] else {})})
+            self.versions[model.name] = pulumi.Output.all(*versions.values()).apply(
+                lambda vs, tracks=list(versions): {t: {"version": v.version, "revision": v.revision,
+                                                       "source": v.source}
+                                                   for t, v in zip(tracks, vs, strict=True)})
+        self.register_outputs({"routes": self.routes})

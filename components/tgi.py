@@ -1,0 +1,235 @@
+"""One model served by TGI: service account with a model-reader IRSA role, Deployment(s)
+that pull verified weights to node-local disk, Services, a disruption budget and a KEDA
+scaler on queue depth. Releases: a canary track, or blue/green colours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.gpu_nodes import GPU_TAINT_KEY, POOL_LABEL
+from components.iam import IrsaRole, IrsaRoleArgs, model_reader_policy
+from components.model_release import ResolvedVersion
+from components.tgi_render import (
+    HTTP_PORT,
+    METRICS_PORT,
+    TERMINATION_GRACE_S,
+    launcher_args,
+    pod_resources,
+    shm_size_gib,
+    startup_budget_seconds,
+    weights_cache_gib,
+)
+from stacks.config.gpu import GpuPool
+from stacks.config.serving import ModelConfig, ServingConfig
+
+MODEL_LABEL = "llmops.io/model"
+TRACK_LABEL = "llmops.io/track"
+VERSION_ANNOTATION = "llmops.io/model-version"
+REVISION_ANNOTATION = "llmops.io/model-revision"
+STAGE_ANNOTATION = "llmops.io/registry-stage"
+WEIGHTS_DIR = "/data/models"
+
+
+@dataclass(frozen=True)
+class TgiServiceArgs:
+    """What one model deployment needs; built from typed config and other components' outputs."""
+
+    model: ModelConfig
+    pool: GpuPool
+    serving: ServingConfig
+    versions: dict[str, pulumi.Output[ResolvedVersion]]  # track -> resolved registry version
+    bucket: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    key_arn: pulumi.Input[str]
+    registry_prefix: str
+    region: str
+    weights_image: pulumi.Input[str]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+
+
+def deployment_name(model: str, track: str) -> str:
+    return f"tgi-{model}" if track == "stable" else f"tgi-{model}-{track}"
+
+
+class TgiService(pulumi.ComponentResource):
+    """A model behind a stable Service name, with an optional canary or blue/green pair."""
+
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TgiServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:serving:TgiService", name, None, opts)
+        model, ns = args.model, args.serving.namespace
+        self._model = model
+        child = pulumi.ResourceOptions(parent=self)
+        account = f"tgi-{model.name}"
+        model_prefix = f"{args.registry_prefix}models/{model.name}/"
+        role = IrsaRole(f"{name}-reader", IrsaRoleArgs(
+            args.oidc_provider_arn, args.oidc_issuer_url, ns, account,
+            policy=pulumi.Output.all(args.bucket_arn, args.key_arn).apply(
+                lambda v: model_reader_policy(v[0], model_prefix, v[1], args.region))), opts=child)
+        k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=account, namespace=ns, annotations={"eks.amazonaws.com/role-arn": role.arn}),
+            automount_service_account_token=False, opts=child)
+
+        self.services: dict[str, pulumi.Output[str]] = {}
+        for track, version in args.versions.items():
+            deployment = self._deployment(name, track, version, account, args, child)
+            self._service(name, deployment_name(model.name, track), {TRACK_LABEL: track}, ns, child)
+            self._disruption_budget(name, track, ns, child)
+            self._scaler(name, track, deployment, args, child)
+            self.services[track] = pulumi.Output.from_input(
+                f"http://{deployment_name(model.name, track)}.{ns}.svc:{HTTP_PORT}")
+
+        if model.blue_green:
+            live = model.blue_green.active
+            idle = "green" if live == "blue" else "blue"
+            # flipping `active` in config re-points these two Services: the cut-over
+            self._service(name, f"tgi-{model.name}", {TRACK_LABEL: live}, ns, child, suffix="active")
+            self._service(name, f"tgi-{model.name}-preview", {TRACK_LABEL: idle}, ns, child,
+                          suffix="preview")
+            self.url = pulumi.Output.from_input(f"http://tgi-{model.name}.{ns}.svc:{HTTP_PORT}")
+        else:
+            self.url = self.services["stable"]
+        self.canary_url = self.services.get("canary")
+        self.canary_weight = model.canary.weight if model.canary else 0
+        self.register_outputs({"url": self.url})
+
+    def _labels(self, track: str) -> dict[str, str]:
+        return {"app.kubernetes.io/name": "tgi", "app.kubernetes.io/part-of": "llmops",
+                MODEL_LABEL: self._model.name, TRACK_LABEL: track}
+
+    def _deployment(self, name, track, version: pulumi.Output[ResolvedVersion], account,
+                    args: TgiServiceArgs, child) -> k8s.apps.v1.Deployment:
+        model, pool, ns = args.model, args.pool, args.serving.namespace
+        labels = self._labels(track)
+        local = f"{WEIGHTS_DIR}/{model.name}"
+        probe = lambda **kw: k8s.core.v1.ProbeArgs(  # noqa: E731
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"), **kw)
+        budget = startup_budget_seconds(model)
+        fetch = k8s.core.v1.ContainerArgs(
+            name="fetch-weights", image=args.weights_image,
+            command=["llmops", "registry", "--bucket", args.bucket, "--prefix", args.registry_prefix,
+                     "download", model.name, "--version", version.version, "--dest", local],
+            env=[k8s.core.v1.EnvVarArgs(name="AWS_REGION", value=args.region)],
+            resources={"requests": {"cpu": "2", "memory": "2Gi"},
+                       "limits": {"cpu": "4", "memory": "4Gi"}},
+            security_context=k8s.core.v1.SecurityContextArgs(
+                allow_privilege_escalation=False, read_only_root_filesystem=True,
+                run_as_non_root=True, run_as_user=10001,
+                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])),
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_DIR)])
+        tgi = k8s.core.v1.ContainerArgs(
+            name="tgi", image=args.serving.tgi_image,
+            args=launcher_args(model, local),
+            env=[k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
+                 k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf")],
+            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT),
+                   k8s.core.v1.ContainerPortArgs(name="metrics", container_port=METRICS_PORT)],
+            resources=pod_resources(model, pool.smallest),
+            startup_probe=probe(period_seconds=10, failure_threshold=budget // 10, timeout_seconds=5),
+            readiness_probe=probe(period_seconds=10, failure_threshold=3, timeout_seconds=5),
+            liveness_probe=probe(period_seconds=30, failure_threshold=6, timeout_seconds=10),
+            security_context=k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False),
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_DIR,
+                                                       read_only=True),
+                           k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")])
+        annotations = pulumi.Output.from_input(version).apply(lambda v: {
+            VERSION_ANNOTATION: v.version, REVISION_ANNOTATION: v.revision, STAGE_ANNOTATION: v.source})
+        pool_affinity = k8s.core.v1.AffinityArgs(node_affinity=k8s.core.v1.NodeAffinityArgs(
+            required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
+                node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=[
+                    k8s.core.v1.NodeSelectorRequirementArgs(
+                        key=POOL_LABEL, operator="In", values=[pool.name])])])))
+        # ScheduleAnyway: GPU capacity is scarce; a skewed replica beats a pending one
+        spread = [k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1, topology_key=key, when_unsatisfiable="ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels))
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")]
+        volumes = [
+            # node-local: kubelet's root is the NVMe RAID0 on GPU nodes that have NVMe
+            k8s.core.v1.VolumeArgs(name="weights", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                size_limit=f"{weights_cache_gib(model)}Gi")),
+            k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                medium="Memory", size_limit=f"{shm_size_gib(model)}Gi"))]
+        pod_spec = k8s.core.v1.PodSpecArgs(
+            service_account_name=account, termination_grace_period_seconds=TERMINATION_GRACE_S,
+            init_containers=[fetch], containers=[tgi],
+            tolerations=[k8s.core.v1.TolerationArgs(key=GPU_TAINT_KEY, operator="Exists",
+                                                    effect="NoSchedule")],
+            affinity=pool_affinity, topology_spread_constraints=spread, volumes=volumes)
+        pod_annotations = {
+            "prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT),
+            "prometheus.io/path": "/metrics",
+            # never let the autoscaler consolidate a node under a model server
+            "cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+        return k8s.apps.v1.Deployment(
+            f"{name}-{track}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=deployment_name(model.name, track), namespace=ns,
+                                                labels=labels, annotations=annotations),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=max(1, model.replicas.min),
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_surge=1, max_unavailable=0)),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations=pod_annotations),
+                    spec=pod_spec)),
+            # KEDA owns the replica count once the scaler exists
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"]))
+
+    def _service(self, name, service_name, track_selector, ns, child, suffix=None) -> None:
+        selector = {"app.kubernetes.io/name": "tgi", MODEL_LABEL: self._model.name, **track_selector}
+        k8s.core.v1.Service(
+            f"{name}-svc-{suffix or track_selector[TRACK_LABEL]}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=service_name, namespace=ns,
+                                                labels={**selector, "app.kubernetes.io/part-of": "llmops"}),
+            spec=k8s.core.v1.ServiceSpecArgs(type="ClusterIP", selector=selector, ports=[
+                k8s.core.v1.ServicePortArgs(name="http", port=HTTP_PORT, target_port="http"),
+                k8s.core.v1.ServicePortArgs(name="metrics", port=METRICS_PORT, target_port="metrics")]),
+            opts=child)
+
+    def _disruption_budget(self, name, track, ns, child) -> None:
+        # one voluntary disruption at a time; never blocks drains of single-replica dev models
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb-{track}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=deployment_name(self._model.name, track), namespace=ns),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._labels(track))),
+            opts=child)
+
+    def _scaler(self, name, track, deployment, args: TgiServiceArgs, child) -> None:
+        """KEDA ScaledObject: queue depth per replica drives replicas; cron keeps known peaks."""
+        model = args.model
+        query = (f'sum(tgi_queue_size{{namespace="{args.serving.namespace}",'
+                 f'model="{model.name}",track="{track}"}})')
+        triggers = [{"type": "prometheus", "metadata": {
+            "serverAddress": args.serving.prometheus_url, "query": query,
+            "threshold": str(model.queue_target), "ignoreNullValues": "true"}}]
+        triggers += [{"type": "cron", "metadata": {
+            "timezone": s.timezone, "start": s.start, "end": s.end, "desiredReplicas": str(s.replicas)}}
+            for s in model.schedules if track in ("stable", "blue", "green")]
+        k8s.apiextensions.CustomResource(
+            f"{name}-scaler-{track}", api_version="keda.sh/v1alpha1", kind="ScaledObject",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=deployment_name(model.name, track),
+                                                namespace=args.serving.namespace),
+            spec={
+                "scaleTargetRef": {"name": deployment.metadata.name},
+                "minReplicaCount": model.replicas.min if track in ("stable", "blue", "green") else 1,
+                "maxReplicaCount": model.replicas.max,
+                "pollingInterval": 15,
+                "cooldownPeriod": 600,
+                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                    "scaleUp": {"stabilizationWindowSeconds": 0,
+                                "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]},
+                    # GPU pods are slow to come back: give traffic 10 minutes to return
+                    "scaleDown": {"stabilizationWindowSeconds": 600,
+                                  "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]}}}},
+                "triggers": triggers,
+            },
+            opts=child)

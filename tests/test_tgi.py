@@ -1,0 +1,257 @@
+"""TGI deployments as rendered for each stack: flags, GPUs, probes, placement, scaling, releases."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from components.tgi_render import launcher_args, startup_budget_seconds
+from llmops.offline.manifests import manifests, write_manifests
+from llmops.offline.plan import run_plan
+from stacks.config import ConfigError
+from tests.conftest import STACKS
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+
+
+def _deployment(plan, name):
+    found = [d for d in plan.of_type(DEPLOYMENT) if d.inputs["metadata"]["name"] == name]
+    assert len(found) == 1, [d.inputs["metadata"]["name"] for d in plan.of_type(DEPLOYMENT)]
+    return found[0].inputs
+
+
+def _pod(deployment):
+    return deployment["spec"]["template"]["spec"]
+
+
+def _flag(args, flag):
+    return args[args.index(flag) + 1]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_object_validates_against_the_cluster_schema(plans, stack):
+    plan = plans[stack]
+    version = plan.config.cluster.version
+    objects = manifests(plan.resources)
+    assert objects
+    for manifest in objects:
+        if manifest["kind"] == "ScaledObject":  # CRD: check the fields KEDA requires
+            assert manifest["apiVersion"] == "keda.sh/v1alpha1"
+            assert manifest["spec"]["scaleTargetRef"]["name"]
+            assert all({"type", "metadata"} <= set(t) for t in manifest["spec"]["triggers"])
+            continue
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_tgi_runs_with_the_exact_launcher_flags_from_config(plans):
+    tgi = _pod(_deployment(plans["prod"], "tgi-qwen-2-5-32b"))["containers"][0]
+    args = tgi["args"]
+    assert tgi["image"] == "ghcr.io/huggingface/text-generation-inference:3.3.4"
+    assert _flag(args, "--model-id") == "/data/models/qwen-2-5-32b"
+    assert _flag(args, "--num-shard") == "4"
+    assert _flag(args, "--quantize") == "awq" and "--dtype" not in args
+    assert _flag(args, "--max-input-tokens") == "8192"
+    assert _flag(args, "--max-total-tokens") == "16384"
+    assert _flag(args, "--max-batch-prefill-tokens") == "16384"
+    assert _flag(args, "--usage-stats") == "off"
+    assert _flag(args, "--prometheus-port") == "9000"
+    assert {"name": "HF_HUB_OFFLINE", "value": "1"} in tgi["env"]
+    assert {"name": "metrics", "containerPort": 9000} in tgi["ports"]
+
+
+def test_gpu_limit_equals_shards_and_cpu_memory_come_from_the_instance(plans):
+    tgi = _pod(_deployment(plans["prod"], "tgi-llama-3-8b"))["containers"][0]
+    # 1 shard of a g5.12xlarge (4 GPUs, 48 vCPU, 192 GiB) minus the node reserve
+    assert tgi["resources"]["limits"] == {"cpu": "10", "memory": "42Gi", "nvidia.com/gpu": "1"}
+    assert tgi["resources"]["requests"] == tgi["resources"]["limits"]
+    big = _pod(_deployment(plans["prod"], "tgi-qwen-2-5-32b"))["containers"][0]
+    assert big["resources"]["limits"]["nvidia.com/gpu"] == "4"
+
+
+def test_shared_memory_is_a_memory_backed_empty_dir(plans):
+    pod = _pod(_deployment(plans["prod"], "tgi-qwen-2-5-32b"))
+    shm = next(v for v in pod["volumes"] if v["name"] == "shm")
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "4Gi"}
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "shm", "mountPath": "/dev/shm"} in mounts
+
+
+def test_probes_give_slow_loading_models_minutes_not_seconds(plans):
+    deployment = _deployment(plans["prod"], "tgi-qwen-2-5-32b")
+    tgi = _pod(deployment)["containers"][0]
+    startup = tgi["startupProbe"]
+    assert startup["httpGet"] == {"path": "/health", "port": "http"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+    assert tgi["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert tgi["livenessProbe"]["periodSeconds"] * tgi["livenessProbe"]["failureThreshold"] >= 180
+    assert _pod(deployment)["terminationGracePeriodSeconds"] >= 90
+
+
+def test_startup_budget_grows_with_model_size():
+    from stacks.config.serving import ModelConfig
+
+    def model(params):
+        return ModelConfig.model_validate({
+            "name": "mm", "registry": {"stage": "production"}, "pool": "p", "paramsBillion": params,
+            "maxInputTokens": 1, "maxTotalTokens": 2, "maxBatchPrefillTokens": 1,
+            "replicas": {"min": 1, "max": 1}})
+    assert startup_budget_seconds(model(8)) < startup_budget_seconds(model(70))
+    assert startup_budget_seconds(model(70)) > 3000
+
+
+def test_weights_come_from_the_registry_into_node_local_disk_with_checksums(plans):
+    pod = _pod(_deployment(plans["prod"], "tgi-llama-3-8b"))
+    fetch = pod["initContainers"][0]
+    assert fetch["image"].endswith("/llmops-prod/llm-gateway:0.1.0")
+    assert fetch["command"][:2] == ["llmops", "registry"]
+    assert fetch["command"][fetch["command"].index("--version") + 1] == "2025-10-01"
+    assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
+    weights = next(v for v in pod["volumes"] if v["name"] == "weights")
+    assert "medium" not in weights["emptyDir"]  # disk, not RAM
+    assert pod["serviceAccountName"] == "tgi-llama-3-8b"
+
+
+def test_pods_tolerate_the_gpu_taint_stay_on_their_pool_and_spread_across_zones(plans):
+    pod = _pod(_deployment(plans["dev"], "tgi-llama-3-8b"))
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0]["matchExpressions"][0]
+    assert term == {"key": "llmops.io/gpu-pool", "operator": "In", "values": ["l4-spot"]}
+    keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+    assert "topology.kubernetes.io/zone" in keys
+
+
+def test_model_servers_are_protected_from_autoscaler_consolidation(plans):
+    template = _deployment(plans["prod"], "tgi-llama-3-8b")["spec"]["template"]
+    assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == "9000"
+
+
+def test_each_track_has_a_disruption_budget(plans):
+    plan = plans["prod"]
+    budgets = {b.inputs["metadata"]["name"]: b.inputs["spec"]
+               for b in plan.of_type("kubernetes:policy/v1:PodDisruptionBudget")}
+    assert set(budgets) == {"tgi-llama-3-8b", "tgi-llama-3-8b-canary", "tgi-qwen-2-5-32b"}
+    assert budgets["tgi-llama-3-8b"]["maxUnavailable"] == 1
+    assert budgets["tgi-llama-3-8b"]["selector"]["matchLabels"]["llmops.io/track"] == "stable"
+
+
+def test_keda_scales_on_queue_depth_with_scheduled_peaks_and_slow_scale_down(plans):
+    plan = plans["prod"]
+    scaler = next(s.inputs for s in plan.of_type(SCALED_OBJECT)
+                  if s.inputs["metadata"]["name"] == "tgi-llama-3-8b")
+    spec = scaler["spec"]
+    prometheus = next(t for t in spec["triggers"] if t["type"] == "prometheus")
+    assert "tgi_queue_size" in prometheus["metadata"]["query"]
+    assert 'model="llama-3-8b"' in prometheus["metadata"]["query"]
+    assert prometheus["metadata"]["threshold"] == "8"
+    cron = next(t for t in spec["triggers"] if t["type"] == "cron")
+    assert cron["metadata"] == {"timezone": "America/New_York", "start": "0 7 * * 1-5",
+                                "end": "0 19 * * 1-5", "desiredReplicas": "4"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 8)
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    assert not any(t["type"] == "cpu" for t in spec["triggers"])
+    keda = plan.one("kubernetes:helm.sh/v3:Release", "serving-keda").inputs
+    assert keda["version"] == "2.17.0"
+
+
+def test_canary_gets_its_own_deployment_service_and_the_split_is_an_output(plans):
+    plan = plans["prod"]
+    canary = _deployment(plan, "tgi-llama-3-8b-canary")
+    stable = _deployment(plan, "tgi-llama-3-8b")
+    assert canary["metadata"]["annotations"]["llmops.io/model-version"] == "2025-11-12"
+    assert stable["metadata"]["annotations"]["llmops.io/model-version"] == "2025-10-01"
+    assert plan.outputs["modelRoutes"]["llama-3-8b"] == {
+        "stable": "http://tgi-llama-3-8b.llm-serving.svc:8080",
+        "canary": "http://tgi-llama-3-8b-canary.llm-serving.svc:8080", "canaryWeight": 5}
+
+
+def test_blue_green_active_service_selects_the_live_colour_and_preview_the_other(plans):
+    plan = plans["staging"]
+    services = {s.inputs["metadata"]["name"]: s.inputs["spec"]["selector"]
+                for s in plan.of_type("kubernetes:core/v1:Service")}
+    assert services["tgi-qwen-2-5-32b"]["llmops.io/track"] == "blue"
+    assert services["tgi-qwen-2-5-32b-preview"]["llmops.io/track"] == "green"
+    assert _deployment(plan, "tgi-qwen-2-5-32b-blue")["metadata"]["annotations"][
+        "llmops.io/registry-stage"] == "production"
+
+
+def test_flipping_active_is_the_cut_over():
+    plan = run_plan("staging", overrides={"llmops:models.1.blueGreen.active": "green"})
+    services = {s.inputs["metadata"]["name"]: s.inputs["spec"]["selector"]
+                for s in plan.of_type("kubernetes:core/v1:Service")}
+    assert services["tgi-qwen-2-5-32b"]["llmops.io/track"] == "green"
+    assert services["tgi-qwen-2-5-32b-preview"]["llmops.io/track"] == "blue"
+
+
+def test_stage_is_resolved_from_the_registry_and_the_version_is_an_output(plans):
+    versions = plans["staging"].outputs["modelVersions"]["llama-3-8b"]
+    assert versions["stable"] == {"version": "2025-10-01", "source": "production",
+                                  "revision": "8afb486c1db24fe5011ec46dfbe5b5dccdb575c2"}
+    assert versions["canary"]["source"] == "staging"
+
+
+def test_model_reader_role_is_bound_to_the_models_service_account(plans):
+    import json
+
+    plan = plans["prod"]
+    role = next(r for r in plan.of_type("aws:iam/role:Role") if r.name == "llama-3-8b-reader")
+    condition = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
+    assert "system:serviceaccount:llm-serving:tgi-llama-3-8b" in condition.values()
+    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "llama-3-8b-reader").inputs["policy"])
+    read = next(s for s in policy["Statement"] if s["Sid"] == "ReadModelObjects")
+    assert read["Resource"].endswith("/registry/models/llama-3-8b/*")
+
+
+def test_manifests_are_written_one_file_per_object(plans, tmp_path):
+    written = write_manifests(plans["staging"].resources, tmp_path)
+    names = {p.name for p in written}
+    assert "llm-serving--deployment--tgi-qwen-2-5-32b-green.yaml" in names
+    assert "cluster--namespace--llm-serving.yaml" in names
+    assert len(names) == len(written)
+
+
+def test_launcher_uses_dtype_when_not_quantized():
+    from stacks.config.serving import ModelConfig
+
+    model = ModelConfig.model_validate({
+        "name": "mm", "registry": {"stage": "production"}, "pool": "p", "paramsBillion": 1,
+        "dtype": "float16", "maxInputTokens": 1, "maxTotalTokens": 2, "maxBatchPrefillTokens": 1,
+        "replicas": {"min": 1, "max": 1}, "loraAdapters": ["a/b", "c/d"]})
+    args = launcher_args(model, "/m")
+    assert _flag(args, "--dtype") == "float16" and "--quantize" not in args
+    assert _flag(args, "--lora-adapters") == "a/b,c/d"
+
+
+MODEL_ERRORS = [
+    ({"llmops:models.0.shards": 3},
+     "llmops:models[0] (llama-3-8b).shards: 3 must divide the 1 GPU(s) per node of pool 'l4-spot'"),
+    ({"llmops:models.0.maxInputTokens": 9000},
+     "llmops:models[0]: maxInputTokens (9000) must be less than maxTotalTokens (8192)"),
+    ({"llmops:models.0.maxBatchPrefillTokens": 1000},
+     "llmops:models[0]: maxBatchPrefillTokens (1000) must be at least maxInputTokens (4096)"),
+    ({"llmops:models.0.quantize": "awq"},
+     "llmops:models[0]: dtype and quantize are exclusive in TGI; give one"),
+    ({"llmops:models.0.paramsBillion": 70},
+     "llmops:models[0] (llama-3-8b): 70B parameters at bfloat16 need 130.4 GiB of weights"),
+    ({"llmops:models.0.pool": "h100"},
+     "llmops:models[0] (llama-3-8b).pool: 'h100' is not a GPU pool; pools: l4-spot"),
+    ({"llmops:models.0.quantize": "int3", "llmops:models.0.dtype": None},
+     "llmops:models[0].quantize: Input should be 'awq'"),
+    ({"llmops:models.0.registry": {"stage": "production", "version": "v1"}},
+     "llmops:models[0].registry: give exactly one of stage"),
+    ({"llmops:serving.tgiImage": "ghcr.io/huggingface/text-generation-inference:latest"},
+     "llmops:serving.tgiImage: 'ghcr.io/huggingface/text-generation-inference:latest' must be pinned"),
+    ({"llmops:models.0.canary": {"registry": {"stage": "production"}, "weight": 80}},
+     "llmops:models[0].canary.weight: Input should be less than or equal to 50 (got 80)"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), MODEL_ERRORS,
+                         ids=[e.split(":", 2)[-1][:40] for _, e in MODEL_ERRORS])
+def test_impossible_model_settings_name_the_model_and_the_field(overrides, expected):
+    with pytest.raises(ConfigError) as caught:
+        run_plan("dev", overrides=overrides)
+    assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
