@@ -13,6 +13,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.network import Network, NetworkArgs
+from components.published_outputs import PublishedOutputs
 from components.serving import ModelServing, ModelServingArgs
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
@@ -76,6 +77,10 @@ def build_platform(cfg: PlatformConfig) -> None:
     pulumi.export("gatewayRepositoryUrl", storage.gateway_repository_url)
     pulumi.export("modelRoutes", serving.routes)
     pulumi.export("modelVersions", serving.versions)
+    PublishedOutputs("published", cfg.project, cfg.environment, {
+        "clusterName": cluster.name, "vpcId": network.vpc_id, "modelBucket": storage.bucket_name,
+        "registryPrefix": cfg.storage.registry_prefix, "modelRoutes": serving.routes,
+        "modelVersions": serving.versions})
 
 
 def main() -> None:
