@@ -90,9 +90,13 @@ def test_system_node_group_is_small_and_on_demand(plans):
 
 
 @pytest.mark.parametrize(("stack", "capacity"), [
-    ("dev", ["SPOT"]), ("staging", ["SPOT", "SPOT"]), ("prod", ["ON_DEMAND", "SPOT"])])
+    ("dev", {"l4-spot": "SPOT"}),
+    ("staging", {"a10g-spot": "SPOT", "a10g-x4-spot": "SPOT"}),
+    ("prod", {"a10g-x4-ondemand": "ON_DEMAND", "a10g-x4-spot": "SPOT"})])
 def test_gpu_pools_use_the_capacity_their_environment_asks_for(plans, stack, capacity):
-    assert [g.inputs["capacityType"] for g in _gpu_groups(plans[stack])] == capacity
+    groups = {g.inputs["labels"]["llmops.io/gpu-pool"]: g.inputs["capacityType"]
+              for g in _gpu_groups(plans[stack])}
+    assert groups == capacity
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -26,3 +26,10 @@ def test_record_captures_type_name_parent_inputs_and_secret_outputs():
     assert key.parent.endswith("llmops:test:Box::box")
     assert recording.outputs["keyArn"].startswith("arn:aws:kms:us-west-2:123456789012:key/")
     assert recording.secret_outputs == ("password",)
+
+
+def test_two_plans_of_the_same_stack_are_identical():
+    from llmops.offline.plan import run_plan
+
+    first, second = run_plan("staging").to_json(), run_plan("staging").to_json()
+    assert first == second

@@ -122,4 +122,6 @@ def record(program: Callable[[], Any], *, stack: str = "test", region: str = "us
         root.register_outputs(dict(root.outputs))
 
     run()
-    return Recording(list(monitor.recorded), dict(monitor.outputs), monitor.secret_outputs)
+    # Registration order varies from run to run (async); URN order makes plans diffable.
+    resources = sorted(monitor.recorded, key=lambda r: r.urn)
+    return Recording(resources, dict(monitor.outputs), monitor.secret_outputs)
