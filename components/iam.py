@@ -129,3 +129,44 @@ def registry_publisher_policy(bucket_arn: str, prefix: str, key_arn: str, region
          "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
         {"Sid": "WhoAmI", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
     ])
+
+
+def load_balancer_controller_policy(cluster_name: str) -> str:
+    """What the AWS Load Balancer Controller needs. Reads are unscoped (AWS offers no
+    resource-level scoping for Describe*); every mutation is limited to load balancers,
+    target groups and security groups carrying this cluster's controller tag."""
+    owned = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": cluster_name}}
+    return document([
+        {"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
+            "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
+            "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeTags", "ec2:GetSecurityGroupsForVpc", "elasticloadbalancing:Describe*",
+            "acm:ListCertificates", "acm:DescribeCertificate", "wafv2:GetWebACL",
+            "wafv2:GetWebACLForResource", "shield:GetSubscriptionState"]},
+        {"Sid": "ServiceLinkedRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole",
+         "Resource": "*",
+         "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}},
+        {"Sid": "CreateTaggedOnly", "Effect": "Allow", "Resource": "*",
+         "Action": ["ec2:CreateSecurityGroup", "elasticloadbalancing:CreateLoadBalancer",
+                    "elasticloadbalancing:CreateTargetGroup"],
+         "Condition": {"StringEquals": {"aws:RequestTag/elbv2.k8s.aws/cluster": cluster_name}}},
+        {"Sid": "TagOnCreate", "Effect": "Allow", "Resource": "*",
+         "Action": ["ec2:CreateTags", "elasticloadbalancing:AddTags"],
+         "Condition": {"StringEquals": {"aws:RequestTag/elbv2.k8s.aws/cluster": cluster_name}}},
+        {"Sid": "ManageOwned", "Effect": "Allow", "Resource": "*", "Condition": owned, "Action": [
+            "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
+            "ec2:DeleteSecurityGroup", "ec2:CreateTags", "ec2:DeleteTags",
+            "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
+            "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
+            "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
+            "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
+            "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
+            "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
+            "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
+            "elasticloadbalancing:ModifyListener", "elasticloadbalancing:CreateRule",
+            "elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule",
+            "elasticloadbalancing:AddListenerCertificates",
+            "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:SetWebAcl",
+            "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL"]},
+    ])

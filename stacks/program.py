@@ -11,6 +11,8 @@ import pulumi_aws as aws
 
 from components.cluster import Cluster, ClusterArgs
 from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
+from components.gateway import Gateway, GatewayArgs
+from components.gateway_routes import routing_document
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.network import Network, NetworkArgs
 from components.published_outputs import PublishedOutputs
@@ -61,6 +63,15 @@ def build_platform(cfg: PlatformConfig) -> None:
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url),
         opts=pulumi.ResourceOptions(provider=cluster.provider))
 
+    gateway = Gateway("gateway", GatewayArgs(
+        config=cfg.gateway, cluster_name=cfg.cluster_name, region=cfg.region,
+        vpc_id=network.vpc_id, image_repository=storage.gateway_repository_url,
+        routing_config=pulumi.Output.from_input(serving.routes).apply(
+            lambda routes: routing_document(routes, cfg.models)),
+        api_keys=pulumi.Output.secret(cfg.gateway_api_keys),
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url),
+        opts=pulumi.ResourceOptions(provider=cluster.provider))
+
     pulumi.export("environment", cfg.environment)
     pulumi.export("region", cfg.region)
     pulumi.export("vpcId", network.vpc_id)
@@ -75,11 +86,13 @@ def build_platform(cfg: PlatformConfig) -> None:
     pulumi.export("registryPrefix", cfg.storage.registry_prefix)
     pulumi.export("registryPublisherPolicyArn", storage.registry_publisher_policy_arn)
     pulumi.export("gatewayRepositoryUrl", storage.gateway_repository_url)
+    pulumi.export("gatewayUrl", gateway.url)
     pulumi.export("modelRoutes", serving.routes)
     pulumi.export("modelVersions", serving.versions)
     PublishedOutputs("published", cfg.project, cfg.environment, {
         "clusterName": cluster.name, "vpcId": network.vpc_id, "modelBucket": storage.bucket_name,
-        "registryPrefix": cfg.storage.registry_prefix, "modelRoutes": serving.routes,
+        "registryPrefix": cfg.storage.registry_prefix, "gatewayUrl": gateway.url,
+        "modelRoutes": serving.routes,
         "modelVersions": serving.versions})
 
 

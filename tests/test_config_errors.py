@@ -85,3 +85,18 @@ def test_config_error_is_a_clean_pulumi_run_error():
     import pulumi
 
     assert issubclass(ConfigError, pulumi.RunError)
+
+
+def test_secret_keys_are_required_for_a_real_run_and_stood_in_for_offline():
+    from llmops.offline.stackfile import read_stack_config
+    from stacks.config import parse_platform_config, secret_config_keys
+
+    assert secret_config_keys() == ["llmops:gatewayApiKeys"]
+    values = read_stack_config("prod").values
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config(values, project="llmops", stack="prod")
+    assert "llmops:gatewayApiKeys: required value is missing" in caught.value.problems
+    plan = run_plan("prod")
+    secret = plan.one("kubernetes:core/v1:Secret")
+    assert "stringData" in secret.secret_paths
+    assert secret.to_json()["inputs"]["stringData"] == "[secret]"

@@ -18,8 +18,8 @@ from pulumi.runtime import settings as runtime_settings
 
 from llmops.offline.mocks import OfflineMocks
 from llmops.offline.recorder import RecordedResource, RecordingMonitor, mask
-from llmops.offline.stackfile import STACKS_DIR, StackConfig, read_stack_config
-from stacks.config import PlatformConfig, parse_platform_config
+from llmops.offline.stackfile import OFFLINE_SECRET, STACKS_DIR, StackConfig, read_stack_config
+from stacks.config import PlatformConfig, parse_platform_config, secret_config_keys
 
 PROJECT = "llmops"
 
@@ -72,6 +72,11 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
     plan a shipped stack with one setting changed. Raises `ConfigError` before anything runs.
     """
     stack_config = stack_config or read_stack_config(stack, stacks_dir)
+    # Secrets live encrypted in the stack's backend, not in the YAML; offline, stand in for
+    # the ones that are absent so the rest of the stack can be planned.
+    stack_config = stack_config.with_overrides(
+        {key: OFFLINE_SECRET for key in secret_config_keys() if key not in stack_config.values})
+    stack_config.secret_keys.update(secret_config_keys())
     if overrides:
         stack_config = stack_config.with_overrides(overrides)
     config = parse_platform_config(stack_config.values, project=PROJECT, stack=stack,

@@ -15,13 +15,14 @@ from stacks.config.platform import PlatformConfig
 PROJECT_NAMESPACE = "llmops"
 READ_KEYS = ("aws:region",)
 
-__all__ = [
-    "ConfigError",
-    "PlatformConfig",
-    "Section",
-    "load_from_runtime",
-    "parse_platform_config",
-]
+__all__ = ["ConfigError", "PlatformConfig", "Section", "load_from_runtime",
+           "parse_platform_config", "secret_config_keys"]
+
+
+def secret_config_keys() -> list[str]:
+    """Config keys that hold secrets: set with `pulumi config set --secret`, never in YAML."""
+    return [f.alias for f in PlatformConfig.model_fields.values()
+            if f.alias and (f.json_schema_extra or {}).get("secret")]
 
 
 def parse_platform_config(values: Mapping[str, Any], *, project: str, stack: str,

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stacks.config.base import Section
 from stacks.config.cluster import ClusterConfig
+from stacks.config.gateway import GatewayConfig
 from stacks.config.gpu import GpuPool, check_unique_pool_names
 from stacks.config.network import NetworkConfig
 from stacks.config.serving import WEIGHTS_SHARE_OF_GPU, ModelConfig, ServingConfig
@@ -51,6 +52,11 @@ class PlatformConfig(Section):
     storage: StorageConfig = Field(default=StorageConfig(), alias="llmops:storage")
     serving: ServingConfig = Field(default=ServingConfig(), alias="llmops:serving")
     models: list[ModelConfig] = Field(default=[], alias="llmops:models")
+    gateway: GatewayConfig = Field(alias="llmops:gateway")
+    gateway_api_keys: str = Field(alias="llmops:gatewayApiKeys", min_length=1,
+                                  json_schema_extra={"secret": True},
+                                  description="the gateway's key file (hashed keys); set it with "
+                                  "`pulumi config set --secret llmops:gatewayApiKeys < keys.yaml`")
 
     @field_validator("models")
     @classmethod

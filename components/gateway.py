@@ -1,0 +1,168 @@
+"""The gateway in the cluster: its Deployment (non-root, read-only root), routing config in
+a ConfigMap, API keys in a Secret, Service, HPA, PDB, and an HTTPS Ingress through the AWS
+Load Balancer Controller (installed here, pinned, with its own IRSA role)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.iam import IrsaRole, IrsaRoleArgs, load_balancer_controller_policy
+from stacks.config.gateway import GatewayConfig
+
+NAMESPACE = "llm-gateway"
+NAME = "llm-gateway"
+PORT = 8000
+CONFIG_DIR = "/etc/llm-gateway"
+LBC_REPO = "https://aws.github.io/eks-charts"
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+@dataclass(frozen=True)
+class GatewayArgs:
+    config: GatewayConfig
+    cluster_name: str
+    region: str
+    vpc_id: pulumi.Input[str]
+    image_repository: pulumi.Input[str]
+    routing_config: pulumi.Input[str]   # the gateway's YAML config (models -> backends)
+    api_keys: pulumi.Input[str]         # secret: the key file (hashed keys -> allowed models)
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+
+
+class Gateway(pulumi.ComponentResource):
+    """The LLM gateway and the load balancer in front of it."""
+
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:gateway:Gateway", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        controller = self._load_balancer_controller(name, args, child)
+
+        namespace = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "restricted"}), opts=child)
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "llmops"}
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=NAMESPACE,
+                                                                  labels=labels),
+            data={"config.yaml": args.routing_config}, opts=in_ns)
+        keys = k8s.core.v1.Secret(
+            f"{name}-keys", metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{NAME}-keys",
+                                                                namespace=NAMESPACE, labels=labels),
+            type="Opaque", string_data={"keys.yaml": pulumi.Output.secret(args.api_keys)}, opts=in_ns)
+
+        probe = lambda **kw: k8s.core.v1.ProbeArgs(  # noqa: E731
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"), **kw)
+        container = k8s.core.v1.ContainerArgs(
+            name="gateway",
+            image=pulumi.Output.concat(args.image_repository, ":", cfg.image_tag),
+            command=["llmops", "gateway", "--config", f"{CONFIG_DIR}/config.yaml",
+                     "--host", "0.0.0.0", "--port", str(PORT)],
+            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
+            resources={"requests": {"cpu": "500m", "memory": "512Mi"},
+                       "limits": {"cpu": "2", "memory": "1Gi"}},
+            readiness_probe=probe(period_seconds=5, failure_threshold=3),
+            liveness_probe=probe(period_seconds=10, failure_threshold=6),
+            security_context=k8s.core.v1.SecurityContextArgs(
+                run_as_non_root=True, run_as_user=10001, allow_privilege_escalation=False,
+                read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR,
+                                                       read_only=True),
+                           k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")])
+        config_volume = k8s.core.v1.VolumeArgs(
+            name="config", projected=k8s.core.v1.ProjectedVolumeSourceArgs(sources=[
+                k8s.core.v1.VolumeProjectionArgs(config_map=k8s.core.v1.ConfigMapProjectionArgs(
+                    name=config_map.metadata.name)),
+                k8s.core.v1.VolumeProjectionArgs(secret=k8s.core.v1.SecretProjectionArgs(
+                    name=keys.metadata.name))]))
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=NAMESPACE, labels=labels),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=cfg.replicas.min,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        automount_service_account_token=False,
+                        node_selector={"llmops.io/node-role": "system"},
+                        containers=[container],
+                        volumes=[config_volume, k8s.core.v1.VolumeArgs(
+                            name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi"))],
+                        topology_spread_constraints=[k8s.core.v1.TopologySpreadConstraintArgs(
+                            max_skew=1, topology_key="topology.kubernetes.io/zone",
+                            when_unsatisfiable="ScheduleAnyway",
+                            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels))]))),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace],
+                                        ignore_changes=["spec.replicas"]))
+        service = k8s.core.v1.Service(
+            f"{name}-svc", metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=NAMESPACE, labels=labels),
+            spec=k8s.core.v1.ServiceSpecArgs(type="ClusterIP", selector=labels, ports=[
+                k8s.core.v1.ServicePortArgs(name="http", port=80, target_port="http")]), opts=in_ns)
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa", metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=NAMESPACE),
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name=deployment.metadata.name),
+                min_replicas=cfg.replicas.min, max_replicas=cfg.replicas.max,
+                metrics=[k8s.autoscaling.v2.MetricSpecArgs(
+                    type="Resource", resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                        name="cpu", target=k8s.autoscaling.v2.MetricTargetArgs(
+                            type="Utilization", average_utilization=70)))]),
+            opts=in_ns)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=NAMESPACE),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                min_available=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels)),
+            opts=in_ns)
+        k8s.networking.v1.Ingress(
+            f"{name}-ingress", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=NAME, namespace=NAMESPACE, annotations={
+                    "alb.ingress.kubernetes.io/scheme": cfg.scheme,
+                    "alb.ingress.kubernetes.io/target-type": "ip",
+                    "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS":443}]',
+                    "alb.ingress.kubernetes.io/certificate-arn": cfg.certificate_arn,
+                    "alb.ingress.kubernetes.io/ssl-policy": TLS_POLICY,
+                    "alb.ingress.kubernetes.io/healthcheck-path": "/health",
+                    # streams can be long: keep idle connections open for 5 minutes
+                    "alb.ingress.kubernetes.io/load-balancer-attributes":
+                        "idle_timeout.timeout_seconds=300"}),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name="alb",
+                tls=[k8s.networking.v1.IngressTLSArgs(hosts=[cfg.host])],
+                rules=[k8s.networking.v1.IngressRuleArgs(
+                    host=cfg.host, http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[
+                        k8s.networking.v1.HTTPIngressPathArgs(
+                            path="/", path_type="Prefix",
+                            backend=k8s.networking.v1.IngressBackendArgs(
+                                service=k8s.networking.v1.IngressServiceBackendArgs(
+                                    name=service.metadata.name,
+                                    port=k8s.networking.v1.ServiceBackendPortArgs(name="http"))))]))]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, controller]))
+        self.url = pulumi.Output.from_input(f"https://{cfg.host}")
+        self.register_outputs({"url": self.url})
+
+    def _load_balancer_controller(self, name, args: GatewayArgs, child) -> k8s.helm.v3.Release:
+        account = "aws-load-balancer-controller"
+        role = IrsaRole(f"{name}-lbc", IrsaRoleArgs(
+            args.oidc_provider_arn, args.oidc_issuer_url, "kube-system", account,
+            policy=load_balancer_controller_policy(args.cluster_name)), opts=child)
+        return k8s.helm.v3.Release(
+            f"{name}-lbc", name="aws-load-balancer-controller", namespace="kube-system",
+            chart="aws-load-balancer-controller", version=args.config.load_balancer_controller_chart,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=LBC_REPO),
+            values={"clusterName": args.cluster_name, "region": args.region, "vpcId": args.vpc_id,
+                    "serviceAccount": {"create": True, "name": account,
+                                       "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
+                    "nodeSelector": {"llmops.io/node-role": "system"},
+                    "defaultTags": {"elbv2.k8s.aws/cluster": args.cluster_name},
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                  "limits": {"cpu": "500m", "memory": "512Mi"}}},
+            opts=child)

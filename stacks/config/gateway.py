@@ -1,0 +1,20 @@
+"""`llmops:gateway`: how the gateway is exposed and sized. Its API keys live in the secret
+config key `llmops:gatewayApiKeys` (set with `pulumi config set --secret`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from stacks.config.base import Section
+from stacks.config.serving import Replicas
+
+
+class GatewayConfig(Section):
+    host: str = Field(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")
+    certificate_arn: str = Field(pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+    scheme: Literal["internet-facing", "internal"] = "internal"
+    image_tag: str = Field(default="0.1.0", pattern=r"^\d+\.\d+\.\d+$")
+    replicas: Replicas = Replicas(min=2, max=6)
+    load_balancer_controller_chart: str = Field(default="1.13.0", pattern=r"^\d+\.\d+\.\d+$")

@@ -1,0 +1,69 @@
+"""The gateway as deployed: hardened pod, routing from stack config, HTTPS ingress."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+
+def _inputs(plan, type_token, name):
+    return plan.one(type_token, name).inputs
+
+
+def test_gateway_pod_is_non_root_read_only_and_bounded(plans):
+    deployment = _inputs(plans["prod"], "kubernetes:apps/v1:Deployment", "gateway-deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
+    assert container["image"].endswith("/llmops-prod/llm-gateway:0.1.0")
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_routing_config_carries_the_canary_split_from_stack_config(plans):
+    config_map = _inputs(plans["prod"], "kubernetes:core/v1:ConfigMap", "gateway-config")
+    routing = yaml.safe_load(config_map["data"]["config.yaml"])
+    backends = routing["models"]["llama-3-8b"]["backends"]
+    assert backends["stable"]["url"] == "http://tgi-llama-3-8b.llm-serving.svc:8080"
+    assert backends["canary"] == {"url": "http://tgi-llama-3-8b-canary.llm-serving.svc:8080", "weight": 5}
+
+
+def test_api_keys_are_a_secret_and_never_in_plain_plan_output(plans):
+    secret = plans["prod"].one("kubernetes:core/v1:Secret", "gateway-keys")
+    assert secret.to_json()["inputs"]["stringData"] == "[secret]"
+
+
+def test_gateway_scales_and_keeps_one_replica_through_disruptions(plans):
+    plan = plans["prod"]
+    hpa = _inputs(plan, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "gateway-hpa")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
+    pdb = _inputs(plan, "kubernetes:policy/v1:PodDisruptionBudget", "gateway-pdb")["spec"]
+    assert pdb["minAvailable"] == 1
+
+
+def test_ingress_is_https_only_through_the_alb_with_a_modern_tls_policy(plans):
+    ingress = _inputs(plans["prod"], "kubernetes:networking.k8s.io/v1:Ingress", "gateway-ingress")
+    annotations = ingress["metadata"]["annotations"]
+    assert ingress["spec"]["ingressClassName"] == "alb"
+    assert json.loads(annotations["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTPS": 443}]
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"].startswith("arn:aws:acm:us-east-1:")
+    assert annotations["alb.ingress.kubernetes.io/ssl-policy"].startswith("ELBSecurityPolicy-TLS13")
+    assert ingress["spec"]["rules"][0]["host"] == "llm.example.com"
+    assert plans["prod"].outputs["gatewayUrl"] == "https://llm.example.com"
+
+
+def test_load_balancer_controller_is_pinned_and_can_only_touch_its_clusters_balancers(plans):
+    plan = plans["dev"]
+    release = _inputs(plan, "kubernetes:helm.sh/v3:Release", "gateway-lbc")
+    assert release["version"] == "1.13.0"
+    assert release["values"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
+    policy = json.loads(_inputs(plan, "aws:iam/rolePolicy:RolePolicy", "gateway-lbc")["policy"])
+    manage = next(s for s in policy["Statement"] if s["Sid"] == "ManageOwned")
+    assert manage["Condition"] == {"StringEquals": {
+        "aws:ResourceTag/elbv2.k8s.aws/cluster": "llmops-dev"}}
+    unscoped = {a for s in policy["Statement"] if s["Resource"] == "*" and "Condition" not in s
+                for a in s["Action"]}
+    assert all(":Describe" in a or ":List" in a or ":Get" in a for a in unscoped)
