@@ -99,7 +99,8 @@ class Rule:
         return {k: v["default"] for k, v in self.config_schema.items() if "default" in v}
 
     def context(self, configured: Mapping[str, Any] | None = None) -> RuleContext:
-        return RuleContext({**self.defaults(), **dict(configured or {})})
+        """Settings through protobuf (the CLI path) turn ints into floats: normalise them."""
+        return RuleContext({**self.defaults(), **integral(dict(configured or {}))})
 
     def evaluate(self, resource: Resource, ctx: RuleContext) -> list[str]:
         if self.check is None or not self.applies_to(resource.type):
@@ -111,6 +112,17 @@ class Rule:
 
 
 # -- helpers shared by the rule modules ------------------------------------------------------
+
+def integral(value: Any) -> Any:
+    """Integral floats (protobuf numbers) as ints, deeply: 22.0 -> 22."""
+    if isinstance(value, Mapping):
+        return {k: integral(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [integral(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
 
 def known(value: Any) -> bool:
     return value is not None and value != COMPUTED
