@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rules import COMPUTED, Rule, RuleContext, as_list, get, known, truthy
+from policies.rules import COMPUTED, Rule, RuleContext, as_list, computed, get, known, truthy
 
 CLUSTER = "aws:eks/cluster:Cluster"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -14,7 +14,7 @@ WORLD = ("0.0.0.0/0", "::/0")
 
 def check_control_plane_logging(_type: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
     enabled = props.get("enabledClusterLogTypes")
-    if not known(enabled):
+    if computed(enabled):
         return []
     missing = [t for t in ctx["requiredLogTypes"] if t not in as_list(enabled)]
     if missing:
@@ -73,7 +73,7 @@ def check_encrypted_volumes(_type: str, props: Mapping[str, Any], _ctx: RuleCont
         if ebs is None:
             continue  # instance-store (NVMe) mappings carry no EBS settings
         encrypted = ebs.get("encrypted")
-        if known(encrypted) and not truthy(encrypted):
+        if not computed(encrypted) and not truthy(encrypted):
             problems.append(f"EBS volume {mapping.get('deviceName', '?')} is not encrypted")
     return problems
 

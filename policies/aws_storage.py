@@ -19,6 +19,7 @@ from policies.rules import (
     Rule,
     RuleContext,
     as_list,
+    computed,
     get,
     known,
     of_type,
@@ -94,7 +95,7 @@ def check_bucket_versioning(resources: Sequence[Resource], ctx: RuleContext) -> 
             continue
         configs = _subresources(resources, bucket, VERSIONING)
         statuses = [get(c.props, "versioningConfiguration.status") for c in configs]
-        if not any(s == "Enabled" or not known(s) for s in statuses):
+        if not any(s == "Enabled" or computed(s) for s in statuses):
             shown = f" (status {statuses[0]})" if statuses else ""
             findings.append(Finding(
                 f"model bucket {bucket.name!r} is not versioned{shown}", bucket.urn))
@@ -137,7 +138,7 @@ def check_tls_only(resources: Sequence[Resource], _ctx: RuleContext) -> list[Fin
         policies = _subresources(resources, bucket, BUCKET_POLICY)
         inline = bucket.props.get("policy")
         documents = [p.props.get("policy") for p in policies] + ([inline] if inline else [])
-        if any(not known(d) for d in documents):
+        if any(computed(d) for d in documents):
             continue  # built from outputs not known yet: judged at `pulumi up`
         parsed = [policy_document(d) for d in documents]
         if not any(d and denies_insecure_transport(d) for d in parsed):
@@ -151,7 +152,7 @@ def check_kms_rotation(_type: str, props: Mapping[str, Any], _ctx: RuleContext) 
     usage = props.get("keyUsage") or "ENCRYPT_DECRYPT"
     if spec != "SYMMETRIC_DEFAULT" or usage != "ENCRYPT_DECRYPT":
         return []  # AWS rotates only symmetric encryption keys
-    if props.get("enableKeyRotation") is True or not known(props.get("enableKeyRotation", False)):
+    if props.get("enableKeyRotation") is True or computed(props.get("enableKeyRotation")):
         return []
     return ["KMS key does not rotate (enableKeyRotation is not true)"]
 

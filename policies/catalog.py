@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies import aws_compute, aws_iam, aws_network, aws_storage, tagging
+from policies import aws_compute, aws_iam, aws_network, aws_storage, governance, gpu_cost, kubernetes, tagging
 from policies.rules import Rule
 
 ALL_RULES: list[Rule] = [
@@ -11,6 +11,9 @@ ALL_RULES: list[Rule] = [
     *aws_network.RULES,
     *aws_iam.RULES,
     *tagging.RULES,
+    *kubernetes.RULES,
+    *gpu_cost.RULES,
+    *governance.RULES,
 ]
 
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in ALL_RULES}

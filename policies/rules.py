@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 #: Marker for a value unknown at preview time (same literal the offline recorder writes).
@@ -51,9 +51,11 @@ class Finding:
 
 @dataclass(frozen=True)
 class RuleContext:
-    """The rule's configuration: its schema defaults overlaid with the environment's values."""
+    """The rule's configuration (its schema defaults overlaid with the environment's values)
+    and, for resource rules, the logical name of the resource being checked."""
 
     config: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
 
     def __getitem__(self, key: str) -> Any:
         return self.config[key]
@@ -105,7 +107,7 @@ class Rule:
     def evaluate(self, resource: Resource, ctx: RuleContext) -> list[str]:
         if self.check is None or not self.applies_to(resource.type):
             return []
-        return self.check(resource.type, resource.props, ctx)
+        return self.check(resource.type, resource.props, replace(ctx, name=resource.name))
 
     def evaluate_stack(self, resources: Sequence[Resource], ctx: RuleContext) -> list[Finding]:
         return [] if self.stack_check is None else self.stack_check(resources, ctx)
@@ -125,7 +127,13 @@ def integral(value: Any) -> Any:
 
 
 def known(value: Any) -> bool:
+    """Set and known now (not None, not COMPUTED)."""
     return value is not None and value != COMPUTED
+
+
+def computed(value: Any) -> bool:
+    """Unknown until the resources it depends on exist: the rule cannot judge it yet."""
+    return value == COMPUTED
 
 
 def get(props: Any, path: str, default: Any = None) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rules import Rule, RuleContext, known
+from policies.rules import Rule, RuleContext, computed
 
 REQUIRED_TAGS = ("Environment", "Project", "Owner", "CostCentre", "ManagedBy")
 
@@ -14,7 +14,7 @@ def check_required_tags(_type: str, props: Mapping[str, Any], ctx: RuleContext) 
     if "tags" not in props:
         return []  # not taggable (this type takes no `tags` input)
     tags = props.get("tags")
-    if not known(tags):
+    if computed(tags):
         return []
     tags = tags if isinstance(tags, Mapping) else {}
     missing = [t for t in ctx["requiredTags"] if not str(tags.get(t) or "").strip()]

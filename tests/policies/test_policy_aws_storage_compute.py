@@ -149,6 +149,12 @@ def test_cluster_without_audit_logs_is_a_violation():
         "control-plane log types not enabled: audit, authenticator"]
 
 
+def test_cluster_with_no_log_types_at_all_is_a_violation():
+    resources = recorded(lambda: cluster(enabled_cluster_log_types=None))
+    assert messages("eks-control-plane-logging", resources) == [
+        "control-plane log types not enabled: api, audit, authenticator"]
+
+
 def test_cluster_without_secrets_encryption_is_a_violation():
     resources = recorded(lambda: cluster(encryption_config=None))
     assert messages("eks-secrets-encryption", resources) == [
@@ -195,6 +201,9 @@ def test_launch_template_allowing_imdsv1_is_a_violation():
 def test_launch_template_with_unencrypted_or_undeclared_volumes_is_a_violation():
     assert messages("launch-template-encrypted-volumes", recorded(lambda: launch_template(
         encrypted="false"))) == ["EBS volume /dev/xvda is not encrypted"]
+    unset = recorded(lambda: aws.ec2.LaunchTemplate("gpu-nodes", block_device_mappings=[
+        {"device_name": "/dev/xvda", "ebs": {"volume_size": 200}}]))
+    assert messages("launch-template-encrypted-volumes", unset) == ["EBS volume /dev/xvda is not encrypted"]
     assert messages("launch-template-encrypted-volumes", recorded(lambda: launch_template(
         encrypted=None))) == ["no blockDeviceMappings: the root volume inherits the AMI's (possibly "
                               "unencrypted) settings"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime import proto
@@ -27,6 +28,7 @@ from policies.pack import ALL_POLICIES, PACK_LEVEL, PACK_NAME, initial_config, p
 from policies.runner import evaluate, to_resource
 from policies.settings import PackConfig, load_config, parse_config
 from tests.policies.helpers import recorded, replace_inputs, without
+from tests.policies.workloads import gpu_node_group, tgi_container, tgi_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 LEVELS = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": proto.DISABLED}
@@ -70,7 +72,7 @@ def analyze(stub: Any, resources: Iterable[Any]) -> set[tuple[str, str, str, str
         type=r.type, urn=r.urn, name=r.name, properties=struct(r.inputs), parent=r.parent or "",
         dependencies=list(r.dependencies)) for r in custom])
     diagnostics += [(d.urn, d) for d in stub.AnalyzeStack(stack, None).diagnostics]
-    urn_of = {r.urn for r in custom}
+    urn_of = {r.urn for r in custom} | {""}  # "": a finding about the whole stack (budget)
     found = set()
     for urn, d in diagnostics:
         assert urn in urn_of, d  # every violation names its resource
@@ -81,7 +83,7 @@ def analyze(stub: Any, resources: Iterable[Any]) -> set[tuple[str, str, str, str
 
 
 def offline(resources: Iterable[Any], config: PackConfig) -> set[tuple[str, str, str, str]]:
-    return {(v.policy, v.level, v.urn, v.message) for v in evaluate(list(resources), config=config)}
+    return {(v.policy, v.level, v.urn or "", v.message) for v in evaluate(list(resources), config=config)}
 
 
 def servicer(config: PackConfig) -> _PolicyAnalyzerServicer:
@@ -101,6 +103,10 @@ def bad_resources(plans):
                          policy='{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}')
     dev = without(dev, "aws:ec2/flowLog:FlowLog")
     extra = recorded(lambda: (
+        tgi_deployment(container=tgi_container(image="tgi:latest", readiness_probe=None),
+                       tolerations=[], model_annotations={}),
+        k8s.helm.v3.Release("monitoring", chart="kube-prometheus-stack"),
+        gpu_node_group("on-demand", instance_types=["p5.48xlarge"], capacity_type="ON_DEMAND", max_size=3),
         aws.s3.Bucket("models", tags={"Owner": "ml"}),
         aws.kms.Key("weights"),
         aws.eks.Cluster("gpu", role_arn="arn:aws:iam::123456789012:role/eks",
@@ -115,7 +121,8 @@ def test_the_pack_and_the_runner_report_the_same_violations(bad_resources):
     through_crossguard = analyze(servicer(config), bad_resources)
     assert through_crossguard == offline(bad_resources, config)
     policies = {p for p, *_ in through_crossguard}
-    assert len(policies) >= 10, policies
+    assert len(policies) >= 20, policies
+    assert ("gpu-fleet-monthly-budget", "mandatory") in {(p, lvl) for p, lvl, *_ in through_crossguard}
 
 
 def test_levels_from_the_config_reach_both_paths(bad_resources):
