@@ -73,7 +73,7 @@ def check_budget(resources: Sequence[Resource], ctx: RuleContext) -> list[Findin
     budget = float(ctx["monthlyBudgetUsd"])
     prices = gpu_instances()
     findings, lines, total = [], [], 0.0
-    for group, types in gpu_node_groups(resources):
+    for group, types in sorted(gpu_node_groups(resources), key=lambda gt: gt[0].name):
         max_size = get(group.props, "scalingConfig.maxSize")
         if not known(max_size):
             continue

@@ -76,8 +76,8 @@ def test_the_budget_counts_max_size_times_the_priciest_type_at_its_capacity_pric
     assert total > 2000
     assert messages("gpu-fleet-monthly-budget", resources, DEV) == [
         f"the largest GPU fleet the node groups allow costs ${total:,.0f}/month, over the $2,000 budget "
-        f"(spot: 4 x g5.xlarge SPOT at $0.40/h = ${spot:,.0f}; fallback: 2 x g5.2xlarge ON_DEMAND at "
-        f"$1.21/h = ${on_demand:,.0f})"]
+        f"(fallback: 2 x g5.2xlarge ON_DEMAND at $1.21/h = ${on_demand:,.0f}; spot: 4 x g5.xlarge SPOT "
+        f"at $0.40/h = ${spot:,.0f})"]
     assert messages("gpu-fleet-monthly-budget", resources, STAGING) == []
 
 

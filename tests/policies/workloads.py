@@ -91,4 +91,4 @@ def gpu_node_group(name: str = "gpu-spot", *, instance_types: list[str] | None =
         capacity_type=capacity_type,
         scaling_config={"min_size": 0, "max_size": max_size, "desired_size": 0},
         taints=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}],
-        launch_template=launch_template, tags={"Environment": "dev"})
+        launch_template=launch_template)
