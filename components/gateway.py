@@ -25,6 +25,7 @@ class GatewayArgs:
     config: GatewayConfig
     cluster_name: str
     region: str
+    account_id: str
     vpc_id: pulumi.Input[str]
     image_repository: pulumi.Input[str]
     routing_config: pulumi.Input[str]   # the gateway's YAML config (models -> backends)
@@ -153,7 +154,8 @@ class Gateway(pulumi.ComponentResource):
         account = "aws-load-balancer-controller"
         role = IrsaRole(f"{name}-lbc", IrsaRoleArgs(
             args.oidc_provider_arn, args.oidc_issuer_url, "kube-system", account,
-            policy=load_balancer_controller_policy(args.cluster_name)), opts=child)
+            policy=load_balancer_controller_policy(args.cluster_name, args.region, args.account_id)),
+            opts=child)
         return k8s.helm.v3.Release(
             f"{name}-lbc", name="aws-load-balancer-controller", namespace="kube-system",
             chart="aws-load-balancer-controller", version=args.config.load_balancer_controller_chart,

@@ -131,42 +131,52 @@ def registry_publisher_policy(bucket_arn: str, prefix: str, key_arn: str, region
     ])
 
 
-def load_balancer_controller_policy(cluster_name: str) -> str:
-    """What the AWS Load Balancer Controller needs. Reads are unscoped (AWS offers no
-    resource-level scoping for Describe*); every mutation is limited to load balancers,
-    target groups and security groups carrying this cluster's controller tag."""
-    owned = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": cluster_name}}
+def load_balancer_controller_policy(cluster_name: str, region: str, account_id: str) -> str:
+    """What the AWS Load Balancer Controller needs, scoped to this account and region.
+    Reads without resource-level permissions use '*'; every mutation is limited to load
+    balancers, target groups and security groups carrying this cluster's controller tag."""
+    elb = f"arn:aws:elasticloadbalancing:{region}:{account_id}"
+    elb_resources = [f"{elb}:loadbalancer/*", f"{elb}:targetgroup/*", f"{elb}:listener/*",
+                     f"{elb}:listener-rule/*"]
+    security_groups = f"arn:aws:ec2:{region}:{account_id}:security-group/*"
+    tagged = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": cluster_name}}
+    tagging = {"StringEquals": {"aws:RequestTag/elbv2.k8s.aws/cluster": cluster_name}}
     return document([
         {"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
             "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
             "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
             "ec2:DescribeSecurityGroups", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
             "ec2:DescribeTags", "ec2:GetSecurityGroupsForVpc", "elasticloadbalancing:Describe*",
-            "acm:ListCertificates", "acm:DescribeCertificate", "wafv2:GetWebACL",
-            "wafv2:GetWebACLForResource", "shield:GetSubscriptionState"]},
+            "acm:ListCertificates", "shield:GetSubscriptionState"]},
+        {"Sid": "ReadCertificatesAndAcls", "Effect": "Allow",
+         "Action": ["acm:DescribeCertificate", "wafv2:GetWebACL", "wafv2:GetWebACLForResource"],
+         "Resource": [f"arn:aws:acm:{region}:{account_id}:certificate/*",
+                      f"arn:aws:wafv2:{region}:{account_id}:regional/*", *elb_resources]},
         {"Sid": "ServiceLinkedRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole",
-         "Resource": "*",
+         "Resource": f"arn:aws:iam::{account_id}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*",
          "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}},
-        {"Sid": "CreateTaggedOnly", "Effect": "Allow", "Resource": "*",
-         "Action": ["ec2:CreateSecurityGroup", "elasticloadbalancing:CreateLoadBalancer",
-                    "elasticloadbalancing:CreateTargetGroup"],
-         "Condition": {"StringEquals": {"aws:RequestTag/elbv2.k8s.aws/cluster": cluster_name}}},
-        {"Sid": "TagOnCreate", "Effect": "Allow", "Resource": "*",
-         "Action": ["ec2:CreateTags", "elasticloadbalancing:AddTags"],
-         "Condition": {"StringEquals": {"aws:RequestTag/elbv2.k8s.aws/cluster": cluster_name}}},
-        {"Sid": "ManageOwned", "Effect": "Allow", "Resource": "*", "Condition": owned, "Action": [
-            "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
-            "ec2:DeleteSecurityGroup", "ec2:CreateTags", "ec2:DeleteTags",
-            "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
-            "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
-            "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
-            "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
-            "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
-            "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
-            "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
-            "elasticloadbalancing:ModifyListener", "elasticloadbalancing:CreateRule",
-            "elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule",
-            "elasticloadbalancing:AddListenerCertificates",
-            "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:SetWebAcl",
-            "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL"]},
+        {"Sid": "CreateTaggedOnly", "Effect": "Allow", "Condition": tagging,
+         "Action": ["ec2:CreateSecurityGroup", "ec2:CreateTags", "elasticloadbalancing:CreateLoadBalancer",
+                    "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags"],
+         "Resource": [security_groups, f"arn:aws:ec2:{region}:{account_id}:vpc/*", *elb_resources]},
+        {"Sid": "ManageOwnedSecurityGroups", "Effect": "Allow", "Condition": tagged,
+         "Resource": security_groups, "Action": [
+             "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
+             "ec2:DeleteSecurityGroup", "ec2:CreateTags", "ec2:DeleteTags"]},
+        {"Sid": "ManageOwnedBalancers", "Effect": "Allow", "Condition": tagged,
+         "Resource": elb_resources, "Action": [
+             "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
+             "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
+             "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
+             "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
+             "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
+             "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
+             "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
+             "elasticloadbalancing:ModifyListener", "elasticloadbalancing:CreateRule",
+             "elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule",
+             "elasticloadbalancing:AddListenerCertificates",
+             "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:SetWebAcl"]},
+        {"Sid": "AssociateAcls", "Effect": "Allow",
+         "Action": ["wafv2:AssociateWebACL", "wafv2:DisassociateWebACL"],
+         "Resource": [f"arn:aws:wafv2:{region}:{account_id}:regional/*", f"{elb}:loadbalancer/*"]},
     ])

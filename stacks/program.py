@@ -65,7 +65,8 @@ def build_platform(cfg: PlatformConfig) -> None:
 
     gateway = Gateway("gateway", GatewayArgs(
         config=cfg.gateway, cluster_name=cfg.cluster_name, region=cfg.region,
-        vpc_id=network.vpc_id, image_repository=storage.gateway_repository_url,
+        account_id=identity.account_id, vpc_id=network.vpc_id,
+        image_repository=storage.gateway_repository_url,
         routing_config=pulumi.Output.from_input(serving.routes).apply(
             lambda routes: routing_document(routes, cfg.models)),
         api_keys=pulumi.Output.secret(cfg.gateway_api_keys),

@@ -61,9 +61,11 @@ def test_load_balancer_controller_is_pinned_and_can_only_touch_its_clusters_bala
     assert release["version"] == "1.13.0"
     assert release["values"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
     policy = json.loads(_inputs(plan, "aws:iam/rolePolicy:RolePolicy", "gateway-lbc")["policy"])
-    manage = next(s for s in policy["Statement"] if s["Sid"] == "ManageOwned")
+    manage = next(s for s in policy["Statement"] if s["Sid"] == "ManageOwnedBalancers")
     assert manage["Condition"] == {"StringEquals": {
         "aws:ResourceTag/elbv2.k8s.aws/cluster": "llmops-dev"}}
+    assert all(r.startswith("arn:aws:elasticloadbalancing:us-west-2:123456789012:")
+               for r in manage["Resource"])
     unscoped = {a for s in policy["Statement"] if s["Resource"] == "*" and "Condition" not in s
                 for a in s["Action"]}
     assert all(":Describe" in a or ":List" in a or ":Get" in a for a in unscoped)

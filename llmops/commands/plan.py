@@ -9,6 +9,10 @@ from pathlib import Path
 from llmops.offline.manifests import write_manifests
 from llmops.offline.plan import Plan, run_plan
 from llmops.offline.stackfile import STACKS_DIR, available_stacks
+from policies.runner import evaluate, mandatory, render
+
+#: Exit status when a mandatory policy is violated (as `llmops policy check`).
+POLICY_FAILURE = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the totals")
     parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, metavar="DIR",
                         help="where the Pulumi.<stack>.yaml files are (default: stacks/)")
+    parser.add_argument("--no-policy", action="store_true",
+                        help="skip the policy pack (policies/config/<stack>.yaml); by default "
+                        "mandatory violations exit 3")
     parser.set_defaults(handler=run)
 
 
@@ -37,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
     if args.manifests:
         written = write_manifests(plan.resources, args.manifests)
         print(f"wrote {len(written)} Kubernetes manifests to {args.manifests}/")
-    return 0
+    if args.no_policy:
+        return 0
+    violations = evaluate(plan.resources, plan.stack)
+    print("\n" + render(violations, stack=plan.stack))
+    return POLICY_FAILURE if mandatory(violations) else 0
 
 
 def render_summary(plan: Plan, quiet: bool = False) -> str:

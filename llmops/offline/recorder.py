@@ -32,7 +32,8 @@ class RecordedResource:
     def to_json(self) -> dict[str, Any]:
         """The plan JSON entry; secret values are masked."""
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
-                "custom": self.custom, "inputs": mask(self.inputs, self.secret_paths)}
+                "custom": self.custom, "dependencies": list(self.dependencies),
+                "inputs": mask(self.inputs, self.secret_paths)}
 
 
 def decode(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
@@ -93,7 +94,7 @@ class RecordingMonitor(MockMonitor):
             parent=request.parent if request.parent and request.parent != self._stack_urn
             else None,
             custom=request.custom, inputs=inputs, secret_paths=tuple(secrets),
-            dependencies=tuple(request.dependencies)))
+            dependencies=tuple(sorted(request.dependencies))))
         return response
 
     def RegisterResourceOutputs(self, request):
