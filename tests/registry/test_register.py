@@ -213,3 +213,32 @@ def test_versions_lists_only_registered_versions_oldest_first(registry, s3, mode
     s3.put_object(Bucket=BUCKET, Key="registry/models/tiny-llm/v3/files/half.bin", Body=b"no manifest")
 
     assert [r["version"] for r in registry.versions("tiny-llm")] == ["v2", "v1"]
+
+
+class RecordingProgress:
+    """Sums the bytes each phase reports, as the CLI's bar would draw them."""
+
+    def __init__(self):
+        self.phases: dict[str, list[int]] = {}
+        self._current = ""
+
+    def start(self, label, total_bytes):
+        self._current = label
+        self.phases[label] = [total_bytes, 0]
+
+    def advance(self, n_bytes):
+        self.phases[self._current][1] += n_bytes
+
+    def finish(self):
+        pass
+
+
+def test_progress_is_driven_by_transfer_callbacks(registry, tmp_path):
+    big = b"z" * (11 * MiB)
+    progress = RecordingProgress()
+
+    registry.register("big", "v1", write_model(tmp_path / "m", {"a.bin": big, "b.txt": b"hi"}),
+                      progress=progress)
+
+    total = len(big) + 2
+    assert progress.phases == {"hashing": [total, total], "uploading": [total, total]}
