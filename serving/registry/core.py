@@ -179,7 +179,12 @@ class ModelRegistry:
         if not swapped:
             return self._lost_promotion(name, version, stage, pointer["previousVersion"])
         audit_key = self.layout.audit_key(name, now, stage, version)
-        if not self.store.create(audit_key, {**pointer, "event": "promote"}):
+        try:
+            written = self.store.create(audit_key, {**pointer, "event": "promote"})
+        except RegistryError as exc:
+            raise RegistryError(f"{stage} of {name} now points at {version}, but its audit record "
+                                f"{audit_key} could not be written: {exc}") from exc
+        if not written:
             raise RegistryError(f"{stage} of {name} now points at {version}, but the audit record "
                                 f"{audit_key} already existed and was not overwritten")
         return Promotion(pointer, changed=True, audit_key=audit_key)

@@ -7,8 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
-from serving.registry import ModelRegistry, PromotionConflict
+from serving.registry import ModelRegistry, PromotionConflict, RegistryError
 from serving.registry.store import JsonStore
 from tests.registry.conftest import BUCKET, snapshot, write_model
 
@@ -164,3 +165,23 @@ def test_two_threads_promoting_at_once_one_wins_one_gets_the_conflict(three_vers
     assert f"it now points at {version} (promoted by {winner}" in str(conflict)
     assert three_versions.get("tiny-llm")["version"] == version
     assert [r["version"] for r in audit_records(s3)] == ["v1", version]
+
+
+def test_a_failed_audit_write_says_the_pointer_moved(three_versions, s3, monkeypatch):
+    real_put = s3.put_object
+
+    def deny_audit(**kwargs):
+        if kwargs["Key"].startswith("registry/audit/"):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(s3, "put_object", deny_audit)
+    with pytest.raises(RegistryError) as err:
+        three_versions.promote("tiny-llm", "v1", "production")
+
+    message = str(err.value)
+    assert message.startswith("production of tiny-llm now points at v1, but its audit record "
+                              "registry/audit/tiny-llm/")
+    assert "could not be written: writing s3://models-test/registry/audit/tiny-llm/" in message
+    assert message.endswith("failed: AccessDenied: Access Denied")
+    assert three_versions.get("tiny-llm")["version"] == "v1"
