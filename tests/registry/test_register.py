@@ -242,3 +242,18 @@ def test_progress_is_driven_by_transfer_callbacks(registry, tmp_path):
 
     total = len(big) + 2
     assert progress.phases == {"hashing": [total, total], "uploading": [total, total]}
+
+
+def test_a_hugging_face_cache_snapshot_of_symlinks_registers_the_file_contents(registry, s3, tmp_path):
+    blobs = write_model(tmp_path / "blobs", {"aaa": b"weights", "bbb": b"{}"})
+    snapshot_dir = tmp_path / "snapshots" / "8c22764"
+    (snapshot_dir / "sub").mkdir(parents=True)
+    (snapshot_dir / "model.safetensors").symlink_to(blobs / "aaa")
+    (snapshot_dir / "sub" / "config.json").symlink_to(blobs / "bbb")
+
+    manifest = registry.register("hf", "v1", snapshot_dir).manifest
+
+    assert [(f["path"], f["size"]) for f in manifest["files"]] == [("model.safetensors", 7),
+                                                                   ("sub/config.json", 2)]
+    key = "registry/models/hf/v1/files/model.safetensors"
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"weights"
