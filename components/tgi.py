@@ -114,7 +114,7 @@ class TgiService(pulumi.ComponentResource):
         fetch = k8s.core.v1.ContainerArgs(
             name="fetch-weights", image=args.weights_image,
             command=["llmops", "registry", "--bucket", args.bucket, "--prefix", args.registry_prefix,
-                     "download", model.name, "--version", version.version, "--dest", local],
+                     "download", model.name, local, "--version", version.version, "--no-progress"],
             env=[k8s.core.v1.EnvVarArgs(name="AWS_REGION", value=args.region)],
             resources={"requests": {"cpu": "2", "memory": "2Gi"},
                        "limits": {"cpu": "4", "memory": "4Gi"}},

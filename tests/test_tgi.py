@@ -105,7 +105,15 @@ def test_weights_come_from_the_registry_into_node_local_disk_with_checksums(plan
     fetch = pod["initContainers"][0]
     assert fetch["image"].endswith("/llmops-prod/llm-gateway:0.1.0")
     assert fetch["command"][:2] == ["llmops", "registry"]
-    assert fetch["command"][fetch["command"].index("--version") + 1] == "2025-10-01"
+    command = fetch["command"]
+    assert command[command.index("download"):] == [
+        "download", "llama-3-8b", "/data/models/llama-3-8b", "--version", "2025-10-01", "--no-progress"]
+    # the command exists and parses as written
+    from llmops.cli import build_parser
+    parsed = build_parser().parse_args(
+        [c if isinstance(c, str) else "bucket" for c in command[1:]])
+    assert (parsed.name, str(parsed.dest), parsed.version) == (
+        "llama-3-8b", "/data/models/llama-3-8b", "2025-10-01")
     assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
     weights = next(v for v in pod["volumes"] if v["name"] == "weights")
     assert "medium" not in weights["emptyDir"]  # disk, not RAM

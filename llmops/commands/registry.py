@@ -1,0 +1,143 @@
+"""`llmops registry`: register, list, promote, show and download model versions in S3."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from serving.registry import STAGES, ModelRegistry, NoProgress, RegistryError, TextProgress
+from serving.registry.layout import NAME_RULE
+from serving.registry.progress import human_bytes
+
+BUCKET_ENV = "LLMOPS_REGISTRY_BUCKET"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "registry", help="manage model versions in the S3 model registry",
+        description="Versioned model weights in S3 with checksummed manifests, stage pointers "
+        f"({', '.join(STAGES)}) and a promotion audit log. Model and version names: {NAME_RULE}.")
+    parser.add_argument("--bucket", default=os.environ.get(BUCKET_ENV),
+                        help=f"registry bucket (default: ${BUCKET_ENV})")
+    parser.add_argument("--prefix", default="registry/", help="key prefix in the bucket (default: registry/)")
+    sub = parser.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+
+    reg = sub.add_parser("register", help="upload a model directory (or copy an s3:// prefix) as a version")
+    reg.add_argument("name")
+    reg.add_argument("version")
+    reg.add_argument("source", help="local directory or s3://bucket/prefix/")
+    reg.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                     help="metadata entry, repeatable; 'revision=<commit sha>' sets the revision")
+    reg.add_argument("--metadata-file", type=Path, metavar="JSON",
+                     help="JSON object of metadata (--metadata entries override its keys)")
+    reg.add_argument("--no-progress", action="store_true", help="do not draw a progress bar on stderr")
+    reg.set_defaults(handler=run_register)
+
+    lst = sub.add_parser("list", help="list a model's versions with their stages")
+    lst.add_argument("name")
+    lst.set_defaults(handler=run_list)
+
+    pro = sub.add_parser("promote", help="point a stage at a version (compare-and-swap, audited)")
+    pro.add_argument("name")
+    pro.add_argument("version")
+    pro.add_argument("--stage", required=True, help=f"one of: {', '.join(STAGES)}")
+    pro.set_defaults(handler=run_promote)
+
+    show = sub.add_parser("show", help="print a version record as JSON")
+    show.add_argument("name")
+    which = show.add_mutually_exclusive_group()
+    which.add_argument("--stage", default="production", help="the version a stage points at (default)")
+    which.add_argument("--version", help="an explicit version")
+    show.set_defaults(handler=run_show)
+
+    down = sub.add_parser("download", help="download a version into a directory, verifying checksums")
+    down.add_argument("name")
+    down.add_argument("dest", type=Path)
+    which = down.add_mutually_exclusive_group()
+    which.add_argument("--stage", default="production", help="the version a stage points at (default)")
+    which.add_argument("--version", help="an explicit version")
+    down.add_argument("--no-progress", action="store_true", help="do not draw a progress bar on stderr")
+    down.set_defaults(handler=run_download)
+
+
+def open_registry(args: argparse.Namespace) -> ModelRegistry:
+    if not args.bucket:
+        raise RegistryError(f"no registry bucket: pass --bucket or set {BUCKET_ENV}")
+    return ModelRegistry(args.bucket, prefix=args.prefix)
+
+
+def parse_metadata(pairs: list[str], path: Path | None) -> dict[str, Any]:
+    """--metadata-file's JSON object, then KEY=VALUE pairs on top (values stay strings)."""
+    metadata: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"cannot read metadata file {str(path)!r}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise RegistryError(f"metadata file {str(path)!r} must hold a JSON object")
+        metadata.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RegistryError(f"invalid --metadata {pair!r}: expected KEY=VALUE")
+        metadata[key] = value
+    return metadata
+
+
+def run_register(args: argparse.Namespace) -> int:
+    metadata = parse_metadata(args.metadata, args.metadata_file)
+    progress = NoProgress() if args.no_progress else TextProgress(sys.stderr)
+    result = open_registry(args).register(args.name, args.version, args.source, metadata, progress=progress)
+    m = result.manifest
+    if result.created:
+        print(f"registered {m['name']} {m['version']}: {len(m['files'])} files, "
+              f"{human_bytes(m['totalBytes'])}, revision {m['revision']}, at {m['uri']}")
+    else:
+        print(f"{m['name']} {m['version']} is already registered with identical content; nothing to do")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    registry = open_registry(args)
+    records = registry.versions(args.name)
+    by_version: dict[str, list[str]] = {}
+    for stage, pointer in registry.stages(args.name).items():
+        by_version.setdefault(pointer["version"], []).append(stage)
+    rows = [(r["version"], r["revision"][:12], human_bytes(r["totalBytes"]), r["registeredAt"],
+             r["registeredBy"], ",".join(by_version.get(r["version"], [])) or "-") for r in records]
+    header = ("VERSION", "REVISION", "SIZE", "REGISTERED", "BY", "STAGES")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    result = open_registry(args).promote(args.name, args.version, args.stage)
+    p = result.pointer
+    if result.changed:
+        print(f"{p['stage']} of {p['name']}: {p['previousVersion'] or '(none)'} -> {p['version']} "
+              f"(audit record {result.audit_key})")
+    else:
+        print(f"{p['stage']} of {p['name']} already points at {p['version']}; nothing to do")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    record = open_registry(args).get(args.name, stage=args.stage, version=args.version)
+    print(json.dumps(record, indent=2, sort_keys=True))
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    progress = NoProgress() if args.no_progress else TextProgress(sys.stderr)
+    m = open_registry(args).download(args.name, args.dest, version=args.version, stage=args.stage,
+                                     progress=progress)
+    print(f"downloaded {m['name']} {m['version']} ({len(m['files'])} files, checksums verified) "
+          f"to {args.dest}")
+    return 0
