@@ -13,13 +13,16 @@ from components.cluster import Cluster, ClusterArgs
 from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
 from components.gateway import Gateway, GatewayArgs
 from components.gateway_routes import routing_document
+from components.gpu_instances import gpu_instances
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.published_outputs import PublishedOutputs
 from components.serving import ModelServing, ModelServingArgs
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
 from stacks.config import PlatformConfig, load_from_runtime
+from stacks.config.monitoring import read_monitoring_secrets
 
 
 def build_platform(cfg: PlatformConfig) -> None:
@@ -72,6 +75,11 @@ def build_platform(cfg: PlatformConfig) -> None:
         api_keys=pulumi.Output.secret(cfg.gateway_api_keys),
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url),
         opts=pulumi.ResourceOptions(provider=cluster.provider))
+    grafana_password, receiver_secrets = read_monitoring_secrets(cfg.monitoring)
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        config=cfg.monitoring, models=[m.name for m in cfg.models], instance_prices=gpu_instances(),
+        grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets),
+        opts=pulumi.ResourceOptions(provider=cluster.provider))
 
     pulumi.export("environment", cfg.environment)
     pulumi.export("region", cfg.region)
@@ -88,6 +96,8 @@ def build_platform(cfg: PlatformConfig) -> None:
     pulumi.export("registryPublisherPolicyArn", storage.registry_publisher_policy_arn)
     pulumi.export("gatewayRepositoryUrl", storage.gateway_repository_url)
     pulumi.export("gatewayUrl", gateway.url)
+    pulumi.export("grafanaUrl", monitoring.grafana_url)
+    pulumi.export("prometheusUrl", monitoring.prometheus_url)
     pulumi.export("modelRoutes", serving.routes)
     pulumi.export("modelVersions", serving.versions)
     PublishedOutputs("published", cfg.project, cfg.environment, {

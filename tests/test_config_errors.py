@@ -97,6 +97,6 @@ def test_secret_keys_are_required_for_a_real_run_and_stood_in_for_offline():
         parse_platform_config(values, project="llmops", stack="prod")
     assert "llmops:gatewayApiKeys: required value is missing" in caught.value.problems
     plan = run_plan("prod")
-    secret = plan.one("kubernetes:core/v1:Secret")
+    secret = plan.one("kubernetes:core/v1:Secret", "gateway-keys")
     assert "stringData" in secret.secret_paths
     assert secret.to_json()["inputs"]["stringData"] == "[secret]"

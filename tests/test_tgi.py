@@ -12,6 +12,18 @@ from stacks.config import ConfigError
 from tests.conftest import STACKS
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+#: Custom resources (kind -> apiVersion, the fields their operators require).
+CRD_REQUIRED = {
+    "ScaledObject": ("keda.sh/v1alpha1", lambda spec: spec["scaleTargetRef"]["name"] and all(
+        {"type", "metadata"} <= set(t) for t in spec["triggers"])),
+    "PodMonitor": ("monitoring.coreos.com/v1", lambda spec: spec["selector"] and all(
+        "port" in e for e in spec["podMetricsEndpoints"])),
+    "ServiceMonitor": ("monitoring.coreos.com/v1", lambda spec: spec["selector"] and all(
+        "port" in e for e in spec["endpoints"])),
+    "PrometheusRule": ("monitoring.coreos.com/v1", lambda spec: all(
+        g["name"] and all(("alert" in r or "record" in r) and r["expr"] for r in g["rules"])
+        for g in spec["groups"])),
+}
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 
 
@@ -36,10 +48,10 @@ def test_every_kubernetes_object_validates_against_the_cluster_schema(plans, sta
     objects = manifests(plan.resources)
     assert objects
     for manifest in objects:
-        if manifest["kind"] == "ScaledObject":  # CRD: check the fields KEDA requires
-            assert manifest["apiVersion"] == "keda.sh/v1alpha1"
-            assert manifest["spec"]["scaleTargetRef"]["name"]
-            assert all({"type", "metadata"} <= set(t) for t in manifest["spec"]["triggers"])
+        if manifest["kind"] in CRD_REQUIRED:  # no OpenAPI schema offline: check required fields
+            api_version, check = CRD_REQUIRED[manifest["kind"]]
+            assert manifest["apiVersion"] == api_version
+            assert check(manifest["spec"]), manifest["metadata"]["name"]
             continue
         kubernetes_validate.validate(manifest, version, strict=True)
 

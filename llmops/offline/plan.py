@@ -81,6 +81,9 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
         stack_config = stack_config.with_overrides(overrides)
     config = parse_platform_config(stack_config.values, project=PROJECT, stack=stack,
                                    source=stack_config.source)
+    missing = [k for k in config.monitoring_secret_keys() if k not in stack_config.values]
+    stack_config = stack_config.with_overrides({key: OFFLINE_SECRET for key in missing})
+    stack_config.secret_keys.update(config.monitoring_secret_keys())
 
     from stacks.program import main  # the program `pulumi up` runs
 

@@ -14,6 +14,7 @@ from stacks.config.base import Section
 from stacks.config.cluster import ClusterConfig
 from stacks.config.gateway import GatewayConfig
 from stacks.config.gpu import GpuPool, check_unique_pool_names
+from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
 from stacks.config.network import NetworkConfig
 from stacks.config.serving import WEIGHTS_SHARE_OF_GPU, ModelConfig, ServingConfig
 from stacks.config.storage import StorageConfig
@@ -52,6 +53,7 @@ class PlatformConfig(Section):
     storage: StorageConfig = Field(default=StorageConfig(), alias="llmops:storage")
     serving: ServingConfig = Field(default=ServingConfig(), alias="llmops:serving")
     models: list[ModelConfig] = Field(default=[], alias="llmops:models")
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, alias="llmops:monitoring")
     gateway: GatewayConfig = Field(alias="llmops:gateway")
     gateway_api_keys: str = Field(alias="llmops:gatewayApiKeys", min_length=1,
                                   json_schema_extra={"secret": True},
@@ -100,6 +102,11 @@ class PlatformConfig(Section):
     @classmethod
     def _unique_pools(cls, pools: list[GpuPool]) -> list[GpuPool]:
         return check_unique_pool_names(pools)
+
+    def monitoring_secret_keys(self) -> list[str]:
+        """The `llmops-secrets:` keys this stack's monitoring reads (Grafana, receivers)."""
+        keys = [GRAFANA_PASSWORD_KEY, *self.monitoring.secret_keys()]
+        return [f"{SECRETS_NAMESPACE}:{key}" for key in keys]
 
     def resource_tags(self) -> dict[str, str]:
         """The tags every taggable AWS resource carries."""
