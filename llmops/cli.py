@@ -12,7 +12,8 @@ from llmops.errors import LlmopsError
 from stacks.config import ConfigError
 
 #: Subcommand modules, in the order `llmops --help` lists them.
-COMMANDS = ("llmops.commands.plan", "llmops.commands.policy", "llmops.commands.registry")
+COMMANDS = ("llmops.commands.plan", "llmops.commands.policy", "llmops.commands.registry",
+            "llmops.commands.gateway")
 
 
 def build_parser() -> argparse.ArgumentParser:

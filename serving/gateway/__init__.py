@@ -1,0 +1,1 @@
+"""The LLM gateway: TGI's API in front of TGI backends, with auth, limits, cache, routing."""

@@ -1,0 +1,466 @@
+"""The gateway's HTTP app: TGI's API (and the OpenAI-compatible routes) in front of TGI.
+
+A request names its model with the `X-Model` header or a `model` body field; with one model
+configured (or `defaultModel`), it may omit it. Every request is authenticated, rate limited,
+checked, optionally served from cache, then routed to a backend (stable or canary), with
+fallback to a secondary model when the primary is overloaded or its breaker is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving.gateway.audit import AuditLog
+from serving.gateway.auth import KeyStore
+from serving.gateway.cache import ResponseCache, cache_key, is_deterministic
+from serving.gateway.config import ApiKey, GatewayConfig
+from serving.gateway.metrics import GatewayMetrics
+from serving.gateway.pii import StreamRedactor, redact
+from serving.gateway.ratelimit import RateLimiter
+from serving.gateway.routing import BackendState, Router
+
+STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                  "X-Accel-Buffering": "no"}
+OPENAI_ROUTES = ("/v1/chat/completions", "/v1/completions")
+#: TGI's response headers worth passing through (timings, token counts).
+PASS_HEADERS = ("x-compute-time", "x-total-time", "x-validation-time", "x-queue-time",
+                "x-inference-time", "x-time-per-token", "x-prompt-tokens", "x-generated-tokens",
+                "x-compute-type")
+APP_STATE = web.AppKey("gateway", object)
+
+
+class Refusal(Exception):
+    """A request the gateway answers itself, in TGI's error shape."""
+
+    def __init__(self, status: int, error: str, error_type: str, reason: str,
+                 headers: dict[str, str] | None = None):
+        super().__init__(error)
+        self.status, self.error, self.error_type, self.reason = status, error, error_type, reason
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        return web.json_response({"error": self.error, "error_type": self.error_type},
+                                 status=self.status, headers=self.headers)
+
+
+@dataclass
+class Call:
+    """One client request as the gateway understands it."""
+
+    route: str
+    model: str
+    key: ApiKey
+    body: dict[str, Any]
+    stream: bool
+    cache_key: str | None = None
+    tokens: int = 0
+    backend: str = "none"
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+        self.keys = KeyStore(config.keys)
+        self.limiter = RateLimiter()
+        self.cache = ResponseCache(config.cache.max_entries, config.cache.ttl_s)
+        self.router = Router(config.models, config.breaker, config.limits.max_inflight_per_backend,
+                             seed=config.seed)
+        self.metrics = GatewayMetrics()
+        self.audit = AuditLog(config.audit_log)
+        self.deny = [re.compile(p, re.IGNORECASE) for p in config.limits.deny_patterns]
+        self.session: aiohttp.ClientSession | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self, _app: web.Application) -> None:
+        limits = self.config.limits
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
+                                          sock_read=limits.request_timeout_s))
+
+    async def stop(self, _app: web.Application) -> None:
+        if self.session:
+            await self.session.close()
+        self.audit.close()
+
+    # -- request parsing -------------------------------------------------------------------
+    async def _parse(self, request: web.Request) -> Call:
+        limit = self.config.limits.max_body_bytes
+        if request.content_length and request.content_length > limit:
+            raise Refusal(413, f"request body is larger than {limit} bytes", "validation", "validation")
+        raw = await request.content.read(limit + 1)
+        if len(raw) > limit:
+            raise Refusal(413, f"request body is larger than {limit} bytes", "validation", "validation")
+        try:
+            body = json.loads(raw or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Refusal(400, f"request body is not valid JSON: {exc}", "validation", "validation") from None
+        if not isinstance(body, dict):
+            raise Refusal(422, "request body must be a JSON object", "validation", "validation")
+        model = self._model_of(request, body)
+        key = self._authorize(request, model)
+        route = request.path
+        stream = (route == "/generate_stream") or bool(body.get("stream"))
+        call = Call(route=route, model=model, key=key, body=body, stream=stream)
+        self._check_input(call)
+        return call
+
+    def _model_of(self, request: web.Request, body: dict[str, Any]) -> str:
+        model = request.headers.get("X-Model") or body.get("model")
+        if model is None:
+            model = self.config.default_model or (
+                next(iter(self.config.models)) if len(self.config.models) == 1 else None)
+        if model is None:
+            raise Refusal(422, "name a model with the X-Model header or a 'model' field; models: "
+                          + ", ".join(self.config.models), "validation", "validation")
+        if model not in self.config.models:
+            raise Refusal(404, f"unknown model {model!r}; models: {', '.join(self.config.models)}",
+                          "validation", "validation")
+        return model
+
+    def _authorize(self, request: web.Request, model: str) -> ApiKey:
+        key = self.keys.authenticate(request.headers.get("Authorization"))
+        if key is None:
+            self.audit.record(None, model, request.path, False, "unauthenticated")
+            raise Refusal(401, "missing or invalid API key (Authorization: Bearer <key>)",
+                          "unauthorized", "unauthorized")
+        if not self.keys.allows(key, model):
+            self.audit.record(key.id, model, request.path, False, "model not allowed")
+            raise Refusal(403, f"key {key.id!r} may not use model {model!r}", "unauthorized",
+                          "unauthorized")
+        self.audit.record(key.id, model, request.path, True)
+        return key
+
+    def _check_input(self, call: Call) -> None:
+        body, cap = call.body, self.config.models[call.model].max_new_tokens
+        if call.route in OPENAI_ROUTES:
+            field_name = "messages" if call.route.endswith("chat/completions") else "prompt"
+            if not body.get(field_name):
+                raise Refusal(422, f"'{field_name}' is required", "validation", "validation")
+            texts = ([m.get("content") for m in body["messages"] if isinstance(m, dict)]
+                     if field_name == "messages" else [body["prompt"]])
+            requested = body.get("max_tokens")
+        else:
+            inputs = body.get("inputs")
+            if not isinstance(inputs, str) or not inputs:
+                raise Refusal(422, "'inputs' is required and must be a non-empty string",
+                              "validation", "validation")
+            parameters = body.get("parameters") or {}
+            if not isinstance(parameters, dict):
+                raise Refusal(422, "'parameters' must be an object", "validation", "validation")
+            texts, requested = [inputs], parameters.get("max_new_tokens")
+        if requested is not None and (not isinstance(requested, int) or requested < 1 or requested > cap):
+            raise Refusal(422, f"max_new_tokens must be an integer from 1 to {cap} for model "
+                          f"{call.model!r} (got {requested!r})", "validation", "validation")
+        for text in texts:
+            for pattern in self.deny:
+                if isinstance(text, str) and pattern.search(text):
+                    raise Refusal(422, "the prompt matches a denied pattern", "validation", "validation")
+
+    def _cacheable(self, call: Call) -> str | None:
+        if not self.config.cache.enabled:
+            return None
+        if call.route in OPENAI_ROUTES:
+            params = {k: v for k, v in call.body.items() if k not in ("stream", "model")}
+            deterministic = params.get("seed") is not None or params.get("temperature") == 0
+            inputs: Any = None
+        else:
+            params = dict(call.body.get("parameters") or {})
+            deterministic = is_deterministic(params)
+            inputs = call.body["inputs"]
+        if not deterministic:
+            return None
+        mode = "stream" if call.stream else "whole"
+        return cache_key(call.model, f"{call.route}:{mode}", inputs, params)
+
+    # -- handlers --------------------------------------------------------------------------
+    async def handle_inference(self, request: web.Request) -> web.StreamResponse:
+        model = "unknown"
+        call: Call | None = None
+        try:
+            call = await self._parse(request)
+            model = call.model
+            self._rate_limit(call)
+            self.metrics.active.labels(model).inc()
+            try:
+                return await self._serve(request, call)
+            finally:
+                self.metrics.active.labels(model).dec()
+        except Refusal as refusal:
+            backend = call.backend if call else "none"
+            self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
+            self.metrics.requests.labels(model, backend, request.path, f"{refusal.status // 100}xx").inc()
+            return refusal.response()
+
+    def _rate_limit(self, call: Call) -> None:
+        limited = self.limiter.check(call.key.id, call.key.requests_per_minute,
+                                     call.key.tokens_per_minute)
+        if limited:
+            which, retry_after = limited
+            self.metrics.rate_limited.labels(call.model, which).inc()
+            self.audit.record(call.key.id, call.model, call.route, False, f"rate limit ({which})")
+            raise Refusal(429, f"rate limit exceeded: {which} per minute for key {call.key.id!r}",
+                          "overloaded", "rate_limited", {"Retry-After": str(retry_after)})
+
+    async def _serve(self, request: web.Request, call: Call) -> web.StreamResponse:
+        call.cache_key = self._cacheable(call)
+        if call.cache_key:
+            hit = self.cache.get(call.cache_key)
+            if hit is not None:
+                self.metrics.cache_hits.labels(call.model).inc()
+                call.backend = "cache"
+                return await self._replay(request, call, hit)
+            self.metrics.cache_misses.labels(call.model).inc()
+        return await self._route(request, call, call.model, fallback_depth=0)
+
+    async def _route(self, request: web.Request, call: Call, model: str,
+                     fallback_depth: int) -> web.StreamResponse:
+        saw_full = saw_open = False
+        for backend in self.router.candidates(model, call.key.id):
+            if not backend.has_room():
+                saw_full = True
+                continue
+            if not backend.breaker.allow():
+                saw_open = True
+                continue
+            outcome = await self._forward(request, call, backend)
+            if outcome == "retry":  # nothing reached the backend: try the next one
+                continue
+            if outcome == "overloaded":
+                saw_full = True
+                break
+            return outcome
+        route = self.config.models[model]
+        if route.fallback and fallback_depth == 0 and (saw_full or saw_open):
+            self.metrics.fallback.labels(call.model, route.fallback).inc()
+            return await self._route(request, call, route.fallback, fallback_depth=1)
+        if saw_full:
+            raise Refusal(429, f"model {model!r} is overloaded; retry later", "overloaded",
+                          "overloaded", {"Retry-After": "1"})
+        raise Refusal(503, f"no healthy backend for model {model!r}", "unavailable",
+                      "circuit_open" if saw_open else "upstream_error")
+
+    async def _forward(self, request: web.Request, call: Call, backend: BackendState):
+        """Send the call to one backend. Returns a response, "retry" or "overloaded"."""
+        body = {k: v for k, v in call.body.items() if k != "model" or call.route in OPENAI_ROUTES}
+        track = backend.track if backend.model == call.model else "fallback"
+        call.backend = track
+        self.metrics.canary.labels(call.model, track).inc()
+        backend.inflight += 1
+        upstream = None
+        try:
+            try:
+                upstream = await self.session.post(backend.url + call.route, json=body)
+            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError):
+                self._backend_failed(backend, call, "upstream_error")
+                return "retry"
+            except TimeoutError:
+                self._backend_failed(backend, call, "timeout")
+                raise Refusal(504, f"model {call.model!r} did not answer in time", "timeout",
+                              "timeout") from None
+            if upstream.status == 429:
+                backend.breaker.success()
+                upstream.release()
+                return "overloaded"
+            if upstream.status >= 500:
+                self._backend_failed(backend, call, "upstream_error")
+            else:
+                backend.breaker.success()
+            self.metrics.breaker_state.labels(backend.model, backend.track).set(backend.breaker.state)
+            if call.stream and upstream.status == 200:
+                return await self._relay_stream(request, call, upstream)
+            return await self._relay_whole(call, upstream)
+        finally:
+            backend.inflight -= 1
+            if upstream is not None:
+                upstream.release()
+
+    def _backend_failed(self, backend: BackendState, call: Call, reason: str) -> None:
+        """Count a failure against the backend's breaker (the request may still succeed)."""
+        if backend.breaker.failure():
+            self.metrics.breaker_opened.labels(backend.model, backend.track).inc()
+        self.metrics.breaker_state.labels(backend.model, backend.track).set(backend.breaker.state)
+
+    # -- responses -------------------------------------------------------------------------
+    async def _relay_whole(self, call: Call, upstream: aiohttp.ClientResponse) -> web.Response:
+        raw = await upstream.read()
+        headers = {h: upstream.headers[h] for h in PASS_HEADERS if h in upstream.headers}
+        payload: Any = None
+        if upstream.status == 200:
+            try:
+                payload = json.loads(raw)
+            except json.JSONDecodeError:
+                payload = None
+        if payload is not None:
+            call.tokens = generated_tokens(payload, upstream.headers.get("x-generated-tokens"))
+            if self.config.models[call.model].redact_pii:
+                payload = redact_payload(payload)
+                raw = json.dumps(payload).encode()
+            if call.cache_key:
+                self.cache.put(call.cache_key, ("whole", raw, headers))
+        self._finish(call, upstream.status)
+        return web.Response(body=raw, status=upstream.status, headers=headers,
+                            content_type=upstream.content_type or "application/json")
+
+    async def _relay_stream(self, request: web.Request, call: Call,
+                            upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+        await response.prepare(request)
+        redactor = StreamRedactor() if self.config.models[call.model].redact_pii else None
+        recorded: list[bytes] | None = [] if call.cache_key else None
+        first_token, failed = True, False
+        try:
+            async for line in upstream.content:
+                if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                    event = parse_event(line)
+                    if event is not None:
+                        if first_token and ("token" in event or "choices" in event):
+                            first_token = False
+                            self.metrics.ttft.labels(call.model, call.backend).observe(
+                                time.perf_counter() - call.started)
+                        if "error" in event:
+                            failed = True
+                        call.tokens += event_tokens(event)
+                        if redactor is not None:
+                            line = b"data:" + json.dumps(redact_event(event, redactor)).encode() + b"\n"
+                await response.write(line)
+                if recorded is not None:
+                    recorded.append(line)
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError):
+            failed = True
+            error = {"error": "the model server closed the stream before the generation finished",
+                     "error_type": "incomplete_generation"}
+            await response.write(b"data:" + json.dumps(error).encode() + b"\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            upstream.close()  # the client left: abort the upstream request, don't drain it
+            self._finish(call, 499)
+            raise
+        if recorded is not None and not failed:
+            self.cache.put(call.cache_key, ("stream", recorded))
+        self._finish(call, 500 if failed else 200)
+        await response.write_eof()
+        return response
+
+    async def _replay(self, request: web.Request, call: Call, hit) -> web.StreamResponse:
+        if hit[0] == "stream":
+            response = web.StreamResponse(status=200, headers={**STREAM_HEADERS, "X-Cache": "hit"})
+            await response.prepare(request)
+            for line in hit[1]:
+                await response.write(line)
+            await response.write_eof()
+            self._finish(call, 200)
+            return response
+        _, raw, headers = hit
+        self._finish(call, 200)
+        return web.Response(body=raw, headers={**headers, "X-Cache": "hit"},
+                            content_type="application/json")
+
+    def _finish(self, call: Call, status: int) -> None:
+        self.metrics.requests.labels(call.model, call.backend, call.route, f"{status // 100}xx").inc()
+        self.metrics.duration.labels(call.model, call.backend, call.route).observe(
+            time.perf_counter() - call.started)
+        if status >= 500:
+            self.metrics.failed.labels(call.model, call.backend, call.route, "upstream_error").inc()
+        if call.tokens:
+            self.metrics.tokens.labels(call.model, call.backend).inc(call.tokens)
+            self.limiter.charge_tokens(call.key.id, call.tokens)
+
+    # -- open routes -----------------------------------------------------------------------
+    async def health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "models": list(self.config.models)})
+
+    async def info(self, request: web.Request) -> web.Response:
+        model = request.headers.get("X-Model")
+        if model in self.config.models:
+            url = self.config.models[model].backends.stable.url
+            async with self.session.get(url + "/info") as upstream:
+                return web.Response(body=await upstream.read(), status=upstream.status,
+                                    content_type="application/json")
+        return web.json_response({"router": "llmops-gateway", "models": list(self.config.models)})
+
+    async def metrics_endpoint(self, _request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def parse_event(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line[5:])
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def event_tokens(event: dict[str, Any]) -> int:
+    """One per TGI token event (special tokens included, as TGI counts them)."""
+    if "token" in event:
+        return 1
+    if event.get("choices") and event["choices"][0].get("delta", event["choices"][0]).get(
+            "content", event["choices"][0].get("text")):
+        return 1
+    return 0
+
+
+def generated_tokens(payload: Any, header: str | None) -> int:
+    if header and header.isdigit():
+        return int(header)
+    if isinstance(payload, list):
+        return sum(generated_tokens(p, None) for p in payload)
+    if isinstance(payload, dict):
+        if isinstance(payload.get("details"), dict):
+            return int(payload["details"].get("generated_tokens", 0))
+        if isinstance(payload.get("usage"), dict):
+            return int(payload["usage"].get("completion_tokens", 0))
+    return 0
+
+
+def redact_payload(payload: Any) -> Any:
+    if isinstance(payload, list):
+        return [redact_payload(p) for p in payload]
+    if not isinstance(payload, dict):
+        return payload
+    out = dict(payload)
+    if isinstance(out.get("generated_text"), str):
+        out["generated_text"] = redact(out["generated_text"])
+    for choice in out.get("choices") or []:
+        if isinstance(choice.get("message"), dict) and isinstance(choice["message"].get("content"), str):
+            choice["message"]["content"] = redact(choice["message"]["content"])
+        if isinstance(choice.get("text"), str):
+            choice["text"] = redact(choice["text"])
+    return out
+
+
+def redact_event(event: dict[str, Any], redactor: StreamRedactor) -> dict[str, Any]:
+    """Rewrite a token's text with what is safe to show; the final event flushes the rest."""
+    out = dict(event)
+    if isinstance(event.get("token"), dict):
+        text = redactor.feed(event["token"].get("text", ""))
+        if event.get("generated_text") is not None:
+            text += redactor.flush()
+            out["generated_text"] = redact(event["generated_text"])
+        out["token"] = {**event["token"], "text": text}
+    return out
+
+
+def create_app(config: GatewayConfig) -> web.Application:
+    gateway = Gateway(config)
+    app = web.Application(client_max_size=config.limits.max_body_bytes + 1)
+    app[APP_STATE] = gateway
+    app.on_startup.append(gateway.start)
+    app.on_cleanup.append(gateway.stop)
+    for path in ("/generate", "/generate_stream", "/", *OPENAI_ROUTES):
+        app.router.add_post(path, gateway.handle_inference)
+    app.router.add_get("/health", gateway.health)
+    app.router.add_get("/info", gateway.info)
+    app.router.add_get("/metrics", gateway.metrics_endpoint)
+    return app

@@ -1,0 +1,139 @@
+"""The gateway's configuration file: models -> backends (from the stack), keys, limits.
+
+The stack renders `models` into a ConfigMap; API keys come from a Secret mounted next to it
+(`keysFile`). Both are validated once at start with errors that name the key path.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from llmops.errors import LlmopsError
+from stacks.config.base import Section, describe_errors
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class GatewayConfigError(LlmopsError):
+    """The gateway's config file is unusable; the message lists every problem."""
+
+
+class Backend(Section):
+    url: str = Field(pattern=r"^https?://[^/]+$")
+    weight: int = Field(default=0, ge=0, le=100, description="canary share in percent")
+
+
+class Backends(Section):
+    stable: Backend
+    canary: Backend | None = None
+
+
+class ModelRoute(Section):
+    backends: Backends
+    fallback: str | None = Field(default=None, description="model to degrade to when this one "
+                                 "is overloaded or its breaker is open")
+    sticky: bool = Field(default=True, description="a key always lands on the same track")
+    max_new_tokens: int = Field(default=1024, ge=1)
+    redact_pii: bool = False
+
+
+class ApiKey(Section):
+    id: str = Field(pattern=r"^[\w.-]{1,64}$")
+    sha256: str
+    models: list[str] = Field(min_length=1, description="models this key may use; ['*'] for all")
+    requests_per_minute: int = Field(default=60, ge=1)
+    tokens_per_minute: int = Field(default=50_000, ge=1)
+
+    @field_validator("sha256")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if not SHA256_HEX.match(value):
+            raise ValueError("must be the lowercase hex SHA-256 of the key, never the key itself")
+        return value
+
+
+class Limits(Section):
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    request_timeout_s: float = Field(default=120, gt=0)
+    connect_timeout_s: float = Field(default=2, gt=0)
+    max_inflight_per_backend: int = Field(default=256, ge=1)
+    deny_patterns: list[str] = []
+
+    @field_validator("deny_patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return patterns
+
+
+class Breaker(Section):
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_after_s: float = Field(default=30, gt=0)
+
+
+class Cache(Section):
+    enabled: bool = True
+    ttl_s: float = Field(default=300, gt=0)
+    max_entries: int = Field(default=10_000, ge=1)
+
+
+class GatewayConfig(Section):
+    models: dict[str, ModelRoute] = Field(min_length=1)
+    keys: list[ApiKey] = []
+    keys_file: str | None = None
+    limits: Limits = Limits()
+    breaker: Breaker = Breaker()
+    cache: Cache = Cache()
+    audit_log: str = "-"
+    default_model: str | None = None
+    seed: int | None = Field(default=None, description="fixes the canary split's randomness (tests)")
+    mode: Literal["tgi"] = "tgi"
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        problems = []
+        for name, route in self.models.items():
+            if route.fallback is not None and route.fallback not in self.models:
+                problems.append(f"models.{name}.fallback: {route.fallback!r} is not a configured "
+                                f"model; models: {', '.join(self.models)}")
+            if route.fallback == name:
+                problems.append(f"models.{name}.fallback: a model cannot fall back to itself")
+        if self.default_model is not None and self.default_model not in self.models:
+            problems.append(f"defaultModel: {self.default_model!r} is not a configured model")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and validate the config file and the keys file it points at."""
+    raw = _read_yaml(path)
+    keys_file = raw.get("keysFile") if isinstance(raw, dict) else None
+    if keys_file:
+        keys_path = (path.parent / keys_file) if not Path(keys_file).is_absolute() else Path(keys_file)
+        keys = _read_yaml(keys_path)
+        raw["keys"] = (keys or {}).get("keys", []) if isinstance(keys, dict) else keys
+    try:
+        return GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = describe_errors(GatewayConfig, exc)
+        raise GatewayConfigError(f"{path} has {len(problems)} problem(s):\n"
+                                 + "\n".join(f"  - {p}" for p in problems)) from None
+
+
+def _read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise GatewayConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise GatewayConfigError(f"{path} is not valid YAML: {exc}") from None

@@ -1,0 +1,112 @@
+"""Fake TGI upstreams and the gateway on real loopback ports, run from a background loop so
+blocking clients (requests, text-generation's sync Client) can talk to them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+
+from serving.gateway.app import APP_STATE, create_app
+from serving.gateway.auth import hash_key
+from serving.gateway.config import GatewayConfig
+from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
+
+KEYS = {"full": "sk-full-0123456789", "small-only": "sk-small-0123456789",
+        "tight": "sk-tight-0123456789"}
+
+
+class Loop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def serve(self, app: web.Application) -> tuple[web.AppRunner, str]:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        return runner, f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class GatewayStack:
+    url: str
+    upstreams: dict[str, FakeBehaviour]
+    app: web.Application
+    loop: Loop
+
+    @property
+    def gateway(self):
+        return self.app[APP_STATE]
+
+    def headers(self, key: str = "full", model: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {KEYS[key]}"}
+        if model:
+            headers["X-Model"] = model
+        return headers
+
+
+def gateway_config(urls: dict[str, str], audit_log: str, **overrides) -> GatewayConfig:
+    raw = {
+        "models": {
+            "llama": {"backends": {"stable": {"url": urls["llama-stable"]},
+                                   "canary": {"url": urls["llama-canary"], "weight": 20}},
+                      "fallback": "small", "sticky": False, "maxNewTokens": 256},
+            "small": {"backends": {"stable": {"url": urls["small"]}}},
+            "private": {"backends": {"stable": {"url": urls["private"]}}, "redactPii": True},
+        },
+        "keys": [
+            {"id": "full", "sha256": hash_key(KEYS["full"]), "models": ["*"],
+             "requestsPerMinute": 10_000, "tokensPerMinute": 10_000_000},
+            {"id": "small-only", "sha256": hash_key(KEYS["small-only"]), "models": ["small"]},
+            {"id": "tight", "sha256": hash_key(KEYS["tight"]), "models": ["*"],
+             "requestsPerMinute": 2, "tokensPerMinute": 1000},
+        ],
+        "limits": {"maxBodyBytes": 4096, "denyPatterns": ["ignore (all )?previous instructions"],
+                   "requestTimeoutS": 5},
+        "breaker": {"failureThreshold": 2, "resetAfterS": 60},
+        "auditLog": audit_log,
+        "defaultModel": "llama",
+        "seed": 7,
+    }
+    for key, value in overrides.items():
+        raw[key] = value
+    return GatewayConfig.model_validate(raw)
+
+
+@pytest.fixture(scope="session")
+def loop() -> Iterator[Loop]:
+    loop = Loop()
+    yield loop
+    loop.loop.call_soon_threadsafe(loop.loop.stop)
+
+
+@pytest.fixture
+def stack(loop: Loop, tmp_path) -> Iterator[GatewayStack]:
+    upstreams = {name: FakeBehaviour(name=name, reply=reply) for name, reply in {
+        "llama-stable": "Paris is the capital of France",
+        "llama-canary": "Paris is the capital of France indeed",
+        "small": "Paris",
+        "private": "Mail alice@example.com or card 4111 1111 1111 1111 now",
+    }.items()}
+    runners, urls = [], {}
+    for name, behaviour in upstreams.items():
+        runner, url = loop.run(loop.serve(create_fake_tgi(behaviour)))
+        runners.append(runner)
+        urls[name] = url
+    app = create_app(gateway_config(urls, str(tmp_path / "audit.jsonl")))
+    runner, url = loop.run(loop.serve(app))
+    runners.append(runner)
+    yield GatewayStack(url, upstreams, app, loop)
+    for runner in reversed(runners):
+        loop.run(runner.cleanup())

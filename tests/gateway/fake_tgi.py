@@ -1,0 +1,114 @@
+"""A TGI-protocol fake upstream: the routes, payloads, SSE framing and error shapes of TGI's
+router (see shared reference tgi.md), with knobs for overload, failures and slow streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class FakeBehaviour:
+    name: str = "stable"
+    reply: str = "Hello from the model"
+    tokens_per_reply: int | None = None   # default: one token per word (split on spaces)
+    overloaded: bool = False              # 429 like max-concurrent-requests exceeded
+    fail: bool = False                    # 500 incomplete generation
+    break_stream_after: int | None = None  # drop the connection after N token events
+    token_delay_s: float = 0.0
+    requests: list[dict] = field(default_factory=list)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _tokens(b: FakeBehaviour) -> list[str]:
+    words = b.reply.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def _error(status: int, message: str, kind: str) -> web.Response:
+    return web.json_response({"error": message, "error_type": kind}, status=status)
+
+
+def _details(tokens: list[str]) -> dict:
+    return {"finish_reason": "length", "generated_tokens": len(tokens), "seed": None,
+            "prefill": [], "tokens": [{"id": i, "text": t, "logprob": -0.1, "special": False}
+                                      for i, t in enumerate(tokens)]}
+
+
+def create_fake_tgi(b: FakeBehaviour) -> web.Application:
+    async def generate(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        b.requests.append({"path": request.path, "body": body})
+        if b.overloaded:
+            return _error(429, "Model is overloaded", "overloaded")
+        if b.fail:
+            return _error(500, "Request failed during generation", "incomplete_generation")
+        if not isinstance(body.get("inputs", body.get("messages", body.get("prompt"))), (str, list)):
+            return _error(422, "Input validation error: `inputs` must be a string", "validation")
+        tokens = _tokens(b)
+        stream = request.path.endswith("_stream") or bool(body.get("stream"))
+        if stream:
+            return await _stream(request, tokens, openai=request.path.startswith("/v1/"))
+        text = "".join(tokens)
+        headers = {"x-generated-tokens": str(len(tokens)), "x-compute-time": "0.01"}
+        if request.path == "/v1/chat/completions":
+            return web.json_response({"id": "1", "object": "chat.completion", "model": b.name,
+                                      "choices": [{"index": 0, "finish_reason": "length",
+                                                   "message": {"role": "assistant", "content": text}}],
+                                      "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens),
+                                                "total_tokens": 3 + len(tokens)}})
+        if request.path == "/v1/completions":
+            return web.json_response({"id": "1", "object": "text_completion", "model": b.name,
+                                      "choices": [{"index": 0, "text": text, "finish_reason": "length"}],
+                                      "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens),
+                                                "total_tokens": 3 + len(tokens)}})
+        payload = {"generated_text": text, "details": _details(tokens)}
+        if request.path == "/":  # the compat route answers a list
+            return web.json_response([payload], headers=headers)
+        return web.json_response(payload, headers=headers)
+
+    async def _stream(request: web.Request, tokens: list[str], openai: bool) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        try:
+            for i, text in enumerate(tokens):
+                if b.break_stream_after is not None and i == b.break_stream_after:
+                    request.transport.close()  # the server dies mid-stream
+                    return response
+                if openai:
+                    event = {"choices": [{"index": 0, "delta": {"content": text}}]}
+                    await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                else:
+                    last = i == len(tokens) - 1
+                    event = {"index": i, "token": {"id": i, "text": text, "logprob": -0.1,
+                                                   "special": False},
+                             "generated_text": "".join(tokens) if last else None,
+                             "details": {"finish_reason": "length", "generated_tokens": len(tokens),
+                                         "seed": None} if last else None}
+                    await response.write(b"data:" + json.dumps(event).encode() + b"\n\n")
+                if b.token_delay_s:
+                    await asyncio.sleep(b.token_delay_s)
+            if openai:
+                await response.write(b"data: [DONE]\n\n")
+        except (asyncio.CancelledError, ConnectionResetError):
+            b.cancelled.set()
+            raise
+        return response
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def info(_request: web.Request) -> web.Response:
+        return web.json_response({"model_id": b.name, "max_input_tokens": 4096, "time": time.time()})
+
+    app = web.Application()
+    for path in ("/generate", "/generate_stream", "/", "/v1/chat/completions", "/v1/completions"):
+        app.router.add_post(path, generate)
+    app.router.add_get("/health", health)
+    app.router.add_get("/info", info)
+    return app
