@@ -11,8 +11,9 @@ from stacks.config.serving import ModelConfig
 
 
 def routing_document(routes: dict[str, dict[str, Any]], models: list[ModelConfig]) -> str:
-    """YAML for the gateway: each model's stable (and canary) backend with its weight."""
-    document = {"models": {}}
+    """YAML for the gateway (serving/gateway/config.py): each model's stable (and canary)
+    backend with its weight; API keys come from the mounted Secret next to it."""
+    document: dict[str, Any] = {"models": {}, "keysFile": "keys.yaml", "auditLog": "-"}
     for model in models:
         route = routes[model.name]
         entry: dict[str, Any] = {"backends": {"stable": {"url": route["stable"]}}}

@@ -5,6 +5,7 @@ This is the harness behind `llmops plan` and behind the tests: one code path for
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -117,6 +118,10 @@ def record(program: Callable[[], Any], *, stack: str = "test", region: str = "us
     """
     mocks = mocks or OfflineMocks(region=region)
     monitor = RecordingMonitor(mocks)
+    # Pulumi's runtime drives the main thread's event loop; asyncio.run() elsewhere in the
+    # process leaves none set, so give every recording a fresh one.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     runtime_settings.ROOT.set(None)  # no stack transformation leaks from a previous run
     pulumi.runtime.set_all_config(dict(config or {}), secret_keys=sorted(secret_keys))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -129,7 +134,11 @@ def record(program: Callable[[], Any], *, stack: str = "test", region: str = "us
         root = runtime_settings.get_root_resource()
         root.register_outputs(dict(root.outputs))
 
-    run()
+    try:
+        run()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     # Registration order varies from run to run (async); URN order makes plans diffable.
     resources = sorted(monitor.recorded, key=lambda r: r.urn)
     return Recording(resources, dict(monitor.outputs), monitor.secret_outputs)

@@ -59,21 +59,22 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
     """Walk the schema along `loc` and list the keys the model at that place accepts."""
     current: Any = model
     for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if _is_model(current):
+            field = _field_by_alias(current, str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        else:  # a list index or a dict key: step into the container's item type
             current = _inner_model(current)
-            if isinstance(part, int):
-                continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = _field_by_alias(current, str(part))
-        if field is None:
-            return None
-        current = _inner_model(field.annotation)
     current = _inner_model(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
+    if _is_model(current):
         return sorted(f.alias or name for name, f in current.model_fields.items()
                       if not (f.json_schema_extra or {}).get("derived"))
     return None
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
 
 
 def _field_by_alias(model: type[BaseModel], key: str):
