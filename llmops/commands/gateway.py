@@ -25,3 +25,4 @@ def run(args: argparse.Namespace) -> int:
     web.run_app(create_app(config), host=args.host, port=args.port, access_log=None,
                 print=lambda msg: print(msg, flush=True))
     return 0
+

@@ -61,6 +61,7 @@ class Call:
     key: ApiKey
     body: dict[str, Any]
     stream: bool
+    raw: bytes = b""
     cache_key: str | None = None
     tokens: int = 0
     backend: str = "none"
@@ -111,7 +112,7 @@ class Gateway:
         key = self._authorize(request, model)
         route = request.path
         stream = (route == "/generate_stream") or bool(body.get("stream"))
-        call = Call(route=route, model=model, key=key, body=body, stream=stream)
+        call = Call(route=route, model=model, key=key, body=body, stream=stream, raw=raw)
         self._check_input(call)
         return call
 
@@ -252,7 +253,10 @@ class Gateway:
 
     async def _forward(self, request: web.Request, call: Call, backend: BackendState):
         """Send the call to one backend. Returns a response, "retry" or "overloaded"."""
-        body = {k: v for k, v in call.body.items() if k != "model" or call.route in OPENAI_ROUTES}
+        if "model" in call.body and call.route not in OPENAI_ROUTES:  # TGI rejects unknown fields
+            payload = json.dumps({k: v for k, v in call.body.items() if k != "model"}).encode()
+        else:
+            payload = call.raw  # forward the client's bytes untouched
         track = backend.track if backend.model == call.model else "fallback"
         call.backend = track
         self.metrics.canary.labels(call.model, track).inc()
@@ -260,7 +264,8 @@ class Gateway:
         upstream = None
         try:
             try:
-                upstream = await self.session.post(backend.url + call.route, json=body)
+                upstream = await self.session.post(backend.url + call.route, data=payload,
+                                                   headers={"Content-Type": "application/json"})
             except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError):
                 self._backend_failed(backend, call, "upstream_error")
                 return "retry"
@@ -321,18 +326,20 @@ class Gateway:
         first_token, failed = True, False
         try:
             async for line in upstream.content:
-                if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
-                    event = parse_event(line)
-                    if event is not None:
-                        if first_token and ("token" in event or "choices" in event):
-                            first_token = False
-                            self.metrics.ttft.labels(call.model, call.backend).observe(
-                                time.perf_counter() - call.started)
-                        if "error" in event:
-                            failed = True
-                        call.tokens += event_tokens(event)
-                        if redactor is not None:
+                if line.startswith(b"data:") and not line.startswith(b"data: [DONE]"):
+                    if first_token:
+                        first_token = False
+                        self.metrics.ttft.labels(call.model, call.backend).observe(
+                            time.perf_counter() - call.started)
+                    if redactor is not None:
+                        event = parse_event(line)
+                        if event is not None:
                             line = b"data:" + json.dumps(redact_event(event, redactor)).encode() + b"\n"
+                    # cheap checks on the hot path: TGI's events are flat JSON objects
+                    if b'"error"' in line and b'"error_type"' in line:
+                        failed = True
+                    elif b'"token"' in line or b'"content"' in line or b'"text"' in line:
+                        call.tokens += 1
                 await response.write(line)
                 if recorded is not None:
                     recorded.append(line)
@@ -399,16 +406,6 @@ def parse_event(line: bytes) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def event_tokens(event: dict[str, Any]) -> int:
-    """One per TGI token event (special tokens included, as TGI counts them)."""
-    if "token" in event:
-        return 1
-    if event.get("choices") and event["choices"][0].get("delta", event["choices"][0]).get(
-            "content", event["choices"][0].get("text")):
-        return 1
-    return 0
 
 
 def generated_tokens(payload: Any, header: str | None) -> int:
