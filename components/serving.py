@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.model_release import resolve
-from components.tgi import TgiService, TgiServiceArgs
+from components.tgi import RegistryAccess, TgiService, TgiServiceArgs
 from stacks.config.gpu import GpuPool
 from stacks.config.serving import ModelConfig, ServingConfig
 
@@ -21,14 +21,7 @@ class ModelServingArgs:
     serving: ServingConfig
     models: list[ModelConfig]
     pools: list[GpuPool]
-    bucket: pulumi.Input[str]
-    bucket_arn: pulumi.Input[str]
-    key_arn: pulumi.Input[str]
-    registry_prefix: str
-    region: str
-    weights_image: pulumi.Input[str]
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer_url: pulumi.Input[str]
+    access: RegistryAccess
 
 
 class ModelServing(pulumi.ComponentResource):
@@ -60,15 +53,12 @@ class ModelServing(pulumi.ComponentResource):
                     if model.blue_green else {"stable": model.registry})
             if model.canary:
                 refs["canary"] = model.canary.registry
-            versions = {track: resolve(model.name, ref, args.bucket, args.registry_prefix,
+            versions = {track: resolve(model.name, ref, args.access.bucket, args.access.registry_prefix,
                                        opts=pulumi.InvokeOptions(parent=self))
                         for track, ref in refs.items()}
             service = TgiService(model.name, TgiServiceArgs(
                 model=model, pool=pools[model.pool], serving=args.serving, versions=versions,
-                bucket=args.bucket, bucket_arn=args.bucket_arn, key_arn=args.key_arn,
-                registry_prefix=args.registry_prefix, region=args.region,
-                weights_image=args.weights_image, oidc_provider_arn=args.oidc_provider_arn,
-                oidc_issuer_url=args.oidc_issuer_url), opts=child)
+                access=args.access), opts=child)
             self.routes[model.name] = pulumi.Output.all(
                 stable=service.url, canary=service.canary_url or "").apply(
                 lambda r, w=service.canary_weight: {"stable": r["stable"],

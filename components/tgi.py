@@ -34,13 +34,9 @@ WEIGHTS_DIR = "/data/models"
 
 
 @dataclass(frozen=True)
-class TgiServiceArgs:
-    """What one model deployment needs; built from typed config and other components' outputs."""
+class RegistryAccess:
+    """Where model weights live and how a pod gets to them (from storage and the cluster)."""
 
-    model: ModelConfig
-    pool: GpuPool
-    serving: ServingConfig
-    versions: dict[str, pulumi.Output[ResolvedVersion]]  # track -> resolved registry version
     bucket: pulumi.Input[str]
     bucket_arn: pulumi.Input[str]
     key_arn: pulumi.Input[str]
@@ -49,6 +45,17 @@ class TgiServiceArgs:
     weights_image: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer_url: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class TgiServiceArgs:
+    """What one model deployment needs; built from typed config and other components' outputs."""
+
+    model: ModelConfig
+    pool: GpuPool
+    serving: ServingConfig
+    versions: dict[str, pulumi.Output[ResolvedVersion]]  # track -> resolved registry version
+    access: RegistryAccess
 
 
 def deployment_name(model: str, track: str) -> str:
@@ -66,11 +73,11 @@ class TgiService(pulumi.ComponentResource):
         self._model = model
         child = pulumi.ResourceOptions(parent=self)
         account = f"tgi-{model.name}"
-        model_prefix = f"{args.registry_prefix}models/{model.name}/"
+        model_prefix = f"{args.access.registry_prefix}models/{model.name}/"
         role = IrsaRole(f"{name}-reader", IrsaRoleArgs(
-            args.oidc_provider_arn, args.oidc_issuer_url, ns, account,
-            policy=pulumi.Output.all(args.bucket_arn, args.key_arn).apply(
-                lambda v: model_reader_policy(v[0], model_prefix, v[1], args.region))), opts=child)
+            args.access.oidc_provider_arn, args.access.oidc_issuer_url, ns, account,
+            policy=pulumi.Output.all(args.access.bucket_arn, args.access.key_arn).apply(
+                lambda v: model_reader_policy(v[0], model_prefix, v[1], args.access.region))), opts=child)
         k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=account, namespace=ns, annotations={"eks.amazonaws.com/role-arn": role.arn}),
@@ -111,11 +118,12 @@ class TgiService(pulumi.ComponentResource):
         probe = lambda **kw: k8s.core.v1.ProbeArgs(  # noqa: E731
             http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"), **kw)
         budget = startup_budget_seconds(model)
+        access = args.access
         fetch = k8s.core.v1.ContainerArgs(
-            name="fetch-weights", image=args.weights_image,
-            command=["llmops", "registry", "--bucket", args.bucket, "--prefix", args.registry_prefix,
+            name="fetch-weights", image=access.weights_image,
+            command=["llmops", "registry", "--bucket", access.bucket, "--prefix", access.registry_prefix,
                      "download", model.name, local, "--version", version.version, "--no-progress"],
-            env=[k8s.core.v1.EnvVarArgs(name="AWS_REGION", value=args.region)],
+            env=[k8s.core.v1.EnvVarArgs(name="AWS_REGION", value=args.access.region)],
             resources={"requests": {"cpu": "2", "memory": "2Gi"},
                        "limits": {"cpu": "4", "memory": "4Gi"}},
             security_context=k8s.core.v1.SecurityContextArgs(

@@ -21,8 +21,13 @@ from components.published_outputs import PublishedOutputs
 from components.serving import ModelServing, ModelServingArgs
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
+from components.tgi import RegistryAccess
 from stacks.config import PlatformConfig, load_from_runtime
 from stacks.config.monitoring import read_monitoring_secrets
+
+#: Outputs mirrored to SSM for non-Pulumi consumers (never secrets such as kubeconfig).
+PUBLISHED_OUTPUTS = ("clusterName", "vpcId", "modelBucket", "registryPrefix", "gatewayUrl",
+                     "modelRoutes", "modelVersions")
 
 
 def build_platform(cfg: PlatformConfig) -> None:
@@ -58,12 +63,12 @@ def build_platform(cfg: PlatformConfig) -> None:
         config=cfg.storage, name_prefix=cfg.cluster_name, account_id=identity.account_id,
         region=cfg.region))
     serving = ModelServing("serving", ModelServingArgs(
-        serving=cfg.serving, models=cfg.models, pools=cfg.gpu_pools, bucket=storage.bucket_name,
-        bucket_arn=storage.bucket_arn, key_arn=storage.key_arn,
-        registry_prefix=cfg.storage.registry_prefix, region=cfg.region,
-        weights_image=storage.gateway_repository_url.apply(
-            lambda url: f"{url}:{cfg.serving.weights_image_tag}"),
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url),
+        serving=cfg.serving, models=cfg.models, pools=cfg.gpu_pools, access=RegistryAccess(
+            bucket=storage.bucket_name, bucket_arn=storage.bucket_arn, key_arn=storage.key_arn,
+            registry_prefix=cfg.storage.registry_prefix, region=cfg.region,
+            weights_image=storage.gateway_repository_url.apply(
+                lambda url: f"{url}:{cfg.serving.weights_image_tag}"),
+            oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url)),
         opts=pulumi.ResourceOptions(provider=cluster.provider))
 
     gateway = Gateway("gateway", GatewayArgs(
@@ -81,30 +86,23 @@ def build_platform(cfg: PlatformConfig) -> None:
         grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets),
         opts=pulumi.ResourceOptions(provider=cluster.provider))
 
-    pulumi.export("environment", cfg.environment)
-    pulumi.export("region", cfg.region)
-    pulumi.export("vpcId", network.vpc_id)
-    pulumi.export("privateSubnetIds", network.private_subnet_ids)
-    pulumi.export("publicSubnetIds", network.public_subnet_ids)
-    pulumi.export("clusterName", cluster.name)
-    pulumi.export("clusterEndpoint", cluster.endpoint)
-    pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
-    pulumi.export("kubeconfig", cluster.kubeconfig)
-    pulumi.export("modelBucket", storage.bucket_name)
-    pulumi.export("modelKeyArn", storage.key_arn)
-    pulumi.export("registryPrefix", cfg.storage.registry_prefix)
-    pulumi.export("registryPublisherPolicyArn", storage.registry_publisher_policy_arn)
-    pulumi.export("gatewayRepositoryUrl", storage.gateway_repository_url)
-    pulumi.export("gatewayUrl", gateway.url)
-    pulumi.export("grafanaUrl", monitoring.grafana_url)
-    pulumi.export("prometheusUrl", monitoring.prometheus_url)
-    pulumi.export("modelRoutes", serving.routes)
-    pulumi.export("modelVersions", serving.versions)
-    PublishedOutputs("published", cfg.project, cfg.environment, {
-        "clusterName": cluster.name, "vpcId": network.vpc_id, "modelBucket": storage.bucket_name,
-        "registryPrefix": cfg.storage.registry_prefix, "gatewayUrl": gateway.url,
-        "modelRoutes": serving.routes,
-        "modelVersions": serving.versions})
+    outputs = {
+        "environment": cfg.environment, "region": cfg.region,
+        "vpcId": network.vpc_id, "privateSubnetIds": network.private_subnet_ids,
+        "publicSubnetIds": network.public_subnet_ids,
+        "clusterName": cluster.name, "clusterEndpoint": cluster.endpoint,
+        "oidcProviderArn": cluster.oidc_provider_arn, "kubeconfig": cluster.kubeconfig,
+        "modelBucket": storage.bucket_name, "modelKeyArn": storage.key_arn,
+        "registryPrefix": cfg.storage.registry_prefix,
+        "registryPublisherPolicyArn": storage.registry_publisher_policy_arn,
+        "gatewayRepositoryUrl": storage.gateway_repository_url, "gatewayUrl": gateway.url,
+        "grafanaUrl": monitoring.grafana_url, "prometheusUrl": monitoring.prometheus_url,
+        "modelRoutes": serving.routes, "modelVersions": serving.versions,
+    }
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    PublishedOutputs("published", cfg.project, cfg.environment,
+                     {key: outputs[key] for key in PUBLISHED_OUTPUTS})
 
 
 def main() -> None:

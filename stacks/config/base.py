@@ -44,6 +44,14 @@ class ConfigError(pulumi.RunError):
         super().__init__("\n".join(lines))
 
 
+def size_order_problem(min_size: int, desired_size: int, max_size: int) -> str | None:
+    """Node group sizes must be ordered; the message shows the values as given."""
+    if min_size <= desired_size <= max_size:
+        return None
+    return (f"sizes must satisfy minSize <= desiredSize <= maxSize; got "
+            f"{min_size} <= {desired_size} <= {max_size}")
+
+
 def key_path(loc: Iterable[str | int]) -> str:
     """Render a pydantic location as the key path a user types: `llmops:network.subnets[1]`."""
     out = ""

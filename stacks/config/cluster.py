@@ -6,8 +6,8 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section
-from stacks.config.network import LOG_RETENTION_DAYS, parse_cidr
+from stacks.config.base import Section, size_order_problem
+from stacks.config.network import RetentionDays, parse_cidr
 
 #: EKS versions in standard support that this platform is tested against.
 SUPPORTED_VERSIONS = ("1.32", "1.33", "1.34")
@@ -51,9 +51,9 @@ class SystemNodes(Section):
 
     @model_validator(mode="after")
     def _sizes_are_ordered(self) -> SystemNodes:
-        if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError(f"sizes must satisfy minSize <= desiredSize <= maxSize; got "
-                             f"{self.min_size} <= {self.desired_size} <= {self.max_size}")
+        problem = size_order_problem(self.min_size, self.desired_size, self.max_size)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -65,7 +65,7 @@ class ClusterConfig(Section):
     public_access_cidrs: list[str] = []
     admin_role_arns: list[str] = Field(min_length=1)
     log_types: list[str] = list(CONTROL_PLANE_LOGS)
-    log_retention_days: int = 90
+    log_retention_days: RetentionDays = 90
     system_nodes: SystemNodes = SystemNodes()
     addons: AddonVersions
     cluster_autoscaler: HelmPin
@@ -114,14 +114,6 @@ class ClusterConfig(Section):
         if missing:
             raise ValueError(f"{', '.join(missing)} logging cannot be turned off")
         return values
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, days: int) -> int:
-        if days not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{days} is not a CloudWatch retention period; allowed: "
-                             f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
-        return days
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterConfig:

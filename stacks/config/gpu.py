@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.gpu_instances import GpuInstance, gpu_instances
-from stacks.config.base import Section
+from stacks.config.base import Section, size_order_problem
 
 POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 
@@ -53,9 +53,9 @@ class GpuPool(Section):
     @model_validator(mode="after")
     def _consistent(self) -> GpuPool:
         problems = []
-        if not self.min_size <= self.desired_size <= self.max_size:
-            problems.append(f"sizes must satisfy minSize <= desiredSize <= maxSize; got "
-                            f"{self.min_size} <= {self.desired_size} <= {self.max_size}")
+        sizes = size_order_problem(self.min_size, self.desired_size, self.max_size)
+        if sizes:
+            problems.append(sizes)
         if self.capacity_type == "SPOT" and len(self.instance_types) < 2:
             problems.append(f"spot pool {self.name!r} lists one instance type; list at least 2 "
                             "with the same GPU count so spot capacity can be found")

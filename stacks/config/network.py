@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from components.subnets import LayoutError, SubnetPair, default_layout, overlaps
 from stacks.config.base import Section
@@ -33,19 +33,22 @@ def parse_cidr(value: str) -> ipaddress.IPv4Network:
         raise ValueError(f"{value!r} has host bits set; did you mean {fixed}?") from None
 
 
+def _cloudwatch_retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+        raise ValueError(f"{days} is not a CloudWatch retention period; allowed: {allowed}")
+    return days
+
+
+#: Days of log retention CloudWatch accepts.
+RetentionDays = Annotated[int, AfterValidator(_cloudwatch_retention)]
+
+
 class FlowLogs(Section):
     """VPC flow logs to CloudWatch Logs."""
 
-    retention_days: int = 90
+    retention_days: RetentionDays = 90
     traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
-
-    @field_validator("retention_days")
-    @classmethod
-    def _retention_is_allowed(cls, days: int) -> int:
-        if days not in LOG_RETENTION_DAYS:
-            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
-            raise ValueError(f"{days} is not a CloudWatch retention period; allowed: {allowed}")
-        return days
 
 
 class NetworkConfig(Section):
