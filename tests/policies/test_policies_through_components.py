@@ -1,0 +1,33 @@
+"""Policies against the real program: a shipped stack with one bad setting, planned through
+the real components, must produce exactly the violation a reviewer would expect."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmops.offline.plan import run_plan
+from policies.runner import evaluate
+
+CASES = [
+    ("dev", {"llmops:gpuPools.0.capacityType": "ON_DEMAND"}, "gpu-pool-spot-capacity",
+     "gpu-l4-spot"),
+    ("dev", {"llmops:gpuPools.0.instanceTypes": ["p5.48xlarge", "p4d.24xlarge"]},
+     "gpu-instance-type-allowed", "gpu-l4-spot"),
+    ("staging", {"llmops:gpuPools.1.maxSize": 40}, "gpu-fleet-monthly-budget", None),
+    ("prod", {"llmops:models.1.registry": {"stage": "staging"}}, "model-deployment-registry-pinned",
+     "qwen-2-5-32b-stable"),
+]
+
+
+@pytest.mark.parametrize(("stack", "overrides", "policy", "resource"), CASES,
+                         ids=[c[2] + "-" + c[0] for c in CASES])
+def test_a_bad_setting_through_the_real_components_is_a_mandatory_violation(stack, overrides, policy,
+                                                                             resource):
+    clean = {v.policy for v in evaluate(run_plan(stack).resources, stack)}
+    assert policy not in clean
+    violations = [v for v in evaluate(run_plan(stack, overrides=overrides).resources, stack)
+                  if v.policy == policy]
+    assert violations, f"{policy} did not fire"
+    assert all(v.level == "mandatory" for v in violations)
+    if resource is not None:
+        assert resource in {v.resource_name for v in violations}
