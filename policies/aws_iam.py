@@ -35,7 +35,6 @@ RESOURCE_STAR_ACTIONS = (
     "tag:GetResources",
     # no resource-level permissions (Service Authorization Reference)
     "ec2:GetInstanceTypesFromInstanceRequirements",
-    "ec2:GetSecurityGroupsForVpc",
     "acm:ListCertificates",
     "shield:GetSubscriptionState",
 )
