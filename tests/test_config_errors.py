@@ -45,6 +45,9 @@ CASES = [
      "llmops:network.interfaceEndpoints[1]: Input should be 'ecr.api'"),
     ({"llmops:network.interfaceEndpoints": ["sts", "sts"]},
      "llmops:network.interfaceEndpoints: listed more than once: sts"),
+    ({"llmops:gpuPools.1": {"name": "l4-spot", "instanceTypes": ["g6.xlarge", "g5.xlarge"],
+                             "capacityType": "SPOT", "minSize": 0, "desiredSize": 0, "maxSize": 1}},
+     "llmops:gpuPools: pool names must be unique; repeated: l4-spot"),
     ({"llmops:tags.costCentre": "cc#1"},
      "llmops:tags.costCentre: 'cc#1' is not a valid AWS tag value"),
 ]

@@ -75,6 +75,7 @@ def _unwrap_secure(key: str, value: Any, secret_keys: set[str]) -> Any:
 
 
 def _set_path(values: dict[str, Any], path: str, value: Any) -> None:
+    """Set (or with DELETE remove) a dotted path; a list index equal to its length appends."""
     key, _, rest = path.partition(".")
     if not rest:
         if value is DELETE:
@@ -88,7 +89,10 @@ def _set_path(values: dict[str, Any], path: str, value: Any) -> None:
         node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
     last = parts[-1]
     if isinstance(node, list):
-        node[int(last)] = value
+        if int(last) == len(node):
+            node.append(value)
+        else:
+            node[int(last)] = value
     elif value is DELETE:
         node.pop(last, None)
     else:

@@ -44,6 +44,15 @@ class ConfigError(pulumi.RunError):
         super().__init__("\n".join(lines))
 
 
+def repeated(values: Iterable[str]) -> list[str]:
+    """The values that appear more than once, sorted (for "must be unique" checks)."""
+    seen: set[str] = set()
+    dupes: set[str] = set()
+    for value in values:
+        (dupes if value in seen else seen).add(value)
+    return sorted(dupes)
+
+
 def size_order_problem(min_size: int, desired_size: int, max_size: int) -> str | None:
     """Node group sizes must be ordered; the message shows the values as given."""
     if min_size <= desired_size <= max_size:

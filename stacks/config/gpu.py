@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.gpu_instances import GpuInstance, gpu_instances
-from stacks.config.base import Section, size_order_problem
+from stacks.config.base import Section, repeated, size_order_problem
 
 POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 
@@ -87,8 +87,7 @@ class GpuPool(Section):
 
 
 def check_unique_pool_names(pools: list[GpuPool]) -> list[GpuPool]:
-    names = [p.name for p in pools]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = repeated(p.name for p in pools)
     if dupes:
         raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
     return pools

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section
+from stacks.config.base import Section, repeated
 
 #: Config namespace holding monitoring secrets; outside `llmops:` so the strict schema ignores it.
 SECRETS_NAMESPACE = "llmops-secrets"
@@ -237,8 +237,7 @@ class MonitoringConfig(Section):
     @model_validator(mode="after")
     def _routes_name_receivers(self) -> MonitoringConfig:
         names = [r.name for r in self.receivers]
-        problems = [f"receivers: {n!r} is listed more than once"
-                    for n in sorted({n for n in names if names.count(n) > 1})]
+        problems = [f"receivers: {n!r} is listed more than once" for n in repeated(names)]
         for severity in ("critical", "warning", "info"):
             for i, name in enumerate(getattr(self.routes, severity)):
                 if name not in names:

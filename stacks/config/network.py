@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from components.subnets import LayoutError, SubnetPair, default_layout, overlaps
-from stacks.config.base import Section
+from stacks.config.base import Section, repeated
 
 #: Interface endpoints the platform knows how to create (service suffix after com.amazonaws.<region>.).
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2", "elasticloadbalancing",
@@ -94,7 +94,7 @@ class NetworkConfig(Section):
     @field_validator("interface_endpoints")
     @classmethod
     def _endpoints_are_unique(cls, values: list[str]) -> list[str]:
-        dupes = sorted({v for v in values if values.count(v) > 1})
+        dupes = repeated(values)
         if dupes:
             raise ValueError(f"listed more than once: {', '.join(dupes)}")
         return values

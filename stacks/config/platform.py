@@ -10,7 +10,7 @@ import re
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from stacks.config.base import Section
+from stacks.config.base import Section, repeated
 from stacks.config.cluster import ClusterConfig
 from stacks.config.gateway import GatewayConfig
 from stacks.config.gpu import GpuPool, check_unique_pool_names
@@ -63,8 +63,7 @@ class PlatformConfig(Section):
     @field_validator("models")
     @classmethod
     def _unique_models(cls, models: list[ModelConfig]) -> list[ModelConfig]:
-        names = [m.name for m in models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated(m.name for m in models)
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
         return models
