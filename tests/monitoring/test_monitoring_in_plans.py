@@ -1,0 +1,36 @@
+"""Every shipped stack's plan carries the monitoring stack, wired to what the stack serves."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from components.alert_rules import RULES_DIR
+from tests.conftest import STACKS
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_plans_show_releases_monitors_rules_and_dashboards(plans, stack):
+    plan = plans[stack]
+    charts = {r.inputs["chart"]: r.inputs["version"] for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
+    assert {"kube-prometheus-stack", "dcgm-exporter"} <= set(charts)
+    monitored = {m.inputs["metadata"]["name"] for m in
+                 plan.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")}
+    for model in plan.config.models:
+        assert any(model.name in name for name in monitored), (model.name, monitored)
+    rules = plan.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    alerts = {r["alert"] for rule in rules for g in rule.inputs["spec"]["groups"]
+              for r in g["rules"] if "alert" in r}
+    assert {"LLMHighErrorRate", "LLMHighLatency", "GPUMemoryExhaustion", "ModelServingDown",
+            "TGIQueueBacklog", "GPUXidError"} <= alerts
+    dashboards = [c for c in plan.of_type("kubernetes:core/v1:ConfigMap")
+                  if c.inputs["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    assert len(dashboards) == 2
+
+
+def test_the_shipped_rule_files_are_what_the_cluster_gets(plans):
+    shipped = yaml.safe_load((RULES_DIR / "llm-serving.yaml").read_text())["groups"]
+    deployed = [g for rule in plans["prod"].of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+                for g in rule.inputs["spec"]["groups"]]
+    for group in shipped:
+        assert group in deployed
