@@ -31,7 +31,7 @@ ID_PREFIXES = {
     "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce-", "aws:ec2/securityGroup:SecurityGroup": "sg-",
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg-",
     "aws:ec2/flowLog:FlowLog": "fl-", "aws:ec2/launchTemplate:LaunchTemplate": "lt-",
-    "aws:kms/key:Key": "", "aws:ec2/securityGroupRule:SecurityGroupRule": "sgrule-",
+    "aws:ec2/securityGroupRule:SecurityGroupRule": "sgrule-",
 }
 
 #: Type token -> (service, ARN resource part; {name} is the physical name). Regional unless

@@ -390,9 +390,13 @@ class Gateway:
         model = request.headers.get("X-Model")
         if model in self.config.models:
             url = self.config.models[model].backends.stable.url
-            async with self.session.get(url + "/info") as upstream:
-                return web.Response(body=await upstream.read(), status=upstream.status,
-                                    content_type="application/json")
+            try:
+                async with self.session.get(url + "/info") as upstream:
+                    return web.Response(body=await upstream.read(), status=upstream.status,
+                                        content_type="application/json")
+            except (aiohttp.ClientError, TimeoutError):
+                return Refusal(502, f"model {model!r} did not answer /info", "unavailable",
+                               "upstream_error").response()
         return web.json_response({"router": "llmops-gateway", "models": list(self.config.models)})
 
     async def metrics_endpoint(self, _request: web.Request) -> web.Response:

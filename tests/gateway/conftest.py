@@ -44,6 +44,11 @@ class GatewayStack:
     upstreams: dict[str, FakeBehaviour]
     app: web.Application
     loop: Loop
+    runners: dict[str, web.AppRunner]
+
+    def stop_upstream(self, name: str) -> None:
+        """Take a fake model server down, as if its pods were gone."""
+        self.loop.run(self.runners.pop(name).cleanup())
 
     @property
     def gateway(self):
@@ -99,14 +104,13 @@ def stack(loop: Loop, tmp_path) -> Iterator[GatewayStack]:
         "small": "Paris",
         "private": "Mail alice@example.com or card 4111 1111 1111 1111 now",
     }.items()}
-    runners, urls = [], {}
+    runners, urls = {}, {}
     for name, behaviour in upstreams.items():
-        runner, url = loop.run(loop.serve(create_fake_tgi(behaviour)))
-        runners.append(runner)
-        urls[name] = url
+        runners[name], urls[name] = loop.run(loop.serve(create_fake_tgi(behaviour)))
     app = create_app(gateway_config(urls, str(tmp_path / "audit.jsonl")))
-    runner, url = loop.run(loop.serve(app))
-    runners.append(runner)
-    yield GatewayStack(url, upstreams, app, loop)
-    for runner in reversed(runners):
+    gateway_runner, url = loop.run(loop.serve(app))
+    stack = GatewayStack(url, upstreams, app, loop, runners)
+    yield stack
+    loop.run(gateway_runner.cleanup())
+    for runner in stack.runners.values():
         loop.run(runner.cleanup())

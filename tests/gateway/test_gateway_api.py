@@ -79,3 +79,18 @@ def test_overloaded_model_without_fallback_is_a_typed_429_for_the_client(stack):
     client = Client(stack.url, headers=stack.headers(model="small"), timeout=10)
     with pytest.raises(OverloadedError):
         client.generate("hi", max_new_tokens=5)
+
+
+def test_info_for_an_unreachable_model_is_a_502_in_tgi_shape(stack):
+    stack.stop_upstream("small")
+    response = requests.get(f"{stack.url}/info", headers={"X-Model": "small"})
+    assert response.status_code == 502
+    assert response.json() == {"error": "model 'small' did not answer /info", "error_type": "unavailable"}
+
+
+def test_a_model_whose_servers_are_gone_is_a_503_not_a_500(stack):
+    stack.stop_upstream("small")
+    response = requests.post(f"{stack.url}/generate", headers=stack.headers(model="small"),
+                             json={"inputs": "x"})
+    assert response.status_code == 503
+    assert response.json() == {"error": "no healthy backend for model 'small'", "error_type": "unavailable"}
