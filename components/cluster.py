@@ -1,6 +1,10 @@
 """The EKS cluster: encrypted secrets, control-plane logs, private endpoint, API access
-entries, an OIDC provider for IRSA, pinned add-ons, a system node group, and a Kubernetes
-provider for the components that deploy into it."""
+entries, an OIDC provider for IRSA, pinned add-ons and a system node group.
+
+Creation order on a fresh account: cluster -> OIDC provider -> vpc-cni and kube-proxy
+(DaemonSet add-ons, created before any node so a node's first pod network comes from the
+pinned CNI running with its own IRSA role) -> node groups -> coredns and the EBS CSI driver
+(Deployments, which need nodes)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from components.iam import IrsaRole, IrsaRoleArgs, service_trust_policy
 from components.launch_template import node_launch_template
@@ -52,7 +55,6 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer_url: pulumi.Output[str]
     node_role_arn: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
-    provider: k8s.Provider
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:cluster:Cluster", name, None, opts)
@@ -88,16 +90,11 @@ class Cluster(pulumi.ComponentResource):
                 resources=["secrets"]),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False),
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=cfg.support_type),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, attachment]))
 
         for i, principal in enumerate(cfg.admin_role_arns):
-            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name,
-                                        principal_arn=principal, type="STANDARD", opts=child)
-            aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=principal,
-                policy_arn=CLUSTER_ADMIN_POLICY,
-                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]))
+            grant_cluster_admin(f"{name}-admin-{i}", cluster.name, principal, parent=self)
 
         issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer,
@@ -113,6 +110,7 @@ class Cluster(pulumi.ComponentResource):
         system_lt = node_launch_template(
             f"{name}-system", root_volume_gib=cfg.system_nodes.root_volume_gib, local_nvme=False,
             instance_tags=args.resource_tags, opts=child)
+        network_addons = self._network_addons(name, args, cluster, oidc, issuer)
         system = aws.eks.NodeGroup(
             f"{name}-system", cluster_name=cluster.name, node_group_name=f"{args.cluster_name}-system",
             node_role_arn=node_role.arn, subnet_ids=args.private_subnet_ids,
@@ -125,9 +123,9 @@ class Cluster(pulumi.ComponentResource):
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=system_lt.id, version=system_lt.latest_version.apply(str)),
             labels={"llmops.io/node-role": "system"},
-            opts=child)
-
-        self._addons(name, args, cluster, oidc, issuer, system)
+            node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons))
+        self._workload_addons(name, args, cluster, oidc, issuer, system)
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
@@ -136,38 +134,51 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_issuer_url = issuer
         self.node_role_arn = node_role.arn
         self.secrets_key_arn = secrets_key.arn
+        #: what node groups must be created after: the pod network's add-ons
+        self.network_addons = network_addons
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda c: c.data),
         ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region)))
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
-                                     enable_server_side_apply=True,
-                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[system]))
         self.register_outputs({"name": self.name, "endpoint": self.endpoint,
                                "oidcProviderArn": self.oidc_provider_arn,
                                "kubeconfig": self.kubeconfig})
 
-    def _addons(self, name, args: ClusterArgs, cluster, oidc, issuer, system) -> None:
-        """Pinned EKS add-ons; the CNI and EBS CSI driver get their own IRSA roles."""
+    def _network_addons(self, name, args: ClusterArgs, cluster, oidc, issuer) -> list[aws.eks.Addon]:
+        """vpc-cni (with its IRSA role) and kube-proxy: DaemonSets every node needs at boot."""
         pins = args.config.addons
-        roles = {
-            "vpc-cni": IrsaRole(f"{name}-vpc-cni", IrsaRoleArgs(
-                oidc.arn, issuer, "kube-system", "aws-node",
-                managed_policy_arns=[MANAGED + "AmazonEKS_CNI_Policy"]),
-                opts=pulumi.ResourceOptions(parent=self)),
-            "aws-ebs-csi-driver": IrsaRole(f"{name}-ebs-csi", IrsaRoleArgs(
-                oidc.arn, issuer, "kube-system", "ebs-csi-controller-sa",
-                managed_policy_arns=[MANAGED + "service-role/AmazonEBSCSIDriverPolicy"]),
-                opts=pulumi.ResourceOptions(parent=self)),
-        }
-        versions = {"vpc-cni": pins.vpc_cni, "kube-proxy": pins.kube_proxy,
-                    "coredns": pins.coredns, "aws-ebs-csi-driver": pins.aws_ebs_csi_driver}
-        for addon, version in versions.items():
-            # coredns and the EBS controller are Deployments: they need nodes to schedule on.
-            needs_nodes = addon in ("coredns", "aws-ebs-csi-driver")
-            aws.eks.Addon(
-                f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon,
-                addon_version=version,
-                service_account_role_arn=roles[addon].arn if addon in roles else None,
-                resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
-                opts=pulumi.ResourceOptions(parent=self,
-                                            depends_on=[system] if needs_nodes else []))
+        cni_role = IrsaRole(f"{name}-vpc-cni", IrsaRoleArgs(
+            oidc.arn, issuer, "kube-system", "aws-node",
+            managed_policy_arns=[MANAGED + "AmazonEKS_CNI_Policy"]),
+            opts=pulumi.ResourceOptions(parent=self))
+        return [self._addon(name, cluster, "vpc-cni", pins.vpc_cni, cni_role.arn, []),
+                self._addon(name, cluster, "kube-proxy", pins.kube_proxy, None, [])]
+
+    def _workload_addons(self, name, args: ClusterArgs, cluster, oidc, issuer, system) -> None:
+        """coredns and the EBS CSI driver: Deployments, so they need nodes to schedule on."""
+        pins = args.config.addons
+        ebs_role = IrsaRole(f"{name}-ebs-csi", IrsaRoleArgs(
+            oidc.arn, issuer, "kube-system", "ebs-csi-controller-sa",
+            managed_policy_arns=[MANAGED + "service-role/AmazonEBSCSIDriverPolicy"]),
+            opts=pulumi.ResourceOptions(parent=self))
+        self._addon(name, cluster, "coredns", pins.coredns, None, [system])
+        self._addon(name, cluster, "aws-ebs-csi-driver", pins.aws_ebs_csi_driver, ebs_role.arn,
+                    [system])
+
+    def _addon(self, name, cluster, addon: str, version: str, role_arn, after) -> aws.eks.Addon:
+        return aws.eks.Addon(
+            f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon, addon_version=version,
+            service_account_role_arn=role_arn,
+            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after))
+
+
+def grant_cluster_admin(name: str, cluster_name: pulumi.Input[str], principal_arn: pulumi.Input[str],
+                        parent: pulumi.Resource) -> aws.eks.AccessPolicyAssociation:
+    """An API access entry with the cluster-admin access policy (creator admin is off)."""
+    entry = aws.eks.AccessEntry(name, cluster_name=cluster_name, principal_arn=principal_arn,
+                                type="STANDARD", opts=pulumi.ResourceOptions(parent=parent))
+    return aws.eks.AccessPolicyAssociation(
+        name, cluster_name=cluster_name, principal_arn=principal_arn,
+        policy_arn=CLUSTER_ADMIN_POLICY,
+        access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[entry]))

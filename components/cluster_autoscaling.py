@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.gpu_nodes import GPU_TAINT_KEY, POOL_LABEL, node_group_name
-from components.iam import IrsaRole, IrsaRoleArgs, cluster_autoscaler_policy
+from components.workload_roles import AUTOSCALER_ACCOUNT
 from stacks.config.cluster import HelmPin
 from stacks.config.gpu import GpuPool
 
@@ -37,9 +37,7 @@ def expander_priorities(cluster_name: str, pools: list[GpuPool]) -> dict[str, li
 class ClusterAutoscalingArgs:
     cluster_name: str
     region: str
-    account_id: str
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer_url: pulumi.Input[str]
+    role_arn: pulumi.Input[str]  # IRSA role from the platform stack (WorkloadRoles)
     pools: list[GpuPool]
     autoscaler: HelmPin
     device_plugin: HelmPin
@@ -52,13 +50,9 @@ class ClusterAutoscaling(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:cluster:ClusterAutoscaling", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = "cluster-autoscaler"
-        role = IrsaRole(f"{name}-autoscaler", IrsaRoleArgs(
-            args.oidc_provider_arn, args.oidc_issuer_url, "kube-system", account,
-            policy=cluster_autoscaler_policy(args.cluster_name, args.region, args.account_id)),
-            opts=child)
+        namespace, account = AUTOSCALER_ACCOUNT
         k8s.helm.v3.Release(
-            f"{name}-cluster-autoscaler", name="cluster-autoscaler", namespace="kube-system",
+            f"{name}-cluster-autoscaler", name="cluster-autoscaler", namespace=namespace,
             chart="cluster-autoscaler", version=args.autoscaler.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=AUTOSCALER_REPO),
             values={
@@ -66,7 +60,7 @@ class ClusterAutoscaling(pulumi.ComponentResource):
                 "autoDiscovery": {"clusterName": args.cluster_name},
                 "image": {"repository": AUTOSCALER_IMAGE, "tag": args.autoscaler.image_tag},
                 "rbac": {"serviceAccount": {"create": True, "name": account,
-                                            "annotations": {"eks.amazonaws.com/role-arn": role.arn}}},
+                                            "annotations": {"eks.amazonaws.com/role-arn": args.role_arn}}},
                 "extraArgs": {
                     "expander": "priority",
                     "balance-similar-node-groups": True,
@@ -99,5 +93,4 @@ class ClusterAutoscaling(pulumi.ComponentResource):
                               "limits": {"cpu": "200m", "memory": "128Mi"}},
             },
             opts=child)
-        self.autoscaler_role_arn = role.arn
-        self.register_outputs({"autoscalerRoleArn": role.arn})
+        self.register_outputs({})

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.iam import IrsaRole, IrsaRoleArgs, load_balancer_controller_policy
+from components.workload_roles import LOAD_BALANCER_CONTROLLER_ACCOUNT
 from stacks.config.gateway import GatewayConfig
 
 NAMESPACE = "llm-gateway"
@@ -18,6 +18,13 @@ PORT = 8000
 CONFIG_DIR = "/etc/llm-gateway"
 LBC_REPO = "https://aws.github.io/eks-charts"
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+#: Streams may run this long; the ALB idle timeout and the pod's drain window match it.
+STREAM_SECONDS = 300
+#: Time for the ALB to stop sending new requests to a terminating pod before it stops listening.
+PRE_STOP_SECONDS = 15
+#: The controller adds a readiness gate to pods in namespaces with this label, so a rollout
+#: waits until the ALB reports the new pod healthy before the old one goes.
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 
 
 @dataclass(frozen=True)
@@ -25,13 +32,12 @@ class GatewayArgs:
     config: GatewayConfig
     cluster_name: str
     region: str
-    account_id: str
     vpc_id: pulumi.Input[str]
     image_repository: pulumi.Input[str]
     routing_config: pulumi.Input[str]   # the gateway's YAML config (models -> backends)
     api_keys: pulumi.Input[str]         # secret: the key file (hashed keys -> allowed models)
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer_url: pulumi.Input[str]
+    load_balancer_controller_role_arn: pulumi.Input[str]  # IRSA role from the platform stack
+    resource_tags: dict[str, str]       # cost tags for the load balancers the controller creates
 
 
 class Gateway(pulumi.ComponentResource):
@@ -46,7 +52,8 @@ class Gateway(pulumi.ComponentResource):
         controller = self._load_balancer_controller(name, args, child)
 
         namespace = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "restricted"}), opts=child)
+            name=NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "restricted",
+                                    READINESS_GATE_LABEL: "enabled"}), opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "llmops"}
         config_map = k8s.core.v1.ConfigMap(
@@ -69,6 +76,9 @@ class Gateway(pulumi.ComponentResource):
             resources={"requests": {"cpu": "500m", "memory": "512Mi"},
                        "limits": {"cpu": "2", "memory": "1Gi"}},
             readiness_probe=probe(period_seconds=5, failure_threshold=3),
+            # keep serving while the ALB deregisters the pod, then drain in-flight streams
+            lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SECONDS))),
             liveness_probe=probe(period_seconds=10, failure_threshold=6),
             security_context=k8s.core.v1.SecurityContextArgs(
                 run_as_non_root=True, run_as_user=10001, allow_privilege_escalation=False,
@@ -93,6 +103,7 @@ class Gateway(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                     spec=k8s.core.v1.PodSpecArgs(
                         automount_service_account_token=False,
+                        termination_grace_period_seconds=PRE_STOP_SECONDS + STREAM_SECONDS + 15,
                         node_selector={"llmops.io/node-role": "system"},
                         containers=[container],
                         volumes=[config_volume, k8s.core.v1.VolumeArgs(
@@ -134,7 +145,10 @@ class Gateway(pulumi.ComponentResource):
                     "alb.ingress.kubernetes.io/healthcheck-path": "/health",
                     # streams can be long: keep idle connections open for 5 minutes
                     "alb.ingress.kubernetes.io/load-balancer-attributes":
-                        "idle_timeout.timeout_seconds=300"}),
+                        f"idle_timeout.timeout_seconds={STREAM_SECONDS}",
+                    "alb.ingress.kubernetes.io/target-group-attributes":
+                        # in-flight streams may finish while the target deregisters
+                        f"deregistration_delay.timeout_seconds={STREAM_SECONDS}"}),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name="alb",
                 tls=[k8s.networking.v1.IngressTLSArgs(hosts=[cfg.host])],
@@ -151,20 +165,26 @@ class Gateway(pulumi.ComponentResource):
         self.register_outputs({"url": self.url})
 
     def _load_balancer_controller(self, name, args: GatewayArgs, child) -> k8s.helm.v3.Release:
-        account = "aws-load-balancer-controller"
-        role = IrsaRole(f"{name}-lbc", IrsaRoleArgs(
-            args.oidc_provider_arn, args.oidc_issuer_url, "kube-system", account,
-            policy=load_balancer_controller_policy(args.cluster_name, args.region, args.account_id)),
-            opts=child)
+        namespace = LOAD_BALANCER_CONTROLLER_ACCOUNT[0]
         return k8s.helm.v3.Release(
-            f"{name}-lbc", name="aws-load-balancer-controller", namespace="kube-system",
+            f"{name}-lbc", name="aws-load-balancer-controller", namespace=namespace,
             chart="aws-load-balancer-controller", version=args.config.load_balancer_controller_chart,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=LBC_REPO),
-            values={"clusterName": args.cluster_name, "region": args.region, "vpcId": args.vpc_id,
-                    "serviceAccount": {"create": True, "name": account,
-                                       "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
-                    "nodeSelector": {"llmops.io/node-role": "system"},
-                    "defaultTags": {"elbv2.k8s.aws/cluster": args.cluster_name},
-                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                  "limits": {"cpu": "500m", "memory": "512Mi"}}},
-            opts=child)
+            values=load_balancer_controller_values(args), opts=child)
+
+
+def load_balancer_controller_values(args: GatewayArgs) -> dict:
+    """Chart values. The controller tags what it creates with `elbv2.k8s.aws/cluster` itself
+    and refuses to start when `defaultTags` names a reserved key, so defaultTags carries only
+    the stack's cost tags. The Service mutator webhook is off: this platform exposes nothing
+    through Services of type LoadBalancer, and with the webhook on (failurePolicy Fail) a
+    controller outage would reject every Service created in the cluster."""
+    return {"clusterName": args.cluster_name, "region": args.region, "vpcId": args.vpc_id,
+            "serviceAccount": {"create": True, "name": LOAD_BALANCER_CONTROLLER_ACCOUNT[1],
+                               "annotations": {"eks.amazonaws.com/role-arn":
+                                               args.load_balancer_controller_role_arn}},
+            "nodeSelector": {"llmops.io/node-role": "system"},
+            "defaultTags": dict(args.resource_tags),
+            "enableServiceMutatorWebhook": False,
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                          "limits": {"cpu": "500m", "memory": "512Mi"}}}

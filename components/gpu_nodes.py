@@ -15,14 +15,26 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_TAINT_KEY, "value": "true", "effect": "NO_SCHEDULE"}
 POOL_LABEL = "llmops.io/gpu-pool"
 CAPACITY_LABEL = "llmops.io/capacity-type"
-GPU_CLASS_LABEL = "llmops.io/gpu-class"
+#: What models select: spot and on-demand pools of one shape share it (stacks.config.gpu).
+GPU_SHAPE_LABEL = "llmops.io/gpu-shape"
+#: cluster-autoscaler's AWS GPU label: a node carrying it counts as a GPU node that is not
+#: ready until the device plugin reports its GPUs, so the autoscaler does not add a second
+#: node for the same pending pod while the first one is still starting.
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 CA_TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+
+
+def accelerator(pool: GpuPool) -> str:
+    """The accelerator label value: the GPU model(s) of the pool, e.g. nvidia-a10g or
+    nvidia-a10g-l4 for a pool that mixes equal-shaped GPUs."""
+    return "nvidia-" + "-".join(m.lower() for m in pool.gpu_models)
 
 
 def pool_labels(pool: GpuPool) -> dict[str, str]:
     return {POOL_LABEL: pool.name,
             CAPACITY_LABEL: "spot" if pool.capacity_type == "SPOT" else "on-demand",
-            GPU_CLASS_LABEL: pool.instances[0].gpu_model}
+            GPU_SHAPE_LABEL: pool.shape,
+            ACCELERATOR_LABEL: accelerator(pool)}
 
 
 def scale_from_zero_tags(pool: GpuPool) -> dict[str, str]:
@@ -45,6 +57,7 @@ class GpuNodePoolsArgs:
     node_role_arn: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
     resource_tags: dict[str, str]
+    after: list[pulumi.Resource]  # the pod network's add-ons (Cluster.network_addons)
 
 
 class GpuNodePools(pulumi.ComponentResource):
@@ -56,7 +69,7 @@ class GpuNodePools(pulumi.ComponentResource):
         self.node_groups: dict[str, aws.eks.NodeGroup] = {}
         for pool in args.pools:
             template = node_launch_template(
-                f"{name}-{pool.name}", root_volume_gib=pool.root_volume_gib,
+                f"{name}-{pool.name}", root_volume_gib=pool.root_volume,
                 local_nvme=pool.has_local_nvme, instance_tags=args.resource_tags, opts=child)
             template_tags = scale_from_zero_tags(pool)
             group = aws.eks.NodeGroup(
@@ -74,8 +87,10 @@ class GpuNodePools(pulumi.ComponentResource):
                 launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                     id=template.id, version=template.latest_version.apply(str)),
                 tags=template_tags,
+                # replace nodes whose GPUs or kubelet report unhealthy instead of paying for them
+                node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
                 # the autoscaler owns the size once created; don't fight it on every `up`
-                opts=pulumi.ResourceOptions(parent=self,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=args.after,
                                             ignore_changes=["scalingConfig.desiredSize"]))
             # Managed node groups don't copy their tags to the Auto Scaling group, where
             # cluster-autoscaler reads node templates; tag the group directly.

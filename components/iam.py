@@ -131,54 +131,111 @@ def registry_publisher_policy(bucket_arn: str, prefix: str, key_arn: str, region
     ])
 
 
+#: The upstream policy this follows: kubernetes-sigs/aws-load-balancer-controller, tag v2.13.0
+#: (commit 73980cf11d1c79c310f4f14a089554f58b165d7d), docs/install/iam_policy.json; chart
+#: 1.13.0 runs that version. Statement for statement the same actions and the same
+#: conditions on the `elbv2.k8s.aws/cluster` tag, with '*' resources narrowed to this
+#: account and region. Left out, for features this platform does not use: Shield Advanced
+#: protection (shield:CreateProtection/DeleteProtection), WAF Classic on ALBs
+#: (elasticloadbalancing:SetWebAcl) and IPAM pools (elasticloadbalancing:ModifyIpPools).
+#: Update both together when the chart pin moves.
+LBC_UPSTREAM = "aws-load-balancer-controller v2.13.0 docs/install/iam_policy.json"
+LBC_DESCRIBE = (
+    "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
+    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
+    "ec2:DescribeCoipPools", "ec2:DescribeIpamPools",
+    "ec2:DescribeRouteTables", "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes", "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeListenerCertificates", "elasticloadbalancing:DescribeSSLPolicies",
+    "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTrustStores",
+    "elasticloadbalancing:DescribeListenerAttributes", "elasticloadbalancing:DescribeCapacityReservation")
+LBC_INTEGRATIONS = (
+    "cognito-idp:DescribeUserPoolClient", "acm:DescribeCertificate",
+    "iam:GetServerCertificate", "waf-regional:GetWebACL",
+    "waf-regional:GetWebACLForResource", "waf-regional:AssociateWebACL",
+    "waf-regional:DisassociateWebACL", "wafv2:GetWebACL", "wafv2:GetWebACLForResource",
+    "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "shield:DescribeProtection")
+LBC_MODIFY_OWNED = (
+    "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
+    "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyCapacityReservation")
+LBC_LISTENERS = (
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
+    "elasticloadbalancing:ModifyRule", "elasticloadbalancing:SetRulePriorities")
+
+
 def load_balancer_controller_policy(cluster_name: str, region: str, account_id: str) -> str:
-    """What the AWS Load Balancer Controller needs, scoped to this account and region.
-    Reads without resource-level permissions use '*'; every mutation is limited to load
-    balancers, target groups and security groups carrying this cluster's controller tag."""
+    """What the AWS Load Balancer Controller needs (upstream's policy, see LBC_UPSTREAM),
+    in this account and region. Creating balancers, target groups and security groups requires
+    this cluster's tag; deleting or modifying them requires it on the resource. Listeners,
+    rules and ingress rules on the cluster's own security groups are not tag-conditioned,
+    as upstream: the controller adds ingress to the cluster security group for targets."""
     elb = f"arn:aws:elasticloadbalancing:{region}:{account_id}"
-    elb_resources = [f"{elb}:loadbalancer/*", f"{elb}:targetgroup/*", f"{elb}:listener/*",
-                     f"{elb}:listener-rule/*"]
     security_groups = f"arn:aws:ec2:{region}:{account_id}:security-group/*"
-    tagged = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": cluster_name}}
-    tagging = {"StringEquals": {"aws:RequestTag/elbv2.k8s.aws/cluster": cluster_name}}
+    balancers = [f"{elb}:targetgroup/*/*", f"{elb}:loadbalancer/net/*/*", f"{elb}:loadbalancer/app/*/*"]
+    listeners = [f"{elb}:listener/net/*/*/*", f"{elb}:listener/app/*/*/*",
+                 f"{elb}:listener-rule/net/*/*/*", f"{elb}:listener-rule/app/*/*/*"]
+    elb_any = [f"{elb}:loadbalancer/*", f"{elb}:targetgroup/*", f"{elb}:listener/*",
+               f"{elb}:listener-rule/*"]
+    requested = {"aws:RequestTag/elbv2.k8s.aws/cluster": cluster_name}
+    owned = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": cluster_name}}
     return document([
-        {"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
-            "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
-            "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
-            "ec2:DescribeSecurityGroups", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
-            "ec2:DescribeTags", "elasticloadbalancing:Describe*",
-            "acm:ListCertificates", "shield:GetSubscriptionState"]},
-        {"Sid": "SecurityGroupsOfVpcs", "Effect": "Allow", "Action": "ec2:GetSecurityGroupsForVpc",
-         "Resource": f"arn:aws:ec2:{region}:{account_id}:vpc/*"},
-        {"Sid": "ReadCertificatesAndAcls", "Effect": "Allow",
-         "Action": ["acm:DescribeCertificate", "wafv2:GetWebACL", "wafv2:GetWebACLForResource"],
-         "Resource": [f"arn:aws:acm:{region}:{account_id}:certificate/*",
-                      f"arn:aws:wafv2:{region}:{account_id}:regional/*", *elb_resources]},
         {"Sid": "ServiceLinkedRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole",
-         "Resource": f"arn:aws:iam::{account_id}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*",
+         "Resource": f"arn:aws:iam::{account_id}:role/aws-service-role/"
+                     "elasticloadbalancing.amazonaws.com/*",
          "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}},
-        {"Sid": "CreateTaggedOnly", "Effect": "Allow", "Condition": tagging,
-         "Action": ["ec2:CreateSecurityGroup", "ec2:CreateTags", "elasticloadbalancing:CreateLoadBalancer",
-                    "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags"],
-         "Resource": [security_groups, f"arn:aws:ec2:{region}:{account_id}:vpc/*", *elb_resources]},
-        {"Sid": "ManageOwnedSecurityGroups", "Effect": "Allow", "Condition": tagged,
-         "Resource": security_groups, "Action": [
+        {"Sid": "Describe", "Effect": "Allow", "Resource": "*",
+         "Action": [*LBC_DESCRIBE, "acm:ListCertificates", "iam:ListServerCertificates",
+                    "shield:GetSubscriptionState"]},
+        {"Sid": "ReadPoolsAndVpcGroups", "Effect": "Allow",
+         "Action": ["ec2:GetCoipPoolUsage", "ec2:GetSecurityGroupsForVpc"],
+         "Resource": [f"arn:aws:ec2:{region}:{account_id}:coip-pool/*",
+                      f"arn:aws:ec2:{region}:{account_id}:vpc/*"]},
+        {"Sid": "Integrations", "Effect": "Allow", "Action": list(LBC_INTEGRATIONS), "Resource": [
+            f"arn:aws:acm:{region}:{account_id}:certificate/*",
+            f"arn:aws:cognito-idp:{region}:{account_id}:userpool/*",
+            f"arn:aws:iam::{account_id}:server-certificate/*",
+            f"arn:aws:waf-regional:{region}:{account_id}:*", f"arn:aws:wafv2:{region}:{account_id}:*",
+            f"arn:aws:shield::{account_id}:*", *elb_any]},
+        {"Sid": "SecurityGroupIngress", "Effect": "Allow", "Resource": security_groups,
+         "Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"]},
+        {"Sid": "CreateSecurityGroup", "Effect": "Allow", "Action": "ec2:CreateSecurityGroup",
+         "Resource": [security_groups, f"arn:aws:ec2:{region}:{account_id}:vpc/*"]},
+        {"Sid": "TagNewSecurityGroups", "Effect": "Allow", "Action": "ec2:CreateTags",
+         "Resource": security_groups, "Condition": {
+             "StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **requested}}},
+        {"Sid": "RetagOwnedSecurityGroups", "Effect": "Allow",
+         "Action": ["ec2:CreateTags", "ec2:DeleteTags"], "Resource": security_groups,
+         "Condition": {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "true"}, **owned}},
+        {"Sid": "ManageOwnedSecurityGroups", "Effect": "Allow", "Resource": security_groups,
+         "Condition": owned, "Action": [
              "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
-             "ec2:DeleteSecurityGroup", "ec2:CreateTags", "ec2:DeleteTags"]},
-        {"Sid": "ManageOwnedBalancers", "Effect": "Allow", "Condition": tagged,
-         "Resource": elb_resources, "Action": [
-             "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
-             "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
-             "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
-             "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
-             "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
-             "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
-             "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
-             "elasticloadbalancing:ModifyListener", "elasticloadbalancing:CreateRule",
-             "elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule",
-             "elasticloadbalancing:AddListenerCertificates",
-             "elasticloadbalancing:RemoveListenerCertificates"]},
-        {"Sid": "AssociateAcls", "Effect": "Allow",
-         "Action": ["wafv2:AssociateWebACL", "wafv2:DisassociateWebACL"],
-         "Resource": [f"arn:aws:wafv2:{region}:{account_id}:regional/*", f"{elb}:loadbalancer/*"]},
+             "ec2:DeleteSecurityGroup"]},
+        {"Sid": "CreateTaggedBalancers", "Effect": "Allow", "Resource": elb_any,
+         "Action": ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
+         "Condition": {"StringEquals": requested}},
+        {"Sid": "ListenersAndRules", "Effect": "Allow", "Resource": elb_any, "Action": [
+            "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
+            "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule"]},
+        {"Sid": "RetagOwnedBalancers", "Effect": "Allow", "Resource": balancers,
+         "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+         "Condition": {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "true"}, **owned}},
+        {"Sid": "TagListenersAndRules", "Effect": "Allow", "Resource": listeners,
+         "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]},
+        {"Sid": "ManageOwnedBalancers", "Effect": "Allow", "Resource": elb_any, "Condition": owned,
+         "Action": list(LBC_MODIFY_OWNED)},
+        {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "elasticloadbalancing:AddTags",
+         "Resource": balancers, "Condition": {"StringEquals": {
+             "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
+             **requested}}},
+        {"Sid": "Targets", "Effect": "Allow", "Resource": f"{elb}:targetgroup/*/*",
+         "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]},
+        {"Sid": "Listeners", "Effect": "Allow", "Resource": elb_any, "Action": list(LBC_LISTENERS)},
     ])

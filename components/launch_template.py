@@ -47,8 +47,10 @@ def node_launch_template(name: str, *, root_volume_gib: int, local_nvme: bool,
         update_default_version=True,
         metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
             http_endpoint="enabled", http_tokens="required",
-            # 2 hops: pods on the node network may reach IMDS; IRSA is the intended path.
-            http_put_response_hop_limit=2),
+            # 1 hop: pods in their own network namespace cannot reach IMDS (and so cannot
+            # take the node role); every workload gets credentials through IRSA. Host-network
+            # pods (aws-node, kube-proxy) still reach it.
+            http_put_response_hop_limit=1),
         block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
             device_name=ROOT_DEVICE,
             ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(

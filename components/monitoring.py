@@ -21,7 +21,7 @@ from components.gpu_instances import GpuInstance
 from stacks.config.base import ConfigError
 from stacks.config.monitoring import MonitoringConfig
 
-KPS_CHART, KPS_VERSION = "kube-prometheus-stack", "81.4.5"
+KPS_CHART, KPS_VERSION = "kube-prometheus-stack", "81.4.3"  # app v0.88.1
 KPS_REPO = "https://prometheus-community.github.io/helm-charts"
 DCGM_CHART, DCGM_VERSION = "dcgm-exporter", "4.1.1"
 DCGM_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"

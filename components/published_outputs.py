@@ -10,8 +10,12 @@ import pulumi
 import pulumi_aws as aws
 
 
+def parameter_prefix(project: str, environment: str) -> str:
+    return f"/{project}/{environment}/"
+
+
 def parameter_name(project: str, environment: str, key: str) -> str:
-    return f"/{project}/{environment}/{key}"
+    return parameter_prefix(project, environment) + key
 
 
 def _as_text(value) -> str:

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components.model_release import resolve
 from components.tgi import RegistryAccess, TgiService, TgiServiceArgs
 from stacks.config.gpu import GpuPool
+from stacks.config.placement import pools_of_shape
 from stacks.config.serving import ModelConfig, ServingConfig
 
 KEDA_REPO = "https://kedacore.github.io/charts"
@@ -22,6 +23,13 @@ class ModelServingArgs:
     models: list[ModelConfig]
     pools: list[GpuPool]
     access: RegistryAccess
+    reader_role_arns: pulumi.Input[dict[str, str]]  # model -> IRSA role (platform stack)
+
+
+def smallest_node(pools: list[GpuPool], shape: str) -> GpuPool:
+    """The pool of `shape` with the smallest node: pods are sized to fit every candidate."""
+    return min(pools_of_shape(pools, shape),
+               key=lambda p: (p.smallest.memory_gib, p.smallest.vcpu))
 
 
 class ModelServing(pulumi.ComponentResource):
@@ -45,7 +53,7 @@ class ModelServing(pulumi.ComponentResource):
                                                    "limits": {"cpu": "1", "memory": "512Mi"}}}},
             opts=child)
 
-        pools = {p.name: p for p in args.pools}
+        role_arns = pulumi.Output.from_input(args.reader_role_arns)
         self.routes: dict[str, pulumi.Output] = {}
         self.versions: dict[str, pulumi.Output] = {}
         for model in args.models:
@@ -57,8 +65,9 @@ class ModelServing(pulumi.ComponentResource):
                                        opts=pulumi.InvokeOptions(parent=self))
                         for track, ref in refs.items()}
             service = TgiService(model.name, TgiServiceArgs(
-                model=model, pool=pools[model.pool], serving=args.serving, versions=versions,
-                access=args.access), opts=child)
+                model=model, node=smallest_node(args.pools, model.gpu_shape), serving=args.serving,
+                versions=versions, access=args.access,
+                reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m])), opts=child)
             self.routes[model.name] = pulumi.Output.all(
                 stable=service.url, canary=service.canary_url or "").apply(
                 lambda r, w=service.canary_weight: {"stable": r["stable"],

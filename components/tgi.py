@@ -9,19 +9,20 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.gpu_nodes import GPU_TAINT_KEY, POOL_LABEL
-from components.iam import IrsaRole, IrsaRoleArgs, model_reader_policy
+from components.gpu_nodes import GPU_SHAPE_LABEL, GPU_TAINT_KEY
 from components.model_release import ResolvedVersion
 from components.tgi_render import (
     HTTP_PORT,
     METRICS_PORT,
     TERMINATION_GRACE_S,
+    await_budget_seconds,
     launcher_args,
     pod_resources,
     shm_size_gib,
     startup_budget_seconds,
     weights_cache_gib,
 )
+from components.workload_roles import model_reader_account
 from stacks.config.gpu import GpuPool
 from stacks.config.serving import ModelConfig, ServingConfig
 
@@ -38,13 +39,9 @@ class RegistryAccess:
     """Where model weights live and how a pod gets to them (from storage and the cluster)."""
 
     bucket: pulumi.Input[str]
-    bucket_arn: pulumi.Input[str]
-    key_arn: pulumi.Input[str]
     registry_prefix: str
     region: str
     weights_image: pulumi.Input[str]
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_issuer_url: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,11 @@ class TgiServiceArgs:
     """What one model deployment needs; built from typed config and other components' outputs."""
 
     model: ModelConfig
-    pool: GpuPool
+    node: GpuPool          # the smallest pool of the model's shape: what every pod must fit
     serving: ServingConfig
     versions: dict[str, pulumi.Output[ResolvedVersion]]  # track -> resolved registry version
     access: RegistryAccess
+    reader_role_arn: pulumi.Input[str]  # IRSA role from the platform stack (WorkloadRoles)
 
 
 def deployment_name(model: str, track: str) -> str:
@@ -72,23 +70,19 @@ class TgiService(pulumi.ComponentResource):
         model, ns = args.model, args.serving.namespace
         self._model = model
         child = pulumi.ResourceOptions(parent=self)
-        account = f"tgi-{model.name}"
-        model_prefix = f"{args.access.registry_prefix}models/{model.name}/"
-        role = IrsaRole(f"{name}-reader", IrsaRoleArgs(
-            args.access.oidc_provider_arn, args.access.oidc_issuer_url, ns, account,
-            policy=pulumi.Output.all(args.access.bucket_arn, args.access.key_arn).apply(
-                lambda v: model_reader_policy(v[0], model_prefix, v[1], args.access.region))), opts=child)
+        account = model_reader_account(model.name)
         k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=account, namespace=ns, annotations={"eks.amazonaws.com/role-arn": role.arn}),
+                name=account, namespace=ns,
+                annotations={"eks.amazonaws.com/role-arn": args.reader_role_arn}),
             automount_service_account_token=False, opts=child)
 
         self.services: dict[str, pulumi.Output[str]] = {}
         for track, version in args.versions.items():
-            deployment = self._deployment(name, track, version, account, args, child)
+            self._deployment(name, track, version, account, args, child)
             self._service(name, deployment_name(model.name, track), {TRACK_LABEL: track}, ns, child)
             self._disruption_budget(name, track, ns, child)
-            self._scaler(name, track, deployment, args, child)
+            self._scaler(name, track, args, child)
             self.services[track] = pulumi.Output.from_input(
                 f"http://{deployment_name(model.name, track)}.{ns}.svc:{HTTP_PORT}")
 
@@ -112,7 +106,7 @@ class TgiService(pulumi.ComponentResource):
 
     def _deployment(self, name, track, version: pulumi.Output[ResolvedVersion], account,
                     args: TgiServiceArgs, child) -> k8s.apps.v1.Deployment:
-        model, pool, ns = args.model, args.pool, args.serving.namespace
+        model, ns = args.model, args.serving.namespace
         labels = self._labels(track)
         local = f"{WEIGHTS_DIR}/{model.name}"
         probe = lambda **kw: k8s.core.v1.ProbeArgs(  # noqa: E731
@@ -138,7 +132,7 @@ class TgiService(pulumi.ComponentResource):
                  k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf")],
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT),
                    k8s.core.v1.ContainerPortArgs(name="metrics", container_port=METRICS_PORT)],
-            resources=pod_resources(model, pool.smallest),
+            resources=pod_resources(model, args.node.smallest),
             startup_probe=probe(period_seconds=10, failure_threshold=budget // 10, timeout_seconds=5),
             readiness_probe=probe(period_seconds=10, failure_threshold=3, timeout_seconds=5),
             liveness_probe=probe(period_seconds=30, failure_threshold=6, timeout_seconds=10),
@@ -148,11 +142,13 @@ class TgiService(pulumi.ComponentResource):
                            k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")])
         annotations = pulumi.Output.from_input(version).apply(lambda v: {
             VERSION_ANNOTATION: v.version, REVISION_ANNOTATION: v.revision, STAGE_ANNOTATION: v.source})
-        pool_affinity = k8s.core.v1.AffinityArgs(node_affinity=k8s.core.v1.NodeAffinityArgs(
+        # any pool of the shape, spot or on-demand: cluster-autoscaler's priority expander
+        # grows spot first and falls back to on-demand when spot capacity is not there
+        shape_affinity = k8s.core.v1.AffinityArgs(node_affinity=k8s.core.v1.NodeAffinityArgs(
             required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
                 node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=[
                     k8s.core.v1.NodeSelectorRequirementArgs(
-                        key=POOL_LABEL, operator="In", values=[pool.name])])])))
+                        key=GPU_SHAPE_LABEL, operator="In", values=[model.gpu_shape])])])))
         # ScheduleAnyway: GPU capacity is scarce; a skewed replica beats a pending one
         spread = [k8s.core.v1.TopologySpreadConstraintArgs(
             max_skew=1, topology_key=key, when_unsatisfiable="ScheduleAnyway",
@@ -169,7 +165,7 @@ class TgiService(pulumi.ComponentResource):
             init_containers=[fetch], containers=[tgi],
             tolerations=[k8s.core.v1.TolerationArgs(key=GPU_TAINT_KEY, operator="Exists",
                                                     effect="NoSchedule")],
-            affinity=pool_affinity, topology_spread_constraints=spread, volumes=volumes)
+            affinity=shape_affinity, topology_spread_constraints=spread, volumes=volumes)
         pod_annotations = {
             "prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT),
             "prometheus.io/path": "/metrics",
@@ -188,8 +184,12 @@ class TgiService(pulumi.ComponentResource):
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations=pod_annotations),
                     spec=pod_spec)),
-            # KEDA owns the replica count once the scaler exists
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"]))
+            # KEDA owns the replica count once the scaler exists. The engine waits for the
+            # rollout as long as a cold start can take (node, image, weights, load), not 10 min.
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["spec.replicas"],
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{await_budget_seconds(model)}s",
+                                                      update=f"{await_budget_seconds(model)}s")))
 
     def _service(self, name, service_name, track_selector, ns, child, suffix=None) -> None:
         selector = {"app.kubernetes.io/name": "tgi", MODEL_LABEL: self._model.name, **track_selector}
@@ -211,7 +211,7 @@ class TgiService(pulumi.ComponentResource):
                 max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._labels(track))),
             opts=child)
 
-    def _scaler(self, name, track, deployment, args: TgiServiceArgs, child) -> None:
+    def _scaler(self, name, track, args: TgiServiceArgs, child) -> None:
         """KEDA ScaledObject: queue depth per replica drives replicas; cron keeps known peaks."""
         model = args.model
         query = (f'sum(tgi_queue_size{{namespace="{args.serving.namespace}",'
@@ -227,7 +227,9 @@ class TgiService(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=deployment_name(model.name, track),
                                                 namespace=args.serving.namespace),
             spec={
-                "scaleTargetRef": {"name": deployment.metadata.name},
+                # by name, not by the Deployment's output: the scaler only needs to exist and
+                # must not wait behind a model's (long) rollout
+                "scaleTargetRef": {"name": deployment_name(model.name, track)},
                 "minReplicaCount": model.replicas.min if track in ("stable", "blue", "green") else 1,
                 "maxReplicaCount": model.replicas.max,
                 "pollingInterval": 15,

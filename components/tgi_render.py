@@ -61,6 +61,23 @@ def startup_budget_seconds(model: ModelConfig) -> int:
     return 600 + math.ceil(model.weights_gib * 20)
 
 
+#: cluster-autoscaler's --max-node-provision-time (components/cluster_autoscaling.py): the
+#: longest a pending pod waits for a new GPU node before the autoscaler gives up on a group.
+NODE_PROVISION_S = 20 * 60
+#: Pulling TGI's ~10 GB image onto a new node through NAT (~50 MB/s observed for ghcr.io).
+IMAGE_PULL_S = 240
+#: Weights from S3 to local NVMe through the init container, conservatively per GiB.
+WEIGHTS_FETCH_S_PER_GIB = 10
+
+
+def await_budget_seconds(model: ModelConfig) -> int:
+    """How long the engine waits for a TGI rollout: a new node, the image, the weights and
+    the startup probe's budget. pulumi-kubernetes' default (10 minutes) is shorter than the
+    startup probe alone, so a healthy first rollout would be reported as failed."""
+    fetch = math.ceil(model.weights_gib * WEIGHTS_FETCH_S_PER_GIB)
+    return NODE_PROVISION_S + IMAGE_PULL_S + fetch + startup_budget_seconds(model)
+
+
 def weights_cache_gib(model: ModelConfig) -> int:
     """Node-local space for the weights copy (plus headroom for tokenizer and adapters)."""
     return math.ceil(model.weights_gib * 1.2) + 5

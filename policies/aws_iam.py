@@ -36,7 +36,9 @@ RESOURCE_STAR_ACTIONS = (
     # no resource-level permissions (Service Authorization Reference)
     "ec2:GetInstanceTypesFromInstanceRequirements",
     "acm:ListCertificates",
+    "iam:ListServerCertificates",
     "shield:GetSubscriptionState",
+    "ssm:DescribeParameters",
 )
 
 

@@ -1,5 +1,5 @@
-"""Entry point for `pulumi up`: the program lives in stacks.program so tools can import it."""
+"""Entry point for the platform stack's `pulumi up` (project llmops, Pulumi.yaml at the root)."""
 
-from stacks.program import main
+from stacks.platform_stack import main
 
 main()

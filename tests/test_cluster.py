@@ -52,8 +52,9 @@ def test_dev_public_endpoint_is_limited_to_configured_cidrs(plans):
 
 def test_admin_roles_get_access_entries_with_cluster_admin(plans):
     plan = plans["prod"]
-    entry = plan.one("aws:eks/accessEntry:AccessEntry").inputs
-    association = plan.one("aws:eks/accessPolicyAssociation:AccessPolicyAssociation").inputs
+    entry = plan.one("aws:eks/accessEntry:AccessEntry", "cluster-admin-0").inputs
+    association = plan.one("aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+                           "cluster-admin-0").inputs
     assert entry["principalArn"] == "arn:aws:iam::123456789012:role/platform-admin"
     assert association["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
     assert association["accessScope"] == {"type": "cluster"}
@@ -90,9 +91,9 @@ def test_system_node_group_is_small_and_on_demand(plans):
 
 
 @pytest.mark.parametrize(("stack", "capacity"), [
-    ("dev", {"l4-spot": "SPOT"}),
-    ("staging", {"a10g-spot": "SPOT", "a10g-x4-spot": "SPOT"}),
-    ("prod", {"a10g-x4-ondemand": "ON_DEMAND", "a10g-x4-spot": "SPOT"})])
+    ("dev", {"gpu24-x1-spot": "SPOT"}),
+    ("staging", {"gpu24-x1-spot": "SPOT", "gpu24-x4-spot": "SPOT"}),
+    ("prod", {"gpu24-x4-ondemand": "ON_DEMAND", "gpu24-x4-spot": "SPOT"})])
 def test_gpu_pools_use_the_capacity_their_environment_asks_for(plans, stack, capacity):
     groups = {g.inputs["labels"]["llmops.io/gpu-pool"]: g.inputs["capacityType"]
               for g in _gpu_groups(plans[stack])}
@@ -123,10 +124,11 @@ def test_every_launch_template_requires_imdsv2_and_encrypts_the_root_volume(plan
 def test_gpu_nodes_with_instance_nvme_prepare_it_for_weights(plans):
     import base64
 
-    template = plans["prod"].one("aws:ec2/launchTemplate:LaunchTemplate", "gpu-a10g-x4-spot")
+    template = plans["prod"].one("aws:ec2/launchTemplate:LaunchTemplate", "gpu-gpu24-x4-spot")
     user_data = base64.b64decode(template.inputs["userData"]).decode()
     assert "strategy: RAID0" in user_data
-    assert template.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 300
+    # images, pods and weights live on the NVMe RAID0: the EBS root only holds the OS
+    assert template.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 50
     system = plans["prod"].one("aws:ec2/launchTemplate:LaunchTemplate", "cluster-system")
     assert "userData" not in system.inputs
 
@@ -135,12 +137,16 @@ def test_empty_gpu_groups_carry_scale_from_zero_templates_on_their_asg(plans):
     plan = plans["prod"]
     tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"]
             for t in plan.of_type("aws:autoscaling/tag:Tag")
-            if "a10g-x4-spot" in t.inputs["autoscalingGroupName"]}
+            if "gpu24-x4-spot" in t.inputs["autoscalingGroupName"]}
     template = "k8s.io/cluster-autoscaler/node-template"
     assert tags[f"{template}/resources/nvidia.com/gpu"] == "4"
     assert tags[f"{template}/taint/nvidia.com/gpu"] == "true:NoSchedule"
-    assert tags[f"{template}/label/llmops.io/gpu-pool"] == "a10g-x4-spot"
+    assert tags[f"{template}/label/llmops.io/gpu-pool"] == "gpu24-x4-spot"
     assert tags[f"{template}/label/llmops.io/capacity-type"] == "spot"
+    assert tags[f"{template}/label/llmops.io/gpu-shape"] == "24gib-x4"
+    # the autoscaler treats a node with this label as a GPU node still starting until the
+    # device plugin reports its GPUs (no second node for the same pending pod)
+    assert tags[f"{template}/label/k8s.amazonaws.com/accelerator"] == "nvidia-a10g-l4"
 
 
 def test_autoscaler_prefers_spot_pools_over_on_demand(plans):
@@ -149,8 +155,8 @@ def test_autoscaler_prefers_spot_pools_over_on_demand(plans):
     assert release["version"] == "9.47.0"
     assert values["extraArgs"]["expander"] == "priority"
     assert values["expanderPriorities"] == {
-        "50": ["^eks-llmops-prod-a10g-x4-spot-.*"],
-        "10": ["^eks-llmops-prod-a10g-x4-ondemand-.*"],
+        "50": ["^eks-llmops-prod-gpu24-x4-spot-.*"],
+        "10": ["^eks-llmops-prod-gpu24-x4-ondemand-.*"],
         "1": [".*"]}
     assert values["image"]["tag"] == "v1.33.0"
     assert values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
@@ -159,7 +165,8 @@ def test_autoscaler_prefers_spot_pools_over_on_demand(plans):
 
 def test_autoscaler_may_only_scale_groups_of_its_own_cluster(plans):
     plan = plans["prod"]
-    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "scaling-autoscaler").inputs["policy"])
+    role = plan.one("aws:iam/rolePolicy:RolePolicy", "workload-roles-autoscaler")
+    policy = json.loads(role.inputs["policy"])
     scale = next(s for s in policy["Statement"] if s["Sid"] == "ScaleOwnGroups")
     assert scale["Condition"] == {"StringEquals": {
         "aws:ResourceTag/k8s.io/cluster-autoscaler/llmops-prod": "owned"}}
@@ -187,9 +194,14 @@ IMPOSSIBLE_POOLS = [
     ({"llmops:gpuPools.0.minSize": 5},
      "llmops:gpuPools[0]: sizes must satisfy minSize <= desiredSize <= maxSize; got 5 <= 1 <= 3"),
     ({"llmops:gpuPools.0.instanceTypes": ["g6.xlarge"]},
-     "llmops:gpuPools[0]: spot pool 'l4-spot' lists one instance type; list at least 2"),
+     "llmops:gpuPools[0]: spot pool 'gpu24-x1-spot' lists one instance type; list at least 2"),
     ({"llmops:gpuPools.0.instanceTypes": ["g5.xlarge", "g5.12xlarge"]},
-     "llmops:gpuPools[0]: pool 'l4-spot' mixes GPU counts (g5.xlarge=1, g5.12xlarge=4)"),
+     "llmops:gpuPools[0]: pool 'gpu24-x1-spot' mixes node shapes (g5.xlarge=1x24GiB/4vCPU/16GiB, "
+     "g5.12xlarge=4x24GiB/48vCPU/192GiB)"),
+    # pods are sized to one node: a bigger type in the pool would be paid for and left idle
+    ({"llmops:gpuPools.0.instanceTypes": ["g6.xlarge", "g6.2xlarge"]},
+     "llmops:gpuPools[0]: pool 'gpu24-x1-spot' mixes node shapes (g6.xlarge=1x24GiB/4vCPU/16GiB, "
+     "g6.2xlarge=1x24GiB/8vCPU/32GiB)"),
     ({"llmops:gpuPools.0.capacityType": "RESERVED"},
      "llmops:gpuPools[0].capacityType: Input should be 'SPOT' or 'ON_DEMAND' (got 'RESERVED')"),
     ({"llmops:gpuPools": []}, "llmops:gpuPools: List should have at least 1 item"),

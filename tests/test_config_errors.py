@@ -45,9 +45,9 @@ CASES = [
      "llmops:network.interfaceEndpoints[1]: Input should be 'ecr.api'"),
     ({"llmops:network.interfaceEndpoints": ["sts", "sts"]},
      "llmops:network.interfaceEndpoints: listed more than once: sts"),
-    ({"llmops:gpuPools.1": {"name": "l4-spot", "instanceTypes": ["g6.xlarge", "g5.xlarge"],
+    ({"llmops:gpuPools.1": {"name": "gpu24-x1-spot", "instanceTypes": ["g6.xlarge", "g5.xlarge"],
                              "capacityType": "SPOT", "minSize": 0, "desiredSize": 0, "maxSize": 1}},
-     "llmops:gpuPools: pool names must be unique; repeated: l4-spot"),
+     "llmops:gpuPools: pool names must be unique; repeated: gpu24-x1-spot"),
     ({"llmops:tags.costCentre": "cc#1"},
      "llmops:tags.costCentre: 'cc#1' is not a valid AWS tag value"),
 ]
@@ -96,9 +96,16 @@ def test_secret_keys_are_required_for_a_real_run_and_stood_in_for_offline():
 
     assert secret_config_keys() == ["llmops:gatewayApiKeys"]
     values = read_stack_config("prod").values
+    # the platform stack does not need it (it lives in the workloads stack's own config) ...
+    config = parse_platform_config(values, project="llmops", stack="prod")
+    # ... and the workloads program refuses to run without it, naming the command
+    from stacks.workloads_stack import build_workloads
+
     with pytest.raises(ConfigError) as caught:
-        parse_platform_config(values, project="llmops", stack="prod")
-    assert "llmops:gatewayApiKeys: required value is missing" in caught.value.problems
+        build_workloads(config)
+    assert caught.value.problems == [
+        "llmops:gatewayApiKeys is not set; set it with `pulumi config set --secret "
+        "llmops:gatewayApiKeys < keys.yaml` in stacks/workloads"]
     plan = run_plan("prod")
     secret = plan.one("kubernetes:core/v1:Secret", "gateway-keys")
     assert "stringData" in secret.secret_paths

@@ -59,13 +59,44 @@ def test_load_balancer_controller_is_pinned_and_can_only_touch_its_clusters_bala
     plan = plans["dev"]
     release = _inputs(plan, "kubernetes:helm.sh/v3:Release", "gateway-lbc")
     assert release["version"] == "1.13.0"
-    assert release["values"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
-    policy = json.loads(_inputs(plan, "aws:iam/rolePolicy:RolePolicy", "gateway-lbc")["policy"])
-    manage = next(s for s in policy["Statement"] if s["Sid"] == "ManageOwnedBalancers")
-    assert manage["Condition"] == {"StringEquals": {
-        "aws:ResourceTag/elbv2.k8s.aws/cluster": "llmops-dev"}}
-    assert all(r.startswith("arn:aws:elasticloadbalancing:us-west-2:123456789012:")
-               for r in manage["Resource"])
-    unscoped = {a for s in policy["Statement"] if s["Resource"] == "*" and "Condition" not in s
-                for a in s["Action"]}
-    assert all(":Describe" in a or ":List" in a or ":Get" in a for a in unscoped)
+    assert release["values"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == (
+        plan.stack_outputs["platform"]["workloadRoleArns"]["loadBalancerController"])
+    policy = json.loads(_inputs(plan, "aws:iam/rolePolicy:RolePolicy", "workload-roles-lbc")["policy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    owned = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "llmops-dev"}}
+    assert statements["ManageOwnedBalancers"]["Condition"] == owned
+    assert "elasticloadbalancing:DeleteLoadBalancer" in statements["ManageOwnedBalancers"]["Action"]
+    assert statements["CreateTaggedBalancers"]["Condition"] == {"StringEquals": {
+        "aws:RequestTag/elbv2.k8s.aws/cluster": "llmops-dev"}}
+    mutating = [s for s in policy["Statement"] if s["Sid"] not in ("Describe",)]
+    assert all(r.startswith(("arn:aws:elasticloadbalancing:us-west-2:123456789012:",
+                             "arn:aws:ec2:us-west-2:123456789012:", "arn:aws:iam::123456789012:",
+                             "arn:aws:acm:us-west-2:", "arn:aws:cognito-idp:us-west-2:",
+                             "arn:aws:waf-regional:us-west-2:", "arn:aws:wafv2:us-west-2:",
+                             "arn:aws:shield::123456789012:"))
+               for s in mutating for r in ([s["Resource"]] if isinstance(s["Resource"], str)
+                                           else s["Resource"]))
+
+
+def test_load_balancer_controller_can_do_what_upstream_v2_13_needs_without_our_tag(plans):
+    """Upstream does not tag-condition listeners, rules, targets or ingress on security groups
+    (the controller opens the cluster security group, which it did not create)."""
+    plan = plans["dev"]
+    policy = json.loads(_inputs(plan, "aws:iam/rolePolicy:RolePolicy", "workload-roles-lbc")["policy"])
+    unconditioned = {a for s in policy["Statement"] if "Condition" not in s
+                     for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    for action in ("elasticloadbalancing:CreateListener", "elasticloadbalancing:CreateRule",
+                   "elasticloadbalancing:ModifyListener", "elasticloadbalancing:RegisterTargets",
+                   "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"):
+        assert action in unconditioned, action
+
+
+def test_load_balancer_controller_starts_and_does_not_gate_every_service(plans):
+    values = _inputs(plans["prod"], "kubernetes:helm.sh/v3:Release", "gateway-lbc")["values"]
+    # v2.13 refuses to start when defaultTags names a key it reserves for itself
+    reserved = {"elbv2.k8s.aws/cluster", "elbv2.k8s.aws/resource", "ingress.k8s.aws/stack",
+                "ingress.k8s.aws/resource", "service.k8s.aws/stack", "service.k8s.aws/resource"}
+    assert not reserved & set(values["defaultTags"])
+    assert values["defaultTags"]["CostCentre"] == "CC-4410-prod"
+    assert values["enableServiceMutatorWebhook"] is False
+    assert values["region"] == "us-east-1" and values["vpcId"].startswith("vpc-")

@@ -97,7 +97,7 @@ def test_applications_get_bucket_key_and_registry_outputs(plans):
     outputs = plans["prod"].outputs
     assert outputs["modelBucket"].startswith("storage-models-")
     assert outputs["registryPrefix"] == "registry/"
-    assert outputs["gatewayRepositoryUrl"].endswith(".amazonaws.com/llmops-prod/llm-gateway")
+    assert outputs["platformRepositoryUrl"].endswith(".amazonaws.com/llmops-prod/llm-gateway")
 
 
 def test_outputs_are_published_to_ssm_for_non_pulumi_consumers(plans):

@@ -105,7 +105,8 @@ def test_startup_budget_grows_with_model_size():
 
     def model(params):
         return ModelConfig.model_validate({
-            "name": "mm", "registry": {"stage": "production"}, "pool": "p", "paramsBillion": params,
+            "name": "mm", "registry": {"stage": "production"}, "gpuShape": "24gib-x1",
+            "paramsBillion": params,
             "maxInputTokens": 1, "maxTotalTokens": 2, "maxBatchPrefillTokens": 1,
             "replicas": {"min": 1, "max": 1}})
     assert startup_budget_seconds(model(8)) < startup_budget_seconds(model(70))
@@ -132,12 +133,12 @@ def test_weights_come_from_the_registry_into_node_local_disk_with_checksums(plan
     assert pod["serviceAccountName"] == "tgi-llama-3-8b"
 
 
-def test_pods_tolerate_the_gpu_taint_stay_on_their_pool_and_spread_across_zones(plans):
+def test_pods_tolerate_the_gpu_taint_select_their_gpu_shape_and_spread_across_zones(plans):
     pod = _pod(_deployment(plans["dev"], "tgi-llama-3-8b"))
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"][0]["matchExpressions"][0]
-    assert term == {"key": "llmops.io/gpu-pool", "operator": "In", "values": ["l4-spot"]}
+    assert term == {"key": "llmops.io/gpu-shape", "operator": "In", "values": ["24gib-x1"]}
     keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
     assert "topology.kubernetes.io/zone" in keys
 
@@ -218,10 +219,17 @@ def test_model_reader_role_is_bound_to_the_models_service_account(plans):
     import json
 
     plan = plans["prod"]
-    role = next(r for r in plan.of_type("aws:iam/role:Role") if r.name == "llama-3-8b-reader")
+    name = "workload-roles-reader-llama-3-8b"
+    role = plan.one("aws:iam/role:Role", name)
+    assert role.stack == "platform"
     condition = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:llm-serving:tgi-llama-3-8b" in condition.values()
-    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "llama-3-8b-reader").inputs["policy"])
+    account = next(a for a in plan.of_type("kubernetes:core/v1:ServiceAccount")
+                   if a.inputs["metadata"]["name"] == "tgi-llama-3-8b")
+    assert account.stack == "workloads"
+    assert account.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == (
+        plan.stack_outputs["platform"]["workloadRoleArns"]["models"]["llama-3-8b"])
+    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"])
     read = next(s for s in policy["Statement"] if s["Sid"] == "ReadModelObjects")
     assert read["Resource"].endswith("/registry/models/llama-3-8b/*")
 
@@ -238,7 +246,7 @@ def test_launcher_uses_dtype_when_not_quantized():
     from stacks.config.serving import ModelConfig
 
     model = ModelConfig.model_validate({
-        "name": "mm", "registry": {"stage": "production"}, "pool": "p", "paramsBillion": 1,
+        "name": "mm", "registry": {"stage": "production"}, "gpuShape": "24gib-x1", "paramsBillion": 1,
         "dtype": "float16", "maxInputTokens": 1, "maxTotalTokens": 2, "maxBatchPrefillTokens": 1,
         "replicas": {"min": 1, "max": 1}, "loraAdapters": ["a/b", "c/d"]})
     args = launcher_args(model, "/m")
@@ -248,7 +256,7 @@ def test_launcher_uses_dtype_when_not_quantized():
 
 MODEL_ERRORS = [
     ({"llmops:models.0.shards": 3},
-     "llmops:models[0] (llama-3-8b).shards: 3 must divide the 1 GPU(s) per node of pool 'l4-spot'"),
+     "llmops:models[0] (llama-3-8b).shards: 3 must divide the 1 GPU(s) per node of shape '24gib-x1'"),
     ({"llmops:models.0.maxInputTokens": 9000},
      "llmops:models[0]: maxInputTokens (9000) must be less than maxTotalTokens (8192)"),
     ({"llmops:models.0.maxBatchPrefillTokens": 1000},
@@ -257,8 +265,8 @@ MODEL_ERRORS = [
      "llmops:models[0]: dtype and quantize are exclusive in TGI; give one"),
     ({"llmops:models.0.paramsBillion": 70},
      "llmops:models[0] (llama-3-8b): 70B parameters at bfloat16 need 130.4 GiB of weights"),
-    ({"llmops:models.0.pool": "h100"},
-     "llmops:models[0] (llama-3-8b).pool: 'h100' is not a GPU pool; pools: l4-spot"),
+    ({"llmops:models.0.gpuShape": "80gib-x8"},
+     "llmops:models[0] (llama-3-8b).gpuShape: no GPU pool has shape '80gib-x8'; pool shapes: 24gib-x1"),
     ({"llmops:models.0.quantize": "int3", "llmops:models.0.dtype": None},
      "llmops:models[0].quantize: Input should be 'awq'"),
     ({"llmops:models.0.registry": {"stage": "production", "version": "v1"}},

@@ -88,6 +88,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         self.account_id = account_id
         self.registry = registry or {}
         self.output_hooks: dict[str, OutputHook] = dict(OUTPUT_HOOKS)
+        #: org/project/stack -> (outputs, secret output names): what StackReferences read
+        self.stack_references: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
         self.call_hooks: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
             "aws:index/getCallerIdentity:getCallerIdentity": self._identity,
@@ -101,6 +103,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
     # -- resources -----------------------------------------------------------------------
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        if typ == "pulumi:pulumi:StackReference":
+            return self._stack_reference(str(args.resource_id or inputs.get("name")))
         state = dict(inputs)
         physical = self._physical_name(typ, name, inputs)
         if typ in NAME_INPUT:
@@ -116,6 +120,16 @@ class OfflineMocks(pulumi.runtime.Mocks):
             state.update(hook(name, inputs, {**state, "id": resource_id, "region": self.region,
                                              "accountId": self.account_id}))
         return resource_id, state
+
+    def _stack_reference(self, stack_name: str) -> tuple[str, dict]:
+        if stack_name not in self.stack_references:
+            known = ", ".join(self.stack_references) or "none"
+            raise LlmopsError(f"the offline plan has no stack {stack_name!r} to reference "
+                              f"(known: {known}); llmops:platformStack must name the "
+                              "environment's platform stack")
+        outputs, secret_names = self.stack_references[stack_name]
+        return stack_name, {"name": stack_name, "outputs": outputs,
+                            "secretOutputNames": list(secret_names)}
 
     def _physical_name(self, typ: str, name: str, inputs: dict[str, Any]) -> str:
         given = inputs.get(NAME_INPUT.get(typ, "name"))

@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,36 @@ import yaml
 from pulumi.runtime import settings as runtime_settings
 
 from llmops.offline.mocks import OfflineMocks
-from llmops.offline.recorder import RecordedResource, RecordingMonitor, mask
-from llmops.offline.stackfile import OFFLINE_SECRET, STACKS_DIR, StackConfig, read_stack_config
-from stacks.config import PlatformConfig, parse_platform_config, secret_config_keys
+from llmops.offline.recorder import RecordedInvoke, RecordedResource, RecordingMonitor, mask
+from llmops.offline.stackfile import (
+    OFFLINE_SECRET,
+    STACKS_DIR,
+    StackConfig,
+    read_stack_config,
+    read_workloads_config,
+)
+from stacks.config import PRODUCT, PlatformConfig, parse_platform_config, secret_config_keys
+from stacks.contract import PLATFORM_PROJECT, WORKLOADS_PROJECT, platform_stack_name
 
-PROJECT = "llmops"
+#: The organization the offline engine reports (as a self-managed backend does).
+OFFLINE_ORGANIZATION = "organization"
+
+#: The environment's two stacks, in deploy order: (label, Pulumi project).
+STACKS = (("platform", PLATFORM_PROJECT), ("workloads", WORKLOADS_PROJECT))
 
 
 @dataclass
 class Plan:
-    """What `pulumi up` would create for one stack, as recorded offline."""
+    """What `pulumi up` would create for one environment (both stacks), as recorded offline."""
 
     stack: str
     config: PlatformConfig
     resources: list[RecordedResource]
     outputs: dict[str, Any]
     secret_outputs: tuple[str, ...] = ()
+    #: each stack's own outputs ({"platform": {...}, "workloads": {...}})
+    stack_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invokes: list[RecordedInvoke] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -49,6 +63,9 @@ class Plan:
     def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
         return [r for r in self.resources if r.parent == parent.urn]
 
+    def in_stack(self, label: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.stack == label]
+
     @property
     def custom_resources(self) -> list[RecordedResource]:
         return [r for r in self.resources if r.custom]
@@ -58,7 +75,10 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "resources": [r.to_json() for r in self.resources],
-                "outputs": mask(self.outputs, self.secret_outputs)}
+                "outputs": {label: mask(values, self.secret_outputs)
+                            for label, values in self.stack_outputs.items()},
+                "invokes": [{"stack": i.stack, "token": i.token, "args": i.args}
+                            for i in self.invokes]}
 
     def write_json(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,34 +87,52 @@ class Plan:
 
 def run_plan(stack: str, overrides: dict[str, Any] | None = None,
              stack_config: StackConfig | None = None, stacks_dir: Path = STACKS_DIR) -> Plan:
-    """Validate the stack's config, then run the program under mocks and record it.
+    """Validate the environment's config, then run both stacks' programs under mocks.
 
-    `overrides` are dotted config paths ({"llmops:network.azCount": 3}); tests use them to
-    plan a shipped stack with one setting changed. Raises `ConfigError` before anything runs.
+    The platform program runs first; its outputs answer the workloads program's
+    `StackReference`, as the platform stack's state does in a real deploy. `overrides` are
+    dotted config paths ({"llmops:network.azCount": 3}); tests use them to plan a shipped
+    stack with one setting changed. Raises `ConfigError` before anything runs.
     """
     stack_config = stack_config or read_stack_config(stack, stacks_dir)
-    # Secrets live encrypted in the stack's backend, not in the YAML; offline, stand in for
-    # the ones that are absent so the rest of the stack can be planned.
+    # Secrets live encrypted in the workloads stack's own config, not in the environment
+    # file; offline, stand in for the ones that are absent so the rest can be planned.
+    workloads_file = read_workloads_config(stack, stacks_dir)
+    stack_config = stack_config.with_overrides(workloads_file.values)
+    stack_config.secret_keys.update(workloads_file.secret_keys)
     stack_config = stack_config.with_overrides(
         {key: OFFLINE_SECRET for key in secret_config_keys() if key not in stack_config.values})
     stack_config.secret_keys.update(secret_config_keys())
     if overrides:
         stack_config = stack_config.with_overrides(overrides)
-    config = parse_platform_config(stack_config.values, project=PROJECT, stack=stack,
+    config = parse_platform_config(stack_config.values, project=PRODUCT, stack=stack,
                                    source=stack_config.source)
     missing = [k for k in config.monitoring_secret_keys() if k not in stack_config.values]
     stack_config = stack_config.with_overrides({key: OFFLINE_SECRET for key in missing})
     stack_config.secret_keys.update(config.monitoring_secret_keys())
 
-    from stacks.program import main  # the program `pulumi up` runs
+    from stacks.platform_stack import main as platform_main  # what `pulumi up` runs
+    from stacks.workloads_stack import main as workloads_main
 
     registry_file = stacks_dir / "offline-registry.yaml"
     registry = yaml.safe_load(registry_file.read_text()) if registry_file.is_file() else {}
-    recording = record(main, stack=stack, region=config.region,
-                       config=stack_config.runtime_values(), secret_keys=stack_config.secret_keys,
-                       mocks=OfflineMocks(region=config.region, registry=registry))
-    return Plan(stack=stack, config=config, resources=recording.resources,
-                outputs=recording.outputs, secret_outputs=recording.secret_outputs)
+    runtime = stack_config.runtime_values()
+    platform = record(platform_main, stack=stack, project=PLATFORM_PROJECT, label="platform",
+                      region=config.region, config=runtime, secret_keys=stack_config.secret_keys,
+                      mocks=OfflineMocks(region=config.region, registry=registry))
+    workloads_mocks = OfflineMocks(region=config.region, registry=registry)
+    workloads_mocks.stack_references[platform_stack_name(config, OFFLINE_ORGANIZATION)] = (
+        platform.outputs, platform.secret_outputs)
+    workloads = record(workloads_main, stack=stack, project=WORKLOADS_PROJECT, label="workloads",
+                       region=config.region, config=runtime, secret_keys=stack_config.secret_keys,
+                       mocks=workloads_mocks)
+    recordings = {"platform": platform, "workloads": workloads}
+    return Plan(stack=stack, config=config,
+                resources=sorted(platform.resources + workloads.resources, key=lambda r: r.urn),
+                outputs={**platform.outputs, **workloads.outputs},
+                secret_outputs=platform.secret_outputs + workloads.secret_outputs,
+                stack_outputs={label: r.outputs for label, r in recordings.items()},
+                invokes=platform.invokes + workloads.invokes)
 
 
 @dataclass
@@ -104,27 +142,29 @@ class Recording:
     resources: list[RecordedResource]
     outputs: dict[str, Any]
     secret_outputs: tuple[str, ...]
+    invokes: list[RecordedInvoke] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
 
 
-def record(program: Callable[[], Any], *, stack: str = "test", region: str = "us-west-2",
-           config: dict[str, str] | None = None, secret_keys: Iterable[str] = (),
-           mocks: OfflineMocks | None = None) -> Recording:
+def record(program: Callable[[], Any], *, stack: str = "test", project: str = PLATFORM_PROJECT,
+           label: str = "", region: str = "us-west-2", config: dict[str, str] | None = None,
+           secret_keys: Iterable[str] = (), mocks: OfflineMocks | None = None) -> Recording:
     """Run `program` under offline mocks and return what it registered.
 
     `run_plan` uses it for whole stacks; component tests use it for one component.
     """
     mocks = mocks or OfflineMocks(region=region)
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, stack_label=label)
     # Pulumi's runtime drives the main thread's event loop; asyncio.run() elsewhere in the
     # process leaves none set, so give every recording a fresh one.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runtime_settings.ROOT.set(None)  # no stack transformation leaks from a previous run
     pulumi.runtime.set_all_config(dict(config or {}), secret_keys=sorted(secret_keys))
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor,
+                             organization=OFFLINE_ORGANIZATION)
 
     @pulumi.runtime.test
     def run():
@@ -141,4 +181,4 @@ def record(program: Callable[[], Any], *, stack: str = "test", region: str = "us
         loop.close()
     # Registration order varies from run to run (async); URN order makes plans diffable.
     resources = sorted(monitor.recorded, key=lambda r: r.urn)
-    return Recording(resources, dict(monitor.outputs), monitor.secret_outputs)
+    return Recording(resources, dict(monitor.outputs), monitor.secret_outputs, monitor.invokes)

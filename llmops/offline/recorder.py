@@ -1,4 +1,5 @@
-"""Record every resource the program registers: type, name, parent, inputs, stack outputs."""
+"""Record every resource the program registers (type, name, parent, inputs, the options that
+decide deploy behaviour), every invoke it makes, and the stack outputs."""
 
 from __future__ import annotations
 
@@ -28,12 +29,44 @@ class RecordedResource:
     inputs: dict[str, Any]
     secret_paths: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = field(default_factory=tuple)
+    #: resource options the engine acts on: customTimeouts, ignoreChanges, protect, provider
+    options: dict[str, Any] = field(default_factory=dict)
+    #: which of the environment's stacks registers it ("platform" or "workloads")
+    stack: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The plan JSON entry; secret values are masked."""
-        return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
-                "custom": self.custom, "dependencies": list(self.dependencies),
+        return {"stack": self.stack, "type": self.type, "name": self.name, "urn": self.urn,
+                "parent": self.parent, "custom": self.custom,
+                "dependencies": list(self.dependencies), "options": self.options,
                 "inputs": mask(self.inputs, self.secret_paths)}
+
+
+@dataclass(frozen=True)
+class RecordedInvoke:
+    """A data-source read the program makes at deploy time (e.g. the registry's stage pointer)."""
+
+    token: str
+    args: dict[str, Any]
+    stack: str = ""
+
+
+def resource_options(request) -> dict[str, Any]:
+    """The options of a RegisterResourceRequest that change what the engine does."""
+    options: dict[str, Any] = {}
+    timeouts = {k: v for k in ("create", "update", "delete")
+                if (v := getattr(request.customTimeouts, k, ""))}
+    if timeouts:
+        options["customTimeouts"] = timeouts
+    if request.ignoreChanges:
+        options["ignoreChanges"] = list(request.ignoreChanges)
+    if request.protect:
+        options["protect"] = True
+    if request.deleteBeforeReplace:
+        options["deleteBeforeReplace"] = True
+    if request.provider:
+        options["provider"] = request.provider.rsplit("::", 1)[0]  # the provider's URN
+    return options
 
 
 def decode(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
@@ -75,9 +108,11 @@ def mask(value: Any, secret_paths: tuple[str, ...], path: str = "") -> Any:
 class RecordingMonitor(MockMonitor):
     """A mock monitor that keeps what the engine would have been asked to create."""
 
-    def __init__(self, mocks):
+    def __init__(self, mocks, stack_label: str = ""):
         super().__init__(mocks)
+        self.stack_label = stack_label
         self.recorded: list[RecordedResource] = []
+        self.invokes: list[RecordedInvoke] = []
         self.outputs: dict[str, Any] = {}
         self.secret_outputs: tuple[str, ...] = ()
         self._stack_urn: str | None = None
@@ -94,8 +129,14 @@ class RecordingMonitor(MockMonitor):
             parent=request.parent if request.parent and request.parent != self._stack_urn
             else None,
             custom=request.custom, inputs=inputs, secret_paths=tuple(secrets),
-            dependencies=tuple(sorted(request.dependencies))))
+            dependencies=tuple(sorted(request.dependencies)), options=resource_options(request),
+            stack=self.stack_label))
         return response
+
+    def Invoke(self, request):
+        args = decode(json_format.MessageToDict(request.args))
+        self.invokes.append(RecordedInvoke(request.tok, args, self.stack_label))
+        return super().Invoke(request)
 
     def RegisterResourceOutputs(self, request):
         if request.urn == self._stack_urn:

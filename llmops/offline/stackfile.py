@@ -45,11 +45,25 @@ def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
 
 
 def read_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+    """The environment file: the platform stack's config, which both stacks read."""
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     source = f"stacks/{path.name}"
     if not path.is_file():
         known = ", ".join(available_stacks(stacks_dir)) or "none"
         raise LlmopsError(f"no stack {stack!r}: {source} does not exist; stacks: {known}")
+    return _read(stack, path, source)
+
+
+def read_workloads_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+    """The workloads stack's own config (stacks/workloads/Pulumi.<stack>.yaml): its secrets.
+    Absent before `pulumi stack init` there, which is fine offline."""
+    path = stacks_dir / "workloads" / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return StackConfig(stack, f"stacks/workloads/{path.name}", {})
+    return _read(stack, path, f"stacks/workloads/{path.name}")
+
+
+def _read(stack: str, path: Path, source: str) -> StackConfig:
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

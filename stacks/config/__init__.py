@@ -13,10 +13,13 @@ from stacks.config.platform import PlatformConfig
 
 #: Config namespaces the program reads; keys of other namespaces (pulumi:, kubernetes:) pass by.
 PROJECT_NAMESPACE = "llmops"
+#: The product name in resource names, tags and SSM paths: the same for both Pulumi projects
+#: (llmops, llmops-workloads) so both stacks of an environment agree on names.
+PRODUCT = "llmops"
 READ_KEYS = ("aws:region",)
 
-__all__ = ["ConfigError", "PlatformConfig", "Section", "load_from_runtime",
-           "parse_platform_config", "secret_config_keys"]
+__all__ = ["PRODUCT", "ConfigError", "PlatformConfig", "Section", "load_from_runtime",
+           "load_workloads_config", "parse_platform_config", "secret_config_keys"]
 
 
 def secret_config_keys() -> list[str]:
@@ -54,13 +57,39 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def load_from_runtime() -> PlatformConfig:
-    """Read the running stack's whole config from the Pulumi runtime and validate it."""
-    import pulumi
+def _runtime_values() -> dict[str, Any]:
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    values = {key: _decode(value) for key, value in raw.items()}
+    return {key: _decode(value) for key, value in raw.items()}
+
+
+def load_from_runtime() -> PlatformConfig:
+    """The platform stack: its whole config is the environment file, from the runtime."""
+    import pulumi
+
     stack = pulumi.get_stack()
-    return parse_platform_config(values, project=pulumi.get_project(), stack=stack,
+    return parse_platform_config(_runtime_values(), project=PRODUCT, stack=stack,
                                  source=f"stacks/Pulumi.{stack}.yaml")
+
+
+def load_workloads_config() -> PlatformConfig:
+    """The workloads stack: the environment file (stacks/Pulumi.<stack>.yaml, the platform
+    stack's config) under the workloads stack's own config (its secrets, any override).
+
+    One file describes an environment; secrets live with the stack that uses them, because
+    each stack encrypts its config with its own key.
+    """
+    import pulumi
+
+    from llmops.offline.stackfile import read_stack_config
+
+    stack = pulumi.get_stack()
+    runtime = _runtime_values()
+    if f"{PROJECT_NAMESPACE}:cluster" in runtime:
+        environment = {}  # the runtime holds the whole environment (`llmops plan` passes it)
+    else:
+        file = read_stack_config(stack)
+        environment = {k: v for k, v in file.values.items() if k not in file.secret_keys}
+    return parse_platform_config({**environment, **runtime}, project=PRODUCT, stack=stack,
+                                 source=f"stacks/Pulumi.{stack}.yaml + stacks/workloads/Pulumi.{stack}.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -15,6 +16,13 @@ ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]+$")
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 REQUIRED_LOGS = ("api", "audit", "authenticator")
+
+
+def check_role_arns(values: list[str]) -> list[str]:
+    bad = [v for v in values if not ROLE_ARN.match(v)]
+    if bad:
+        raise ValueError(f"not IAM role ARNs (arn:aws:iam::<12 digits>:role/<name>): {bad}")
+    return values
 
 
 class AddonVersions(Section):
@@ -70,6 +78,9 @@ class ClusterConfig(Section):
     addons: AddonVersions
     cluster_autoscaler: HelmPin
     nvidia_device_plugin: HelmPin
+    support_type: Literal["STANDARD", "EXTENDED"] = Field(
+        default="STANDARD", description="EKS upgrade policy: STANDARD auto-upgrades at the end "
+        "of standard support instead of billing extended support (6x the hourly fee)")
 
     @field_validator("version")
     @classmethod
@@ -99,10 +110,7 @@ class ClusterConfig(Section):
     @field_validator("admin_role_arns")
     @classmethod
     def _role_arns(cls, values: list[str]) -> list[str]:
-        bad = [v for v in values if not ROLE_ARN.match(v)]
-        if bad:
-            raise ValueError(f"not IAM role ARNs (arn:aws:iam::<12 digits>:role/<name>): {bad}")
-        return values
+        return check_role_arns(values)
 
     @field_validator("log_types")
     @classmethod

@@ -11,6 +11,7 @@ from components.gpu_instances import GpuInstance, gpu_instances
 from stacks.config.base import Section, repeated, size_order_problem
 
 POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+NVME_ROOT_VOLUME_GIB, EBS_ROOT_VOLUME_GIB = 50, 200
 
 
 class GpuPool(Section):
@@ -26,9 +27,11 @@ class GpuPool(Section):
     min_size: int = Field(ge=0)
     max_size: int = Field(ge=1)
     desired_size: int = Field(ge=0)
-    root_volume_gib: int = Field(default=200, ge=100, le=2000,
-                                 description="container images of TGI are ~10 GiB; weights "
-                                 "go to NVMe when the instance has it, else here")
+    root_volume_gib: int | None = Field(
+        default=None, ge=30, le=2000,
+        description="EBS root volume; default: 50 GiB where every type has NVMe instance "
+        "store (kubelet, images and weights live there), else 200 GiB (TGI's image is ~10 GiB "
+        "and the weights land here too)")
     max_unavailable_percentage: int = Field(default=33, ge=1, le=100)
 
     @field_validator("name")
@@ -59,11 +62,13 @@ class GpuPool(Section):
         if self.capacity_type == "SPOT" and len(self.instance_types) < 2:
             problems.append(f"spot pool {self.name!r} lists one instance type; list at least 2 "
                             "with the same GPU count so spot capacity can be found")
-        gpu_counts = {t.gpus for t in self.instances}
-        if len(gpu_counts) > 1:
-            detail = ", ".join(f"{t.name}={t.gpus}" for t in self.instances)
-            problems.append(f"pool {self.name!r} mixes GPU counts ({detail}); a model's shards "
-                            "must fit every node, so use types with the same GPU count")
+        shapes = {(t.gpus, t.gpu_memory_gib, t.vcpu, t.memory_gib) for t in self.instances}
+        if len(shapes) > 1:
+            detail = ", ".join(f"{t.name}={t.gpus}x{t.gpu_memory_gib}GiB/{t.vcpu}vCPU/"
+                               f"{t.memory_gib}GiB" for t in self.instances)
+            problems.append(f"pool {self.name!r} mixes node shapes ({detail}); pods are sized to "
+                            "one node shape and cluster-autoscaler models a group by one type, so "
+                            "list types with the same GPU count, GPU memory, vCPU and memory")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -71,6 +76,23 @@ class GpuPool(Section):
     @property
     def instances(self) -> list[GpuInstance]:
         return [gpu_instances()[t] for t in self.instance_types]
+
+    @property
+    def root_volume(self) -> int:
+        if self.root_volume_gib is not None:
+            return self.root_volume_gib
+        return NVME_ROOT_VOLUME_GIB if self.has_local_nvme else EBS_ROOT_VOLUME_GIB
+
+    @property
+    def shape(self) -> str:
+        """What a model schedules on: GPU memory x count ("24gib-x4"), shared by every type
+        of the pool and by spot and on-demand pools of the same shape."""
+        first = self.instances[0]
+        return f"{first.gpu_memory_gib}gib-x{first.gpus}"
+
+    @property
+    def gpu_models(self) -> list[str]:
+        return sorted({t.gpu_model for t in self.instances})
 
     @property
     def gpus_per_node(self) -> int:

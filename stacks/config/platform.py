@@ -11,12 +11,14 @@ import re
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stacks.config.base import Section, repeated
+from stacks.config.ci import CiConfig
 from stacks.config.cluster import ClusterConfig
 from stacks.config.gateway import GatewayConfig
 from stacks.config.gpu import GpuPool, check_unique_pool_names
 from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
 from stacks.config.network import NetworkConfig
-from stacks.config.serving import WEIGHTS_SHARE_OF_GPU, ModelConfig, ServingConfig
+from stacks.config.placement import model_placement_problems
+from stacks.config.serving import ModelConfig, ServingConfig
 from stacks.config.storage import StorageConfig
 
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
@@ -55,7 +57,12 @@ class PlatformConfig(Section):
     models: list[ModelConfig] = Field(default=[], alias="llmops:models")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, alias="llmops:monitoring")
     gateway: GatewayConfig = Field(alias="llmops:gateway")
-    gateway_api_keys: str = Field(alias="llmops:gatewayApiKeys", min_length=1,
+    ci: CiConfig = Field(alias="llmops:ci")
+    platform_stack: str | None = Field(
+        default=None, alias="llmops:platformStack", pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$",
+        description="the platform stack the workloads stack reads (org/project/stack); "
+        "default: <this org>/llmops/<this stack>")
+    gateway_api_keys: str | None = Field(default=None, alias="llmops:gatewayApiKeys", min_length=1,
                                   json_schema_extra={"secret": True},
                                   description="the gateway's key file (hashed keys); set it with "
                                   "`pulumi config set --secret llmops:gatewayApiKeys < keys.yaml`")
@@ -70,29 +77,10 @@ class PlatformConfig(Section):
 
     @model_validator(mode="after")
     def _models_fit_their_pools(self) -> PlatformConfig:
-        """Cross-section checks: each model's pool exists and its shards and weights fit."""
-        pools = {p.name: p for p in self.gpu_pools}
-        problems = []
-        for i, model in enumerate(self.models):
-            at = f"llmops:models[{i}] ({model.name})"
-            pool = pools.get(model.pool)
-            if pool is None:
-                problems.append(f"{at}.pool: {model.pool!r} is not a GPU pool; pools: "
-                                f"{', '.join(pools)}")
-                continue
-            gpus = pool.gpus_per_node
-            if model.shards > gpus or gpus % model.shards:
-                problems.append(f"{at}.shards: {model.shards} must divide the {gpus} GPU(s) per "
-                                f"node of pool {pool.name!r}")
-                continue
-            gpu = pool.smallest
-            usable = model.shards * gpu.gpu_memory_gib * WEIGHTS_SHARE_OF_GPU
-            if model.weights_gib > usable:
-                problems.append(
-                    f"{at}: {model.params_billion:g}B parameters at {model.precision} need "
-                    f"{model.weights_gib:.1f} GiB of weights but {model.shards} x {gpu.gpu_model} "
-                    f"({gpu.gpu_memory_gib} GiB, {gpu.name}) leave {usable:.1f} GiB after KV cache "
-                    "headroom; quantize, add shards or use a larger GPU class")
+        """Cross-section checks: each model's GPU shape has pools, and its shards and weights fit."""
+        problems = [f"llmops:models[{i}] ({model.name}){problem}"
+                    for i, model in enumerate(self.models)
+                    for problem in model_placement_problems(model, self.gpu_pools, self.serving)]
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -32,6 +32,12 @@ class ServingConfig(Section):
                                    "repository; its `llmops registry download` fetches weights")
     keda_chart_version: str = Field(default="2.17.0", pattern=r"^\d+\.\d+\.\d+$")
     prometheus_url: str = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    on_demand_fallback: bool = Field(
+        default=False, description="every model's GPU shape must have an on-demand pool beside "
+        "its spot pools, so the autoscaler falls back when spot capacity is gone")
+    min_replicas: int = Field(default=0, ge=0, le=10,
+                              description="floor for every model's replicas.min (2 in prod: "
+                              "one replica per zone survives a spot reclaim or a node loss)")
 
     @field_validator("tgi_image")
     @classmethod
@@ -92,7 +98,8 @@ class ModelConfig(Section):
 
     name: str
     registry: RegistryRef | None = None
-    pool: str
+    gpu_shape: str = Field(description="GPU memory x count per node, e.g. 24gib-x4: the model may "
+                           "run on any pool of that shape, spot first (the autoscaler's priorities)")
     params_billion: float = Field(gt=0, description="parameter count, for the GPU memory check")
     shards: int = Field(default=1, ge=1, le=8)
     dtype: Literal["float16", "bfloat16"] | None = None

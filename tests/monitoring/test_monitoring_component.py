@@ -65,7 +65,7 @@ def _release(recording, chart):
 
 def test_kube_prometheus_stack_is_pinned_with_retention_storage_and_limits(recording):
     release = _release(recording, "kube-prometheus-stack")
-    assert release.inputs["version"] == "81.4.5"
+    assert release.inputs["version"] == "81.4.3"
     assert release.inputs["repositoryOpts"] == {"repo": "https://prometheus-community.github.io/helm-charts"}
     assert release.inputs["namespace"] == "monitoring"
     spec = release.inputs["values"]["prometheus"]["prometheusSpec"]

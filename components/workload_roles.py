@@ -1,0 +1,72 @@
+"""IRSA roles for everything the workloads stack runs, created by the platform stack.
+
+IAM is AWS API work, so it belongs to the platform stack (which runs anywhere); the
+workloads stack only annotates service accounts with these ARNs. The namespaces and
+service-account names here are the contract both stacks share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.iam import (
+    IrsaRole,
+    IrsaRoleArgs,
+    cluster_autoscaler_policy,
+    load_balancer_controller_policy,
+    model_reader_policy,
+)
+from stacks.config.serving import ModelConfig
+
+AUTOSCALER_ACCOUNT = ("kube-system", "cluster-autoscaler")
+LOAD_BALANCER_CONTROLLER_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
+
+
+def model_reader_account(model: str) -> str:
+    """The service account TGI pods of `model` run as."""
+    return f"tgi-{model}"
+
+
+@dataclass(frozen=True)
+class WorkloadRolesArgs:
+    cluster_name: str
+    region: str
+    account_id: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    serving_namespace: str
+    models: list[ModelConfig]
+    bucket_arn: pulumi.Input[str]
+    key_arn: pulumi.Input[str]
+    registry_prefix: str
+
+
+class WorkloadRoles(pulumi.ComponentResource):
+    """`arns` is what the workloads stack reads: autoscaler, loadBalancerController, models."""
+
+    def __init__(self, name: str, args: WorkloadRolesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:iam:WorkloadRoles", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        def role(suffix: str, namespace: str, account: str, policy) -> IrsaRole:
+            return IrsaRole(f"{name}-{suffix}", IrsaRoleArgs(
+                args.oidc_provider_arn, args.oidc_issuer_url, namespace, account, policy=policy),
+                opts=child)
+
+        autoscaler = role("autoscaler", *AUTOSCALER_ACCOUNT,
+                          cluster_autoscaler_policy(args.cluster_name, args.region, args.account_id))
+        controller = role("lbc", *LOAD_BALANCER_CONTROLLER_ACCOUNT,
+                          load_balancer_controller_policy(args.cluster_name, args.region,
+                                                          args.account_id))
+        readers = {}
+        for model in args.models:
+            prefix = f"{args.registry_prefix}models/{model.name}/"
+            readers[model.name] = role(
+                f"reader-{model.name}", args.serving_namespace, model_reader_account(model.name),
+                pulumi.Output.all(args.bucket_arn, args.key_arn).apply(
+                    lambda v, p=prefix: model_reader_policy(v[0], p, v[1], args.region))).arn
+        self.arns = {"autoscaler": autoscaler.arn, "loadBalancerController": controller.arn,
+                     "models": readers}
+        self.register_outputs({"arns": self.arns})

@@ -1,0 +1,67 @@
+"""`llmops:ci`: the in-VPC runner that applies the workloads stack.
+
+The workloads stack talks to the Kubernetes API, which only the VPC can reach (prod's
+endpoint is private; dev/staging allow only office CIDRs). So the platform stack creates an
+AWS CodeBuild project registered as a GitHub Actions runner inside the VPC; workflow jobs
+with `runs-on: codebuild-<project>-${{ github.run_id }}-${{ github.run_attempt }}` run there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from stacks.config.base import Section
+from stacks.config.cluster import check_role_arns
+
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+CONNECTION_ARN = re.compile(r"^arn:aws:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:"
+                            r"connection/[0-9a-f-]{36}$")
+
+
+class RunnerConfig(Section):
+    """The CodeBuild environment the workloads jobs run in."""
+
+    compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM",
+                          "BUILD_GENERAL1_LARGE"] = "BUILD_GENERAL1_MEDIUM"
+    image: str = Field(default="aws/codebuild/amazonlinux-x86_64-standard:5.0",
+                       pattern=r"^aws/codebuild/[a-z0-9._/-]+:\d+\.\d+$")
+    build_timeout_minutes: int = Field(
+        default=120, ge=30, le=480,
+        description="a workloads `up` waits for TGI rollouts (node scale-up, image pull, "
+        "weights, load); must exceed the longest model's await budget")
+
+
+class CiConfig(Section):
+    """Who deploys: the GitHub repository whose workflows run on the in-VPC runner."""
+
+    github_repository: str = Field(description="owner/name of the repository holding this code")
+    github_connection_arn: str = Field(
+        description="an AWS CodeConnections connection to GitHub (created once per account in "
+        "the console: connections need a human to authorise the GitHub app)")
+    deploy_role_arns: list[str] = Field(
+        default=[], description="extra roles that apply the workloads stack from elsewhere "
+        "(a VPN-connected host); each gets an EKS access entry with cluster-admin")
+    runner: RunnerConfig = RunnerConfig()
+
+    @field_validator("github_repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not GITHUB_REPOSITORY.match(value):
+            raise ValueError(f"{value!r} is not a GitHub repository as owner/name")
+        return value
+
+    @field_validator("github_connection_arn")
+    @classmethod
+    def _connection(cls, value: str) -> str:
+        if not CONNECTION_ARN.match(value):
+            raise ValueError(f"{value!r} is not a CodeConnections ARN "
+                             "(arn:aws:codeconnections:<region>:<account>:connection/<uuid>)")
+        return value
+
+    @field_validator("deploy_role_arns")
+    @classmethod
+    def _roles(cls, values: list[str]) -> list[str]:
+        return check_role_arns(values)

@@ -1,0 +1,89 @@
+"""The platform stack: everything created through the AWS API (runs anywhere).
+
+Network -> Cluster (+ add-ons) -> GPU node pools -> storage (bucket, registry, ECR) ->
+IRSA roles for the workloads -> the in-VPC CI runner -> outputs (+ SSM). The workloads stack
+(stacks/workloads_stack.py) reads the outputs named in stacks/contract.py.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.ci_runner import CiRunner, CiRunnerArgs
+from components.cluster import Cluster, ClusterArgs
+from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
+from components.network import Network, NetworkArgs
+from components.published_outputs import PublishedOutputs, parameter_prefix
+from components.storage import ModelStorage, ModelStorageArgs
+from components.tagging import register_default_tags
+from components.workload_roles import WorkloadRoles, WorkloadRolesArgs
+from stacks.config import PlatformConfig, load_from_runtime
+from stacks.contract import config_digest
+
+#: Platform outputs mirrored to SSM for non-Pulumi consumers (never secrets).
+PUBLISHED_OUTPUTS = ("clusterName", "vpcId", "modelBucket", "registryPrefix")
+
+
+def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
+    """Compose the platform from validated config; export and return its outputs."""
+    register_default_tags(cfg.resource_tags())
+    zones = aws.get_availability_zones(state="available")
+    identity = aws.get_caller_identity()
+    if len(zones.names) < cfg.network.az_count:
+        raise pulumi.RunError(
+            f"llmops:network.azCount is {cfg.network.az_count} but {cfg.region} offers only "
+            f"{len(zones.names)} available zones: {', '.join(zones.names)}")
+
+    network = Network("network", NetworkArgs(
+        config=cfg.network, availability_zones=list(zones.names),
+        cluster_name=cfg.cluster_name, region=cfg.region, account_id=identity.account_id))
+    cluster = Cluster("cluster", ClusterArgs(
+        config=cfg.cluster, cluster_name=cfg.cluster_name, region=cfg.region,
+        account_id=identity.account_id, private_subnet_ids=network.private_subnet_ids,
+        resource_tags=cfg.resource_tags()))
+    GpuNodePools("gpu", GpuNodePoolsArgs(
+        pools=cfg.gpu_pools, cluster_name=cfg.cluster_name, cluster=cluster.name,
+        node_role_arn=cluster.node_role_arn, subnet_ids=network.private_subnet_ids,
+        resource_tags=cfg.resource_tags(), after=cluster.network_addons))
+    storage = ModelStorage("storage", ModelStorageArgs(
+        config=cfg.storage, name_prefix=cfg.cluster_name, account_id=identity.account_id,
+        region=cfg.region))
+    roles = WorkloadRoles("workload-roles", WorkloadRolesArgs(
+        cluster_name=cfg.cluster_name, region=cfg.region, account_id=identity.account_id,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
+        serving_namespace=cfg.serving.namespace, models=cfg.models,
+        bucket_arn=storage.bucket_arn, key_arn=storage.key_arn,
+        registry_prefix=cfg.storage.registry_prefix))
+    runner = CiRunner("ci-runner", CiRunnerArgs(
+        config=cfg.ci, project_name=f"{cfg.cluster_name}-workloads", cluster_name=cfg.cluster_name,
+        cluster=cluster.name, cluster_security_group_id=cluster.security_group_id,
+        region=cfg.region, account_id=identity.account_id, vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids, bucket_arn=storage.bucket_arn,
+        key_arn=storage.key_arn, registry_prefix=cfg.storage.registry_prefix,
+        parameter_prefix=parameter_prefix(cfg.project, cfg.environment),
+        log_retention_days=cfg.cluster.log_retention_days))
+
+    outputs: dict[str, pulumi.Input] = {
+        "environment": cfg.environment, "region": cfg.region,
+        "vpcId": network.vpc_id, "privateSubnetIds": network.private_subnet_ids,
+        "publicSubnetIds": network.public_subnet_ids,
+        "clusterName": cluster.name, "clusterEndpoint": cluster.endpoint,
+        "oidcProviderArn": cluster.oidc_provider_arn, "kubeconfig": cluster.kubeconfig,
+        "modelBucket": storage.bucket_name, "modelKeyArn": storage.key_arn,
+        "registryPrefix": cfg.storage.registry_prefix,
+        "registryPublisherPolicyArn": storage.registry_publisher_policy_arn,
+        "platformRepositoryUrl": storage.gateway_repository_url,
+        "workloadRoleArns": roles.arns,
+        "ciRunnerRoleArn": runner.role_arn, "ciRunsOn": runner.runs_on,
+        "configDigest": config_digest(cfg),
+    }
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    PublishedOutputs("published", cfg.project, cfg.environment,
+                     {key: outputs[key] for key in PUBLISHED_OUTPUTS})
+    return outputs
+
+
+def main() -> None:
+    build_platform(load_from_runtime())

@@ -1,0 +1,106 @@
+"""The workloads stack: everything applied through the Kubernetes API (runs inside the VPC).
+
+It reads the platform stack's outputs (stacks/contract.py) through `pulumi.StackReference`
+and deploys: the gp3 StorageClass, cluster-autoscaler and the NVIDIA device plugin, KEDA and
+TGI per model, the gateway with its load balancer controller, and monitoring. Run it after
+the platform stack, once images are published and models registered (README).
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
+from components.gateway import Gateway, GatewayArgs
+from components.gateway_routes import routing_document
+from components.gpu_instances import gpu_instances
+from components.monitoring import Monitoring, MonitoringArgs
+from components.published_outputs import PublishedOutputs
+from components.serving import ModelServing, ModelServingArgs
+from components.storage_class import EncryptedGp3
+from components.tagging import register_default_tags
+from components.tgi import RegistryAccess
+from stacks.config import ConfigError, PlatformConfig, load_workloads_config
+from stacks.config.monitoring import read_monitoring_secrets
+from stacks.contract import config_digest, platform_stack_name
+
+#: Workloads outputs mirrored to SSM (beside the platform's, under the same prefix).
+PUBLISHED_OUTPUTS = ("gatewayUrl", "modelRoutes", "modelVersions")
+
+
+def check_platform_digest(deployed: str | None, expected: str, platform_stack: str) -> str:
+    """Stop a workloads deploy whose platform was built from other configuration."""
+    if deployed != expected:
+        raise pulumi.RunError(
+            f"the platform stack {platform_stack} was deployed from different configuration "
+            f"(configDigest {deployed or 'missing'}, this environment file gives {expected}): "
+            "run `pulumi up` on the platform stack first, then this one")
+    return deployed
+
+
+def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
+    """Compose the workloads from validated config and the platform's outputs."""
+    if not cfg.gateway_api_keys:
+        raise ConfigError(f"the workloads stack {cfg.environment!r}", [
+            "llmops:gatewayApiKeys is not set; set it with `pulumi config set --secret "
+            "llmops:gatewayApiKeys < keys.yaml` in stacks/workloads"])
+    register_default_tags(cfg.resource_tags())
+    platform_name = platform_stack_name(cfg, pulumi.get_organization())
+    platform = pulumi.StackReference("platform", stack_name=platform_name)
+    digest = platform.get_output("configDigest").apply(
+        lambda d: check_platform_digest(d, config_digest(cfg), platform_name))
+    roles = platform.require_output("workloadRoleArns")
+    # every Kubernetes object waits for the digest check: nothing is applied to a platform
+    # that is behind its configuration
+    provider = k8s.Provider(
+        "cluster", kubeconfig=pulumi.Output.all(platform.require_output("kubeconfig"), digest)
+        .apply(lambda v: v[0]), enable_server_side_apply=True)
+    in_cluster = pulumi.ResourceOptions(provider=provider)
+
+    storage_class = EncryptedGp3("gp3", opts=in_cluster)
+    ClusterAutoscaling("scaling", ClusterAutoscalingArgs(
+        cluster_name=cfg.cluster_name, region=cfg.region, role_arn=roles["autoscaler"],
+        pools=cfg.gpu_pools, autoscaler=cfg.cluster.cluster_autoscaler,
+        device_plugin=cfg.cluster.nvidia_device_plugin), opts=in_cluster)
+    serving = ModelServing("serving", ModelServingArgs(
+        serving=cfg.serving, models=cfg.models, pools=cfg.gpu_pools,
+        access=RegistryAccess(
+            bucket=platform.require_output("modelBucket"),
+            registry_prefix=cfg.storage.registry_prefix, region=cfg.region,
+            weights_image=platform.require_output("platformRepositoryUrl").apply(
+                lambda url: f"{url}:{cfg.serving.weights_image_tag}")),
+        reader_role_arns=roles["models"]), opts=in_cluster)
+    gateway = Gateway("gateway", GatewayArgs(
+        config=cfg.gateway, cluster_name=cfg.cluster_name, region=cfg.region,
+        vpc_id=platform.require_output("vpcId"),
+        image_repository=platform.require_output("platformRepositoryUrl"),
+        routing_config=pulumi.Output.from_input(serving.routes).apply(
+            lambda routes: routing_document(routes, cfg.models)),
+        api_keys=pulumi.Output.secret(cfg.gateway_api_keys),
+        load_balancer_controller_role_arn=roles["loadBalancerController"],
+        resource_tags=cfg.resource_tags()), opts=in_cluster)
+    grafana_password, receiver_secrets = read_monitoring_secrets(cfg.monitoring)
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        config=cfg.monitoring, models=[m.name for m in cfg.models], instance_prices=gpu_instances(),
+        grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets),
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[storage_class]))
+
+    outputs: dict[str, pulumi.Input] = {
+        "environment": cfg.environment, "platformStack": platform_name,
+        "gatewayUrl": gateway.url, "grafanaUrl": monitoring.grafana_url,
+        "prometheusUrl": monitoring.prometheus_url,
+        "modelRoutes": serving.routes, "modelVersions": serving.versions,
+    }
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    # the region comes from the environment file, not from this stack's own aws:region
+    PublishedOutputs("published", cfg.project, cfg.environment,
+                     {key: outputs[key] for key in PUBLISHED_OUTPUTS},
+                     opts=pulumi.ResourceOptions(provider=aws.Provider("aws", region=cfg.region)))
+    return outputs
+
+
+def main() -> None:
+    build_workloads(load_workloads_config())
