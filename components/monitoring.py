@@ -56,6 +56,9 @@ class MonitoringArgs:
     receiver_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     gateway_pod_labels: Mapping[str, str] = field(
         default_factory=lambda: {"app.kubernetes.io/name": "llm-gateway"})
+    #: what the charts' PVCs need first (the StorageClass); a component's own dependsOn does
+    #: not hold its children back, so the releases name it themselves
+    storage: Sequence[pulumi.Resource] = ()
 
 
 def validate(args: MonitoringArgs) -> None:
@@ -210,7 +213,8 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-kube-prometheus-stack", name=KPS_RELEASE, chart=KPS_CHART, version=KPS_VERSION,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KPS_REPO), namespace=ns,
             values=kube_prometheus_stack_values(cfg), timeout=900, cleanup_on_fail=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[grafana_secret, alertmanager_secret]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[grafana_secret, alertmanager_secret,
+                                                                 *args.storage]))
         k8s.helm.v3.Release(
             f"{name}-dcgm-exporter", name=DCGM_RELEASE, chart=DCGM_CHART, version=DCGM_VERSION,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_REPO), namespace=ns,

@@ -222,6 +222,7 @@ class TgiService(pulumi.ComponentResource):
         triggers += [{"type": "cron", "metadata": {
             "timezone": s.timezone, "start": s.start, "end": s.end, "desiredReplicas": str(s.replicas)}}
             for s in model.schedules if track in ("stable", "blue", "green")]
+        minimum = model.replicas.min if track in ("stable", "blue", "green") else 1
         k8s.apiextensions.CustomResource(
             f"{name}-scaler-{track}", api_version="keda.sh/v1alpha1", kind="ScaledObject",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=deployment_name(model.name, track),
@@ -230,10 +231,14 @@ class TgiService(pulumi.ComponentResource):
                 # by name, not by the Deployment's output: the scaler only needs to exist and
                 # must not wait behind a model's (long) rollout
                 "scaleTargetRef": {"name": deployment_name(model.name, track)},
-                "minReplicaCount": model.replicas.min if track in ("stable", "blue", "green") else 1,
+                "minReplicaCount": minimum,
                 "maxReplicaCount": model.replicas.max,
                 "pollingInterval": 15,
                 "cooldownPeriod": 600,
+                # Prometheus unreachable (restart, upgrade): keep what runs, never fewer than
+                # the floor, instead of freezing or scaling to the minimum
+                "fallback": {"failureThreshold": 3, "replicas": max(1, minimum),
+                             "behavior": "currentReplicasIfHigher"},
                 "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
                     "scaleUp": {"stabilizationWindowSeconds": 0,
                                 "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]},

@@ -84,8 +84,8 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     grafana_password, receiver_secrets = read_monitoring_secrets(cfg.monitoring)
     monitoring = Monitoring("monitoring", MonitoringArgs(
         config=cfg.monitoring, models=[m.name for m in cfg.models], instance_prices=gpu_instances(),
-        grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets),
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[storage_class]))
+        grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets,
+        storage=[storage_class.storage_class]), opts=in_cluster)
 
     outputs: dict[str, pulumi.Input] = {
         "environment": cfg.environment, "platformStack": platform_name,

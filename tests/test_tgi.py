@@ -133,6 +133,21 @@ def test_weights_come_from_the_registry_into_node_local_disk_with_checksums(plan
     assert pod["serviceAccountName"] == "tgi-llama-3-8b"
 
 
+def test_prod_models_may_run_on_spot_or_on_demand_nodes_of_their_shape(plans):
+    """The fallback is real: the pod's affinity admits both pools of the shape, and the
+    autoscaler's priorities (spot 50, on-demand 10) decide which one grows."""
+    plan = plans["prod"]
+    groups = {g.inputs["labels"]["llmops.io/capacity-type"]: g.inputs["labels"]
+              for g in plan.of_type("aws:eks/nodeGroup:NodeGroup") if "gpu24" in g.name}
+    for name in ("tgi-llama-3-8b", "tgi-qwen-2-5-32b"):
+        term = _pod(_deployment(plan, name))["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+            "matchExpressions"][0]
+        assert all(labels[term["key"]] in term["values"] for labels in groups.values())
+        assert _deployment(plan, name)["spec"]["replicas"] >= 2
+    assert set(groups) == {"spot", "on-demand"}
+
+
 def test_pods_tolerate_the_gpu_taint_select_their_gpu_shape_and_spread_across_zones(plans):
     pod = _pod(_deployment(plans["dev"], "tgi-llama-3-8b"))
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
@@ -175,6 +190,9 @@ def test_keda_scales_on_queue_depth_with_scheduled_peaks_and_slow_scale_down(pla
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
     assert not any(t["type"] == "cpu" for t in spec["triggers"])
+    # Prometheus down: KEDA keeps the replicas it has (never below the floor)
+    assert spec["fallback"] == {"failureThreshold": 3, "replicas": 2,
+                                "behavior": "currentReplicasIfHigher"}
     keda = plan.one("kubernetes:helm.sh/v3:Release", "serving-keda").inputs
     assert keda["version"] == "2.17.0"
 

@@ -6,12 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+from llmops.offline import deploy_checks
 from llmops.offline.manifests import write_manifests
 from llmops.offline.plan import Plan, run_plan
 from llmops.offline.stackfile import STACKS_DIR, available_stacks
 from policies.runner import evaluate, mandatory, render
 
-#: Exit status when a mandatory policy is violated (as `llmops policy check`).
+#: Exit status when a mandatory policy is violated (as `llmops policy check`) or a deploy
+#: check finds something that would stop the first real `up`.
 POLICY_FAILURE = 3
 
 
@@ -44,18 +46,22 @@ def run(args: argparse.Namespace) -> int:
     if args.manifests:
         written = write_manifests(plan.resources, args.manifests)
         print(f"wrote {len(written)} Kubernetes manifests to {args.manifests}/")
+    findings = deploy_checks.check(plan)
+    print("\n" + deploy_checks.render(findings))
     if args.no_policy:
-        return 0
+        return POLICY_FAILURE if findings else 0
     violations = evaluate(plan.resources, plan.stack)
     print("\n" + render(violations, stack=plan.stack))
-    return POLICY_FAILURE if mandatory(violations) else 0
+    return POLICY_FAILURE if findings or mandatory(violations) else 0
 
 
 def render_summary(plan: Plan, quiet: bool = False) -> str:
     custom = plan.custom_resources
     components = len(plan.resources) - len(custom)
+    per_stack = ", ".join(f"{label} {len([r for r in custom if r.stack == label])}"
+                          for label in plan.stack_outputs)
     head = (f"Offline plan of stack {plan.stack!r} ({plan.config.region}): "
-            f"{len(custom)} resources in {components} components")
+            f"{len(custom)} resources in {components} components ({per_stack})")
     if quiet:
         return head
     lines = [head, "", "Resources by type:"]
@@ -63,8 +69,9 @@ def render_summary(plan: Plan, quiet: bool = False) -> str:
     width = max((len(t) for t in counts), default=0)
     for type_token in sorted(counts):
         lines.append(f"  {type_token:<{width}}  {counts[type_token]:>4}")
-    lines += ["", "Stack outputs:"]
-    for key in sorted(plan.outputs):
-        shown = "[secret]" if key in plan.secret_outputs else json.dumps(plan.outputs[key])
-        lines.append(f"  {key}: {shown}")
+    for label, outputs in plan.stack_outputs.items():
+        lines += ["", f"Stack outputs ({label}):"]
+        for key in sorted(outputs):
+            shown = "[secret]" if key in plan.secret_outputs else json.dumps(outputs[key])
+            lines.append(f"  {key}: {shown}")
     return "\n".join(lines)

@@ -33,6 +33,8 @@ class RecordedResource:
     options: dict[str, Any] = field(default_factory=dict)
     #: which of the environment's stacks registers it ("platform" or "workloads")
     stack: str = ""
+    #: what the (mock) provider answered: ids, names, ARNs, URLs other resources refer to
+    outputs: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The plan JSON entry; secret values are masked."""
@@ -130,7 +132,7 @@ class RecordingMonitor(MockMonitor):
             else None,
             custom=request.custom, inputs=inputs, secret_paths=tuple(secrets),
             dependencies=tuple(sorted(request.dependencies)), options=resource_options(request),
-            stack=self.stack_label))
+            stack=self.stack_label, outputs=decode(json_format.MessageToDict(response.object))))
         return response
 
     def Invoke(self, request):

@@ -37,7 +37,7 @@ def model_placement_problems(model: ModelConfig, pools: list[GpuPool],
             "headroom; quantize, add shards or use a larger GPU class")
     capacity = {p.capacity_type for p in candidates}
     if serving.on_demand_fallback and capacity != {"SPOT", "ON_DEMAND"}:
-        missing = "an on-demand" if "ON_DEMAND" not in capacity else "a spot"
+        missing = "on-demand" if "ON_DEMAND" not in capacity else "spot"
         problems.append(f".gpuShape: llmops:serving.onDemandFallback is on but shape "
                         f"{model.gpu_shape!r} has no {missing} pool (pools: "
                         f"{', '.join(p.name for p in candidates)})")

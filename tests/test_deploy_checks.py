@@ -1,0 +1,172 @@
+"""Deploy-time checks: each passes on the shipped environments and fires on a variant that
+reintroduces the defect it exists for (the first-up failures found in review)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pytest
+
+from llmops.offline import deploy_checks
+from llmops.offline.deploy_checks import check, parse_duration
+from llmops.offline.mocks import OfflineMocks
+from llmops.offline.plan import Plan, record, run_plan
+from tests.conftest import STACKS
+
+REGISTRY = {"m": {"stages": {"production": "v1"}, "versions": {"v1": {"revision": "abc"}}}}
+
+
+def _rules(plan: Plan) -> dict[str, list[deploy_checks.Finding]]:
+    found: dict[str, list[deploy_checks.Finding]] = {}
+    for finding in check(plan):
+        found.setdefault(finding.rule, []).append(finding)
+    return found
+
+
+def _replace(plan: Plan, name: str, **changes) -> Plan:
+    """The plan with one recorded resource changed: the defect put back into the graph."""
+    resources = [dataclasses.replace(r, **changes) if r.name == name else r for r in plan.resources]
+    return dataclasses.replace(plan, resources=resources)
+
+
+def _recorded_plan(program, like: Plan) -> Plan:
+    """A small program recorded as one stack, checked like a whole environment."""
+    recording = record(program, label="platform", mocks=OfflineMocks("us-west-2", registry=REGISTRY))
+    return Plan(stack="variant", config=like.config, resources=recording.resources, outputs={},
+                invokes=recording.invokes)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_shipped_environments_have_nothing_that_blocks_the_first_up(plans, stack):
+    assert check(plans[stack]) == []
+
+
+def test_a_storage_class_nobody_creates_is_found():
+    plan = run_plan("dev", overrides={"llmops:monitoring.prometheus.storageClass": "io2"})
+    findings = _rules(plan)["storage-class-exists"]
+    assert {f.resource for f in findings} == {"monitoring-kube-prometheus-stack"}
+    assert "storage class 'io2' is neither created by the plan nor one EKS provides" in (
+        findings[0].message)
+
+
+def test_a_chart_not_ordered_after_its_storage_class_is_found(plans):
+    plan = plans["prod"]
+    release = plan.one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    storage_class = plan.one("kubernetes:storage.k8s.io/v1:StorageClass")
+    assert storage_class.urn in release.dependencies
+    unordered = _replace(plan, release.name, dependencies=tuple(
+        d for d in release.dependencies if d != storage_class.urn))
+    [finding] = _rules(unordered)["storage-class-exists"]
+    assert "is not ordered after it" in finding.message
+
+
+def test_reading_the_registry_of_a_bucket_the_same_stack_creates_is_found(plans):
+    def one_stack_registry():
+        bucket = aws.s3.Bucket("models")
+        aws.s3.get_object_output(bucket=bucket.bucket, key="registry/models/m/stages/production.json")
+
+    findings = _rules(_recorded_plan(one_stack_registry, plans["dev"]))["no-read-of-own-data"]
+    assert findings[0].resource == "registry/models/m/stages/production.json"
+    assert "from a bucket this stack creates" in findings[0].message
+    # the shipped layout reads the registry from the workloads stack, the bucket is the platform's
+    assert {i.stack for i in plans["dev"].invokes if i.token.endswith("getObject")} == {"workloads"}
+
+
+def test_pulling_an_image_from_a_repository_the_same_stack_creates_is_found(plans):
+    def one_stack_images():
+        repository = aws.ecr.Repository("images", name="team/app")
+        k8s.apps.v1.Deployment("app", spec=k8s.apps.v1.DeploymentSpecArgs(
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"a": "b"}),
+            template=k8s.core.v1.PodTemplateSpecArgs(spec=k8s.core.v1.PodSpecArgs(containers=[
+                k8s.core.v1.ContainerArgs(name="app", image=pulumi.Output.concat(
+                    repository.repository_url, ":1.0.0"))]))))
+
+    [finding] = _rules(_recorded_plan(one_stack_images, plans["dev"]))["no-image-from-own-registry"]
+    assert finding.resource == "app" and "team/app:1.0.0" in finding.message
+
+
+def test_a_model_rollout_awaited_for_the_default_ten_minutes_is_found(plans):
+    plan = plans["prod"]
+    name = "qwen-2-5-32b-stable"
+    deployment = plan.one("kubernetes:apps/v1:Deployment", name)
+    default_wait = _replace(plan, name, options={k: v for k, v in deployment.options.items()
+                                                 if k != "customTimeouts"})
+    [finding] = _rules(default_wait)["await-covers-start"]
+    assert finding.resource == name
+    assert finding.message.startswith("the engine waits 600 s but the pod may take")
+    assert "node provisioning 1200 s" in finding.message
+
+
+def test_the_shipped_await_covers_probe_and_node_provisioning(plans):
+    deployment = plans["prod"].one("kubernetes:apps/v1:Deployment", "qwen-2-5-32b-stable")
+    probe = next(c for c in deployment.inputs["spec"]["template"]["spec"]["containers"]
+                 if c["name"] == "tgi")["startupProbe"]
+    waited = parse_duration(deployment.options["customTimeouts"]["create"])
+    assert waited >= probe["periodSeconds"] * probe["failureThreshold"] + 20 * 60
+    assert deployment.options["customTimeouts"]["update"] == deployment.options["customTimeouts"]["create"]
+
+
+def test_a_scaler_that_waits_behind_the_model_rollout_is_found(plans):
+    plan = plans["prod"]
+    deployment = plan.one("kubernetes:apps/v1:Deployment", "qwen-2-5-32b-stable")
+    scaler = next(r for r in plan.resources if r.name == "qwen-2-5-32b-scaler-stable")
+    assert deployment.urn not in scaler.dependencies
+    blocked = _replace(plan, scaler.name, dependencies=(deployment.urn,))
+    [finding] = _rules(blocked)["exist-only-does-not-wait"]
+    assert finding.resource == scaler.name and "qwen-2-5-32b-stable" in finding.message
+
+
+def test_a_runner_that_times_out_before_the_longest_rollout_is_found():
+    plan = run_plan("prod", overrides={"llmops:ci.runner.buildTimeoutMinutes": 30})
+    [finding] = _rules(plan)["runner-outlasts-awaits"]
+    assert finding.stack == "platform"
+    assert "build timeout 30 min is shorter than" in finding.message
+
+
+def test_reserved_tag_keys_in_the_controller_values_are_found(plans):
+    plan = plans["dev"]
+    release = plan.one("kubernetes:helm.sh/v3:Release", "gateway-lbc")
+    values = {**release.inputs["values"], "defaultTags": {"elbv2.k8s.aws/cluster": "llmops-dev"}}
+    [finding] = _rules(_replace(plan, release.name, inputs={**release.inputs, "values": values}))[
+        "controller-accepts-values"]
+    assert "elbv2.k8s.aws/cluster" in finding.message and "refuses to start" in finding.message
+
+
+def test_a_model_pinned_to_one_capacity_type_is_found_where_fallback_is_declared(plans):
+    plan = plans["prod"]
+    name = "llama-3-8b-stable"
+    deployment = plan.one("kubernetes:apps/v1:Deployment", name)
+    pinned = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "llmops.io/gpu-pool", "operator": "In",
+                               "values": ["gpu24-x4-spot"]}]}]}}
+    spec = deployment.inputs["spec"]
+    pod = {**spec["template"]["spec"], "affinity": {"nodeAffinity": pinned}}
+    inputs = {**deployment.inputs, "spec": {**spec, "template": {**spec["template"], "spec": pod}}}
+    [finding] = _rules(_replace(plan, name, inputs=inputs))["fallback-is-schedulable"]
+    assert finding.message.startswith("can only run on spot GPU nodes")
+    # without a declared fallback (dev: spot only) the same placement is fine
+    assert "fallback-is-schedulable" not in _rules(plans["dev"])
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("20m", 1200), ("1h30m", 5400)])
+def test_durations_parse_like_pulumi_takes_them(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_a_bad_duration_is_an_error():
+    with pytest.raises(ValueError, match="not a duration: '20 minutes'"):
+        parse_duration("20 minutes")
+
+
+def test_plan_json_records_the_options_that_decide_deploy_behaviour(plans):
+    deployment = plans["prod"].one("kubernetes:apps/v1:Deployment", "llama-3-8b-stable").to_json()
+    assert deployment["stack"] == "workloads"
+    assert set(deployment["options"]) >= {"customTimeouts", "ignoreChanges", "provider"}
+    assert deployment["options"]["ignoreChanges"] == ["spec.replicas"]
+    node_group = plans["prod"].one("aws:eks/nodeGroup:NodeGroup", "gpu-gpu24-x4-spot")
+    addon = plans["prod"].one("aws:eks/addon:Addon", "cluster-vpc-cni")
+    # nodes join only once the pinned CNI (with its IRSA role) is there
+    assert addon.urn in node_group.dependencies
