@@ -23,33 +23,20 @@ from serving.gateway.audit import AuditLog
 from serving.gateway.auth import KeyStore
 from serving.gateway.cache import ResponseCache, cache_key, is_deterministic
 from serving.gateway.config import ApiKey, GatewayConfig
+from serving.gateway.errors import Refusal, shown
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.pii import StreamRedactor, redact
 from serving.gateway.ratelimit import RateLimiter
+from serving.gateway.request import OPENAI_ROUTES, Checked, check_body, model_field, parse_json, read_body
 from serving.gateway.routing import BackendState, Router
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                   "X-Accel-Buffering": "no"}
-OPENAI_ROUTES = ("/v1/chat/completions", "/v1/completions")
 #: TGI's response headers worth passing through (timings, token counts).
 PASS_HEADERS = ("x-compute-time", "x-total-time", "x-validation-time", "x-queue-time",
                 "x-inference-time", "x-time-per-token", "x-prompt-tokens", "x-generated-tokens",
                 "x-compute-type")
 APP_STATE = web.AppKey("gateway", object)
-
-
-class Refusal(Exception):
-    """A request the gateway answers itself, in TGI's error shape."""
-
-    def __init__(self, status: int, error: str, error_type: str, reason: str,
-                 headers: dict[str, str] | None = None):
-        super().__init__(error)
-        self.status, self.error, self.error_type, self.reason = status, error, error_type, reason
-        self.headers = headers or {}
-
-    def response(self) -> web.Response:
-        return web.json_response({"error": self.error, "error_type": self.error_type},
-                                 status=self.status, headers=self.headers)
 
 
 @dataclass
@@ -60,6 +47,7 @@ class Call:
     model: str
     key: ApiKey
     body: dict[str, Any]
+    checked: Checked
     stream: bool
     raw: bytes = b""
     cache_key: str | None = None
@@ -96,28 +84,25 @@ class Gateway:
 
     # -- request parsing -------------------------------------------------------------------
     async def _parse(self, request: web.Request) -> Call:
-        limit = self.config.limits.max_body_bytes
-        if request.content_length and request.content_length > limit:
-            raise Refusal(413, f"request body is larger than {limit} bytes", "validation", "validation")
-        raw = await request.content.read(limit + 1)
-        if len(raw) > limit:
-            raise Refusal(413, f"request body is larger than {limit} bytes", "validation", "validation")
-        try:
-            body = json.loads(raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise Refusal(400, f"request body is not valid JSON: {exc}", "validation", "validation") from None
-        if not isinstance(body, dict):
-            raise Refusal(422, "request body must be a JSON object", "validation", "validation")
+        """Authenticate first (from headers alone), then read and check the body."""
+        key = self.keys.authenticate(request.headers.get("Authorization"))
+        if key is None:
+            self.audit.record(None, request.headers.get("X-Model", "")[:100] or None, request.path,
+                              False, "unauthenticated")
+            raise Refusal(401, "missing or invalid API key (Authorization: Bearer <key>)",
+                          "unauthorized", "unauthorized", close=not request.content.is_eof())
+        limits = self.config.limits
+        raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+        body = parse_json(raw)
         model = self._model_of(request, body)
-        key = self._authorize(request, model)
-        route = request.path
-        stream = (route == "/generate_stream") or bool(body.get("stream"))
-        call = Call(route=route, model=model, key=key, body=body, stream=stream, raw=raw)
-        self._check_input(call)
-        return call
+        self._authorize(key, model, request.path)
+        checked = check_body(request.path, body, model, self.config.models[model].max_new_tokens,
+                             self.deny)
+        return Call(route=request.path, model=model, key=key, body=body, checked=checked,
+                    stream=checked.stream, raw=raw)
 
     def _model_of(self, request: web.Request, body: dict[str, Any]) -> str:
-        model = request.headers.get("X-Model") or body.get("model")
+        model = request.headers.get("X-Model") or model_field(body)
         if model is None:
             model = self.config.default_model or (
                 next(iter(self.config.models)) if len(self.config.models) == 1 else None)
@@ -125,58 +110,25 @@ class Gateway:
             raise Refusal(422, "name a model with the X-Model header or a 'model' field; models: "
                           + ", ".join(self.config.models), "validation", "validation")
         if model not in self.config.models:
-            raise Refusal(404, f"unknown model {model!r}; models: {', '.join(self.config.models)}",
+            raise Refusal(404, f"unknown model {shown(model)}; models: {', '.join(self.config.models)}",
                           "validation", "validation")
         return model
 
-    def _authorize(self, request: web.Request, model: str) -> ApiKey:
-        key = self.keys.authenticate(request.headers.get("Authorization"))
-        if key is None:
-            self.audit.record(None, model, request.path, False, "unauthenticated")
-            raise Refusal(401, "missing or invalid API key (Authorization: Bearer <key>)",
-                          "unauthorized", "unauthorized")
+    def _authorize(self, key: ApiKey, model: str, action: str) -> None:
         if not self.keys.allows(key, model):
-            self.audit.record(key.id, model, request.path, False, "model not allowed")
+            self.audit.record(key.id, model, action, False, "model not allowed")
             raise Refusal(403, f"key {key.id!r} may not use model {model!r}", "unauthorized",
                           "unauthorized")
-        self.audit.record(key.id, model, request.path, True)
-        return key
-
-    def _check_input(self, call: Call) -> None:
-        body, cap = call.body, self.config.models[call.model].max_new_tokens
-        if call.route in OPENAI_ROUTES:
-            field_name = "messages" if call.route.endswith("chat/completions") else "prompt"
-            if not body.get(field_name):
-                raise Refusal(422, f"'{field_name}' is required", "validation", "validation")
-            texts = ([m.get("content") for m in body["messages"] if isinstance(m, dict)]
-                     if field_name == "messages" else [body["prompt"]])
-            requested = body.get("max_tokens")
-        else:
-            inputs = body.get("inputs")
-            if not isinstance(inputs, str) or not inputs:
-                raise Refusal(422, "'inputs' is required and must be a non-empty string",
-                              "validation", "validation")
-            parameters = body.get("parameters") or {}
-            if not isinstance(parameters, dict):
-                raise Refusal(422, "'parameters' must be an object", "validation", "validation")
-            texts, requested = [inputs], parameters.get("max_new_tokens")
-        if requested is not None and (not isinstance(requested, int) or requested < 1 or requested > cap):
-            raise Refusal(422, f"max_new_tokens must be an integer from 1 to {cap} for model "
-                          f"{call.model!r} (got {requested!r})", "validation", "validation")
-        for text in texts:
-            for pattern in self.deny:
-                if isinstance(text, str) and pattern.search(text):
-                    raise Refusal(422, "the prompt matches a denied pattern", "validation", "validation")
+        self.audit.record(key.id, model, action, True)
 
     def _cacheable(self, call: Call) -> str | None:
         if not self.config.cache.enabled:
             return None
-        if call.route in OPENAI_ROUTES:
-            params = {k: v for k, v in call.body.items() if k not in ("stream", "model")}
+        params = call.checked.parameters
+        if call.checked.openai:
             deterministic = params.get("seed") is not None or params.get("temperature") == 0
             inputs: Any = None
         else:
-            params = dict(call.body.get("parameters") or {})
             deterministic = is_deterministic(params)
             inputs = call.body["inputs"]
         if not deterministic:

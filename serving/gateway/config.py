@@ -61,6 +61,8 @@ class Limits(Section):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     request_timeout_s: float = Field(default=120, gt=0)
     connect_timeout_s: float = Field(default=2, gt=0)
+    body_timeout_s: float = Field(default=10, gt=0, description="time a client has to send its "
+                                  "body; a stalled client loses its connection")
     max_inflight_per_backend: int = Field(default=256, ge=1)
     deny_patterns: list[str] = []
 

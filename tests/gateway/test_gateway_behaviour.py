@@ -101,9 +101,9 @@ def test_malformed_json_and_oversized_bodies_are_refused(stack):
     bad = requests.post(f"{stack.url}/generate", headers=stack.headers(), data=b"{not json")
     assert bad.status_code == 400 and bad.json()["error"].startswith("request body is not valid JSON")
     big = requests.post(f"{stack.url}/generate", headers=stack.headers(),
-                        json={"inputs": "x" * 5000})
+                        json={"inputs": "x" * 17000})
     assert big.status_code == 413
-    assert big.json()["error"] == "request body is larger than 4096 bytes"
+    assert big.json()["error"] == "request body is larger than 16384 bytes"
 
 
 # -- cache -------------------------------------------------------------------------------
