@@ -29,6 +29,7 @@ from serving.gateway.pii import StreamRedactor, redact
 from serving.gateway.ratelimit import RateLimiter
 from serving.gateway.request import OPENAI_ROUTES, Checked, check_body, model_field, parse_json, read_body
 from serving.gateway.routing import BackendState, Router
+from serving.gateway.upstream import TRANSPORT_ERRORS, Fault, fault_of, json_body, tgi_error
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                   "X-Accel-Buffering": "no"}
@@ -56,6 +57,33 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class Overloaded(Exception):
+    """The backend answered 429: it is full, which is not a fault."""
+
+
+@dataclass
+class Attempts:
+    """What happened on the way through a model's backends (and its fallback's)."""
+
+    full: bool = False
+    open: bool = False
+    faults: list[Fault] = field(default_factory=list)
+
+    def refusal(self, model: str) -> Refusal:
+        if self.full:
+            return Refusal(429, f"model {model!r} is overloaded; retry later", "overloaded",
+                           "overloaded", {"Retry-After": "1"})
+        broken = [f for f in self.faults if f.kind == "broken"]
+        if broken:
+            return Refusal(502, f"the model server for {model!r} failed: {broken[-1].detail}",
+                           "unavailable", "upstream_error")
+        return Refusal(503, f"no healthy backend for model {model!r}", "unavailable",
+                       "circuit_open" if self.open and not self.faults else "upstream_error")
+
+
 class Gateway:
     def __init__(self, config: GatewayConfig):
         self.config = config
@@ -68,6 +96,9 @@ class Gateway:
         self.audit = AuditLog(config.audit_log)
         self.deny = [re.compile(p, re.IGNORECASE) for p in config.limits.deny_patterns]
         self.session: aiohttp.ClientSession | None = None
+        for backend in self.router.backends.values():  # read at scrape time: never stale
+            self.metrics.breaker_state.labels(backend.model, backend.track).set_function(
+                lambda breaker=backend.breaker: breaker.state)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self, _app: web.Application) -> None:
@@ -174,38 +205,54 @@ class Gateway:
                 call.backend = "cache"
                 return await self._replay(request, call, hit)
             self.metrics.cache_misses.labels(call.model).inc()
-        return await self._route(request, call, call.model, fallback_depth=0)
+        return await self._route(request, call)
 
-    async def _route(self, request: web.Request, call: Call, model: str,
-                     fallback_depth: int) -> web.StreamResponse:
-        saw_full = saw_open = False
+    async def _route(self, request: web.Request, call: Call) -> web.StreamResponse:
+        """Try the model's backends, then its fallback (if the key may use it)."""
+        model = call.model
+        attempts = Attempts()
+        while True:
+            answer = await self._try_model(request, call, model, attempts)
+            if answer is not None:
+                return answer
+            fallback = self.config.models[model].fallback
+            if model != call.model or fallback is None:
+                break
+            if not self.keys.allows(call.key, fallback):
+                self.audit.record(call.key.id, fallback, call.route, False,
+                                  f"fallback from {model!r} not allowed for this key")
+                break
+            self.audit.record(call.key.id, fallback, call.route, True, f"fallback from {model!r}")
+            self.metrics.fallback.labels(call.model, fallback).inc()
+            model = fallback
+        raise attempts.refusal(call.model)
+
+    async def _try_model(self, request: web.Request, call: Call, model: str,
+                         attempts: Attempts) -> web.StreamResponse | None:
         for backend in self.router.candidates(model, call.key.id):
             if not backend.has_room():
-                saw_full = True
+                attempts.full = True
                 continue
-            if not backend.breaker.allow():
-                saw_open = True
+            probe = backend.breaker.acquire()
+            if probe is None:
+                attempts.open = True
                 continue
-            outcome = await self._forward(request, call, backend)
-            if outcome == "retry":  # nothing reached the backend: try the next one
-                continue
-            if outcome == "overloaded":
-                saw_full = True
+            try:
+                return await self._forward(request, call, backend, probe)
+            except Fault as fault:
+                attempts.faults.append(fault)
+                if fault.kind == "timeout":
+                    raise Refusal(504, f"model {call.model!r} did not answer in time", "timeout",
+                                  "timeout") from None
+            except Overloaded:
+                attempts.full = True
                 break
-            return outcome
-        route = self.config.models[model]
-        if route.fallback and fallback_depth == 0 and (saw_full or saw_open):
-            self.metrics.fallback.labels(call.model, route.fallback).inc()
-            return await self._route(request, call, route.fallback, fallback_depth=1)
-        if saw_full:
-            raise Refusal(429, f"model {model!r} is overloaded; retry later", "overloaded",
-                          "overloaded", {"Retry-After": "1"})
-        raise Refusal(503, f"no healthy backend for model {model!r}", "unavailable",
-                      "circuit_open" if saw_open else "upstream_error")
+        return None
 
-    async def _forward(self, request: web.Request, call: Call, backend: BackendState):
-        """Send the call to one backend. Returns a response, "retry" or "overloaded"."""
-        if "model" in call.body and call.route not in OPENAI_ROUTES:  # TGI rejects unknown fields
+    async def _forward(self, request: web.Request, call: Call, backend: BackendState,
+                       probe: bool) -> web.StreamResponse:
+        """Send the call to one backend and relay its answer; raises Fault or Overloaded."""
+        if "model" in call.body and not call.checked.openai:  # TGI rejects unknown fields
             payload = json.dumps({k: v for k, v in call.body.items() if k != "model"}).encode()
         else:
             payload = call.raw  # forward the client's bytes untouched
@@ -213,51 +260,73 @@ class Gateway:
         call.backend = track
         self.metrics.canary.labels(call.model, track).inc()
         backend.inflight += 1
-        upstream = None
+        upstream: aiohttp.ClientResponse | None = None
+        settled = False
         try:
             try:
                 upstream = await self.session.post(backend.url + call.route, data=payload,
-                                                   headers={"Content-Type": "application/json"})
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError):
-                self._backend_failed(backend, call, "upstream_error")
-                return "retry"
-            except TimeoutError:
-                self._backend_failed(backend, call, "timeout")
-                raise Refusal(504, f"model {call.model!r} did not answer in time", "timeout",
-                              "timeout") from None
+                                                   headers=JSON_HEADERS)
+                streaming = (call.stream and upstream.status == 200
+                             and upstream.content_type == "text/event-stream")
+                raw = b"" if streaming else await upstream.read()
+            except TRANSPORT_ERRORS as exc:
+                fault = fault_of(exc, answered=upstream is not None)
+                settled = True
+                self._backend_failed(backend, call)
+                raise fault from None
             if upstream.status == 429:
+                settled = True
                 backend.breaker.success()
-                upstream.release()
-                return "overloaded"
-            if upstream.status >= 500:
-                self._backend_failed(backend, call, "upstream_error")
-            else:
+                raise Overloaded
+            if streaming:
+                settled = True
                 backend.breaker.success()
-            self.metrics.breaker_state.labels(backend.model, backend.track).set(backend.breaker.state)
-            if call.stream and upstream.status == 200:
-                return await self._relay_stream(request, call, upstream)
-            return await self._relay_whole(call, upstream)
+                response, complete = await self._relay_stream(request, call, upstream)
+                if not complete:
+                    self._backend_failed(backend, call)
+                return response
+            answer = self._check_answer(call, backend, upstream.status, raw, payload)
+            settled = True
+            if answer is None:
+                backend.breaker.success()
+                return self._relay_whole(call, upstream, raw)
+            return answer
         finally:
             backend.inflight -= 1
+            if not settled:
+                backend.breaker.release(probe)
             if upstream is not None:
                 upstream.release()
 
-    def _backend_failed(self, backend: BackendState, call: Call, reason: str) -> None:
-        """Count a failure against the backend's breaker (the request may still succeed)."""
-        if backend.breaker.failure():
+    def _check_answer(self, call: Call, backend: BackendState, status: int, raw: bytes,
+                      payload: bytes) -> web.Response | None:
+        """None for an answer to relay; else the TGI-shaped error to send (fault counted)."""
+        error = tgi_error(raw) if status >= 400 else None
+        if status >= 500 and error is not None:  # the model's own error: pass it on
+            self._backend_failed(backend, call, cause=hash(payload))
+            self._finish(call, status)
+            return web.json_response(error, status=status)
+        if status >= 400 and error is None:
+            problem = f"answered {status} without a TGI error body"
+        elif status < 400 and json_body(raw) is None:
+            problem = f"answered {status} with a body that is not JSON"
+        else:
+            return None
+        self._backend_failed(backend, call)
+        self._finish(call, 502)
+        return web.json_response({"error": f"the model server for {backend.model!r} {problem}",
+                                  "error_type": "unavailable"}, status=502)
+
+    def _backend_failed(self, backend: BackendState, call: Call, cause: int | None = None) -> None:
+        """Count a failure against the backend's breaker (the request's outcome is counted
+        once, where it is answered)."""
+        if backend.breaker.failure(cause):
             self.metrics.breaker_opened.labels(backend.model, backend.track).inc()
-        self.metrics.breaker_state.labels(backend.model, backend.track).set(backend.breaker.state)
 
     # -- responses -------------------------------------------------------------------------
-    async def _relay_whole(self, call: Call, upstream: aiohttp.ClientResponse) -> web.Response:
-        raw = await upstream.read()
+    def _relay_whole(self, call: Call, upstream: aiohttp.ClientResponse, raw: bytes) -> web.Response:
         headers = {h: upstream.headers[h] for h in PASS_HEADERS if h in upstream.headers}
-        payload: Any = None
-        if upstream.status == 200:
-            try:
-                payload = json.loads(raw)
-            except json.JSONDecodeError:
-                payload = None
+        payload: Any = json_body(raw) if upstream.status == 200 else None
         if payload is not None:
             call.tokens = generated_tokens(payload, upstream.headers.get("x-generated-tokens"))
             if self.config.models[call.model].redact_pii:
@@ -267,48 +336,54 @@ class Gateway:
                 self.cache.put(call.cache_key, ("whole", raw, headers))
         self._finish(call, upstream.status)
         return web.Response(body=raw, status=upstream.status, headers=headers,
-                            content_type=upstream.content_type or "application/json")
+                            content_type="application/json")
 
     async def _relay_stream(self, request: web.Request, call: Call,
-                            upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+                            upstream: aiohttp.ClientResponse) -> tuple[web.StreamResponse, bool]:
+        """Relay SSE events as they arrive; False if the model server broke the stream."""
         response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
         await response.prepare(request)
         redactor = StreamRedactor() if self.config.models[call.model].redact_pii else None
         recorded: list[bytes] | None = [] if call.cache_key else None
-        first_token, failed = True, False
+        first_token, failed, last = True, False, b""
         try:
             async for line in upstream.content:
-                if line.startswith(b"data:") and not line.startswith(b"data: [DONE]"):
-                    if first_token:
-                        first_token = False
-                        self.metrics.ttft.labels(call.model, call.backend).observe(
-                            time.perf_counter() - call.started)
-                    if redactor is not None:
-                        event = parse_event(line)
-                        if event is not None:
-                            line = b"data:" + json.dumps(redact_event(event, redactor)).encode() + b"\n"
-                    # cheap checks on the hot path: TGI's events are flat JSON objects
-                    if b'"error"' in line and b'"error_type"' in line:
-                        failed = True
-                    elif b'"token"' in line or b'"content"' in line or b'"text"' in line:
-                        call.tokens += 1
+                if line.startswith(b"data:"):
+                    last = line
+                    if not line.startswith(b"data: [DONE]"):
+                        if first_token:
+                            first_token = False
+                            self.metrics.ttft.labels(call.model, call.backend).observe(
+                                time.perf_counter() - call.started)
+                        if redactor is not None:
+                            event = parse_event(line)
+                            if event is not None:
+                                line = b"data:" + json.dumps(redact_event(event, redactor)).encode() + b"\n"
+                        # cheap checks on the hot path: TGI's events are flat JSON objects
+                        if b'"error"' in line and b'"error_type"' in line:
+                            failed = True
+                        elif b'"token"' in line or b'"content"' in line or b'"text"' in line:
+                            call.tokens += 1
                 await response.write(line)
                 if recorded is not None:
                     recorded.append(line)
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError):
-            failed = True
-            error = {"error": "the model server closed the stream before the generation finished",
-                     "error_type": "incomplete_generation"}
-            await response.write(b"data:" + json.dumps(error).encode() + b"\n\n")
+            broken = not failed and not stream_finished(last)
+        except TRANSPORT_ERRORS:
+            broken = True
         except (ConnectionResetError, asyncio.CancelledError):
             upstream.close()  # the client left: abort the upstream request, don't drain it
             self._finish(call, 499)
             raise
+        if broken:
+            failed = True
+            error = {"error": "the model server closed the stream before the generation finished",
+                     "error_type": "incomplete_generation"}
+            await response.write(b"data:" + json.dumps(error).encode() + b"\n\n")
         if recorded is not None and not failed:
             self.cache.put(call.cache_key, ("stream", recorded))
         self._finish(call, 500 if failed else 200)
         await response.write_eof()
-        return response
+        return response, not broken
 
     async def _replay(self, request: web.Request, call: Call, hit) -> web.StreamResponse:
         if hit[0] == "stream":
@@ -354,6 +429,14 @@ class Gateway:
     async def metrics_endpoint(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def stream_finished(last: bytes) -> bool:
+    """Whether the last event of a stream is the one that ends it (TGI or OpenAI)."""
+    if last.startswith(b"data: [DONE]"):
+        return True
+    event = parse_event(last) if last else None
+    return event is not None and (event.get("generated_text") is not None or "error" in event)
 
 
 def parse_event(line: bytes) -> dict[str, Any] | None:

@@ -76,6 +76,34 @@ def test_a_half_open_breaker_admits_exactly_one_probe():
     assert breaker.allow() is True and breaker.allow() is True
 
 
+def test_a_probe_that_ends_without_a_verdict_frees_the_slot_for_the_next_probe():
+    clock = Clock()
+    breaker = _opened(clock)
+    clock.now += 30
+    assert breaker.acquire() is True      # the probe
+    assert breaker.acquire() is None
+    breaker.release(probe=False)          # an ordinary request's release changes nothing
+    assert breaker.acquire() is None
+    breaker.release(probe=True)           # the probe's client left before an answer
+    assert breaker.acquire() is True      # the next request probes
+    assert breaker.state == HALF_OPEN
+
+
+def test_one_failing_request_body_counts_once_per_failure_run():
+    breaker = CircuitBreaker(Breaker(failureThreshold=2, resetAfterS=30), clock=Clock())
+    assert breaker.failure(cause=1) is False
+    assert breaker.failure(cause=1) is False
+    assert breaker.state == CLOSED
+    assert breaker.failure(cause=2) is True      # a second, different body: the model is sick
+    assert breaker.state == OPEN
+
+
+def test_transport_failures_always_count():
+    breaker = CircuitBreaker(Breaker(failureThreshold=2, resetAfterS=30), clock=Clock())
+    assert breaker.failure() is False
+    assert breaker.failure() is True
+
+
 def test_a_failed_probe_reopens_the_breaker_for_another_reset_period():
     clock = Clock()
     breaker = _opened(clock)
