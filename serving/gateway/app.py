@@ -25,8 +25,8 @@ from serving.gateway.cache import ResponseCache, cache_key, is_deterministic
 from serving.gateway.config import ApiKey, GatewayConfig
 from serving.gateway.errors import Refusal, shown
 from serving.gateway.metrics import GatewayMetrics
-from serving.gateway.pii import StreamRedactor, redact
 from serving.gateway.ratelimit import RateLimiter
+from serving.gateway.redaction import StreamRedaction, redact_payload
 from serving.gateway.request import OPENAI_ROUTES, Checked, check_body, model_field, parse_json, read_body
 from serving.gateway.routing import BackendState, Router
 from serving.gateway.upstream import TRANSPORT_ERRORS, Fault, fault_of, json_body, tgi_error
@@ -54,6 +54,7 @@ class Call:
     cache_key: str | None = None
     tokens: int = 0
     backend: str = "none"
+    answered_by: str = ""         # the model whose backend answered (the fallback's, if used)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -257,7 +258,7 @@ class Gateway:
         else:
             payload = call.raw  # forward the client's bytes untouched
         track = backend.track if backend.model == call.model else "fallback"
-        call.backend = track
+        call.backend, call.answered_by = track, backend.model
         self.metrics.canary.labels(call.model, track).inc()
         backend.inflight += 1
         upstream: aiohttp.ClientResponse | None = None
@@ -329,7 +330,7 @@ class Gateway:
         payload: Any = json_body(raw) if upstream.status == 200 else None
         if payload is not None:
             call.tokens = generated_tokens(payload, upstream.headers.get("x-generated-tokens"))
-            if self.config.models[call.model].redact_pii:
+            if self.config.models[call.answered_by].redact_pii:
                 payload = redact_payload(payload)
                 raw = json.dumps(payload).encode()
             if call.cache_key:
@@ -343,22 +344,25 @@ class Gateway:
         """Relay SSE events as they arrive; False if the model server broke the stream."""
         response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
         await response.prepare(request)
-        redactor = StreamRedactor() if self.config.models[call.model].redact_pii else None
+        redaction = StreamRedaction() if self.config.models[call.answered_by].redact_pii else None
         recorded: list[bytes] | None = [] if call.cache_key else None
         first_token, failed, last = True, False, b""
         try:
             async for line in upstream.content:
                 if line.startswith(b"data:"):
                     last = line
-                    if not line.startswith(b"data: [DONE]"):
+                    if redaction is not None and line.startswith(b"data: [DONE]"):
+                        for held in redaction.rest():
+                            await response.write(held)
+                            if recorded is not None:
+                                recorded.append(held)
+                    elif not line.startswith(b"data: [DONE]"):
                         if first_token:
                             first_token = False
                             self.metrics.ttft.labels(call.model, call.backend).observe(
                                 time.perf_counter() - call.started)
-                        if redactor is not None:
-                            event = parse_event(line)
-                            if event is not None:
-                                line = b"data:" + json.dumps(redact_event(event, redactor)).encode() + b"\n"
+                        if redaction is not None:
+                            line = redaction.line(line)
                         # cheap checks on the hot path: TGI's events are flat JSON objects
                         if b'"error"' in line and b'"error_type"' in line:
                             failed = True
@@ -458,34 +462,6 @@ def generated_tokens(payload: Any, header: str | None) -> int:
         if isinstance(payload.get("usage"), dict):
             return int(payload["usage"].get("completion_tokens", 0))
     return 0
-
-
-def redact_payload(payload: Any) -> Any:
-    if isinstance(payload, list):
-        return [redact_payload(p) for p in payload]
-    if not isinstance(payload, dict):
-        return payload
-    out = dict(payload)
-    if isinstance(out.get("generated_text"), str):
-        out["generated_text"] = redact(out["generated_text"])
-    for choice in out.get("choices") or []:
-        if isinstance(choice.get("message"), dict) and isinstance(choice["message"].get("content"), str):
-            choice["message"]["content"] = redact(choice["message"]["content"])
-        if isinstance(choice.get("text"), str):
-            choice["text"] = redact(choice["text"])
-    return out
-
-
-def redact_event(event: dict[str, Any], redactor: StreamRedactor) -> dict[str, Any]:
-    """Rewrite a token's text with what is safe to show; the final event flushes the rest."""
-    out = dict(event)
-    if isinstance(event.get("token"), dict):
-        text = redactor.feed(event["token"].get("text", ""))
-        if event.get("generated_text") is not None:
-            text += redactor.flush()
-            out["generated_text"] = redact(event["generated_text"])
-        out["token"] = {**event["token"], "text": text}
-    return out
 
 
 def create_app(config: GatewayConfig) -> web.Application:

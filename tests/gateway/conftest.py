@@ -143,7 +143,7 @@ def bad_stack_config(urls: dict[str, str], audit_log: str) -> dict:
     return {
         "models": {
             "flaky": {"backends": {"stable": {"url": urls["flaky"]}}, "fallback": "steady"},
-            "steady": {"backends": {"stable": {"url": urls["steady"]}}},
+            "steady": {"backends": {"stable": {"url": urls["steady"]}}, "redactPii": True},
             "lonely": {"backends": {"stable": {"url": urls["lonely"]}}, "redactPii": True},
         },
         "keys": [
