@@ -90,7 +90,8 @@ class Gateway:
         self.config = config
         self.keys = KeyStore(config.keys)
         self.limiter = RateLimiter()
-        self.cache = ResponseCache(config.cache.max_entries, config.cache.ttl_s)
+        self.cache = ResponseCache(config.cache.max_entries, config.cache.ttl_s,
+                                   config.cache.max_bytes, config.cache.max_entry_bytes)
         self.router = Router(config.models, config.breaker, config.limits.max_inflight_per_backend,
                              seed=config.seed)
         self.metrics = GatewayMetrics()
@@ -166,7 +167,7 @@ class Gateway:
         if not deterministic:
             return None
         mode = "stream" if call.stream else "whole"
-        return cache_key(call.model, f"{call.route}:{mode}", inputs, params)
+        return cache_key(call.key.id, call.model, f"{call.route}:{mode}", inputs, params)
 
     # -- handlers --------------------------------------------------------------------------
     async def handle_inference(self, request: web.Request) -> web.StreamResponse:
@@ -333,8 +334,8 @@ class Gateway:
             if self.config.models[call.answered_by].redact_pii:
                 payload = redact_payload(payload)
                 raw = json.dumps(payload).encode()
-            if call.cache_key:
-                self.cache.put(call.cache_key, ("whole", raw, headers))
+            if call.cache_key and call.answered_by == call.model:  # never a fallback's words
+                self.cache.put(call.cache_key, ("whole", raw, headers), len(raw))
         self._finish(call, upstream.status)
         return web.Response(body=raw, status=upstream.status, headers=headers,
                             content_type="application/json")
@@ -345,7 +346,8 @@ class Gateway:
         response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
         await response.prepare(request)
         redaction = StreamRedaction() if self.config.models[call.answered_by].redact_pii else None
-        recorded: list[bytes] | None = [] if call.cache_key else None
+        recorded: list[bytes] | None = [] if call.cache_key and call.answered_by == call.model else None
+        recorded_bytes, entry_limit = 0, self.cache.max_entry_bytes
         first_token, failed, last = True, False, b""
         try:
             async for line in upstream.content:
@@ -356,6 +358,7 @@ class Gateway:
                             await response.write(held)
                             if recorded is not None:
                                 recorded.append(held)
+                                recorded_bytes += len(held)
                     elif not line.startswith(b"data: [DONE]"):
                         if first_token:
                             first_token = False
@@ -371,6 +374,9 @@ class Gateway:
                 await response.write(line)
                 if recorded is not None:
                     recorded.append(line)
+                    recorded_bytes += len(line)
+                    if recorded_bytes > entry_limit:  # too large to cache: stop holding it
+                        recorded = None
             broken = not failed and not stream_finished(last)
         except TRANSPORT_ERRORS:
             broken = True
@@ -384,7 +390,7 @@ class Gateway:
                      "error_type": "incomplete_generation"}
             await response.write(b"data:" + json.dumps(error).encode() + b"\n\n")
         if recorded is not None and not failed:
-            self.cache.put(call.cache_key, ("stream", recorded))
+            self.cache.put(call.cache_key, ("stream", recorded), recorded_bytes)
         self._finish(call, 500 if failed else 200)
         await response.write_eof()
         return response, not broken

@@ -86,6 +86,9 @@ class Cache(Section):
     enabled: bool = True
     ttl_s: float = Field(default=300, gt=0)
     max_entries: int = Field(default=10_000, ge=1)
+    max_bytes: int = Field(default=64 << 20, ge=1024, description="all entries together")
+    max_entry_bytes: int = Field(default=1 << 20, ge=1024, description="one answer; larger ones "
+                                 "are not cached")
 
 
 class GatewayConfig(Section):

@@ -146,10 +146,10 @@ def test_cache_is_bounded_and_expires():
 
     now = [0.0]
     cache = ResponseCache(max_entries=2, ttl_s=10, clock=lambda: now[0])
-    cache.put("a", 1)
-    cache.put("b", 2)
+    cache.put("a", 1, size=1)
+    cache.put("b", 2, size=1)
     cache.get("a")          # a is now most recent
-    cache.put("c", 3)       # evicts b
+    cache.put("c", 3, size=1)  # evicts b
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
     now[0] = 11
     assert cache.get("a") is None
