@@ -53,6 +53,7 @@ class Call:
     raw: bytes = b""
     cache_key: str | None = None
     tokens: int = 0
+    reserved: int = 0
     backend: str = "none"
     answered_by: str = ""         # the model whose backend answered (the fallback's, if used)
     started: float = field(default_factory=time.perf_counter)
@@ -182,6 +183,7 @@ class Gateway:
                 return await self._serve(request, call)
             finally:
                 self.metrics.active.labels(model).dec()
+                self.limiter.settle(call.key.id, call.reserved, call.tokens)
         except Refusal as refusal:
             backend = call.backend if call else "none"
             self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
@@ -189,14 +191,17 @@ class Gateway:
             return refusal.response()
 
     def _rate_limit(self, call: Call) -> None:
-        limited = self.limiter.check(call.key.id, call.key.requests_per_minute,
-                                     call.key.tokens_per_minute)
+        key = call.key
+        requested = call.checked.max_new_tokens or self.config.models[call.model].max_new_tokens
+        reserve = min(requested, key.tokens_per_minute)
+        limited = self.limiter.check(key.id, key.requests_per_minute, key.tokens_per_minute, reserve)
         if limited:
             which, retry_after = limited
             self.metrics.rate_limited.labels(call.model, which).inc()
-            self.audit.record(call.key.id, call.model, call.route, False, f"rate limit ({which})")
-            raise Refusal(429, f"rate limit exceeded: {which} per minute for key {call.key.id!r}",
+            self.audit.record(key.id, call.model, call.route, False, f"rate limit ({which})")
+            raise Refusal(429, f"rate limit exceeded: {which} per minute for key {key.id!r}",
                           "overloaded", "rate_limited", {"Retry-After": str(retry_after)})
+        call.reserved = reserve
 
     async def _serve(self, request: web.Request, call: Call) -> web.StreamResponse:
         call.cache_key = self._cacheable(call)
@@ -417,7 +422,6 @@ class Gateway:
             self.metrics.failed.labels(call.model, call.backend, call.route, "upstream_error").inc()
         if call.tokens:
             self.metrics.tokens.labels(call.model, call.backend).inc(call.tokens)
-            self.limiter.charge_tokens(call.key.id, call.tokens)
 
     # -- open routes -----------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:

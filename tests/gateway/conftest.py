@@ -18,7 +18,8 @@ from tests.gateway.bad_upstream import Misbehaviour, start_bad_upstream
 from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
 
 KEYS = {"full": "sk-full-0123456789", "small-only": "sk-small-0123456789",
-        "tight": "sk-tight-0123456789", "flaky-only": "sk-flaky-0123456789"}
+        "tight": "sk-tight-0123456789", "flaky-only": "sk-flaky-0123456789",
+        "tokens40": "sk-tokens40-0123456789"}
 
 
 class Loop:
@@ -77,6 +78,8 @@ def gateway_config(urls: dict[str, str], audit_log: str, **overrides) -> Gateway
             {"id": "small-only", "sha256": hash_key(KEYS["small-only"]), "models": ["small"]},
             {"id": "tight", "sha256": hash_key(KEYS["tight"]), "models": ["*"],
              "requestsPerMinute": 2, "tokensPerMinute": 1000},
+            {"id": "tokens40", "sha256": hash_key(KEYS["tokens40"]), "models": ["*"],
+             "requestsPerMinute": 1000, "tokensPerMinute": 40},
         ],
         "limits": {"maxBodyBytes": 16384, "denyPatterns": ["ignore (all )?previous instructions"],
                    "requestTimeoutS": 5, "bodyTimeoutS": 1},

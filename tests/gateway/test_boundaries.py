@@ -142,3 +142,30 @@ def test_phone_formats_are_redacted(phone):
                                   "room 555-0134"])
 def test_short_or_partial_numbers_are_not_phones(text):
     assert redact(text) == text
+
+
+# -- token reservations --------------------------------------------------------------------
+
+def test_a_request_reserves_its_max_new_tokens_up_front():
+    limiter = RateLimiter(clock=Clock())
+    assert limiter.check("k", 100, 40, reserve=40) is None
+    assert limiter.check("k", 100, 40, reserve=1) == ("tokens", 1)   # all 40 are spoken for
+
+
+def test_reservations_fit_exactly_up_to_the_limit_and_not_one_token_more():
+    limiter = RateLimiter(clock=Clock())
+    assert limiter.check("k", 100, 40, reserve=30) is None
+    assert limiter.check("k", 100, 40, reserve=11) == ("tokens", 1)
+    assert limiter.check("k", 100, 40, reserve=10) is None
+
+
+def test_settling_replaces_the_reservation_with_what_was_generated():
+    clock = Clock()
+    limiter = RateLimiter(clock=clock)
+    assert limiter.check("k", 100, 40, reserve=40) is None
+    limiter.settle("k", reserved=40, tokens=10)
+    assert limiter.check("k", 100, 40, reserve=31) == ("tokens", 60)
+    assert limiter.check("k", 100, 40, reserve=30) is None
+    limiter.settle("k", reserved=30, tokens=0)       # failed request: nothing generated
+    clock.now += WINDOW_S
+    assert limiter.check("k", 100, 40, reserve=40) is None   # the 10 tokens left the window

@@ -53,9 +53,10 @@ def test_keys_are_stored_hashed():
 # -- limits ------------------------------------------------------------------------------
 
 def test_request_rate_limit_answers_429_with_retry_after_in_tgi_shape(stack):
-    assert _post(stack, key="tight", model="small", inputs="x").status_code == 200
-    assert _post(stack, key="tight", model="small", inputs="x").status_code == 200
-    third = _post(stack, key="tight", model="small", inputs="x")
+    small = {"max_new_tokens": 5}
+    assert _post(stack, key="tight", model="small", inputs="x", parameters=small).status_code == 200
+    assert _post(stack, key="tight", model="small", inputs="x", parameters=small).status_code == 200
+    third = _post(stack, key="tight", model="small", inputs="x", parameters=small)
     assert third.status_code == 429
     assert 1 <= int(third.headers["Retry-After"]) <= 60
     assert third.json() == {"error": "rate limit exceeded: requests per minute for key 'tight'",
@@ -70,7 +71,7 @@ def test_token_limit_counts_tgi_generated_tokens():
     now = [0.0]
     limiter = RateLimiter(clock=lambda: now[0])
     assert limiter.check("k", 100, 10) is None
-    limiter.charge_tokens("k", 10)
+    limiter.settle("k", 0, 10)
     assert limiter.check("k", 100, 10) == ("tokens", 60)
     now[0] = 61.0
     assert limiter.check("k", 100, 10) is None
@@ -259,3 +260,17 @@ def test_a_mid_stream_upstream_failure_reaches_the_client_as_an_sse_error_event(
     assert [e["token"]["text"] for e in events[:-1]] == ["one", " two"]
     assert events[-1] == {"error": "the model server closed the stream before the generation finished",
                           "error_type": "incomplete_generation"}
+
+
+def test_concurrent_requests_cannot_spend_more_tokens_than_the_key_has(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(i):
+        response = _post(stack, key="tokens40", model="llama", inputs=f"q{i}",
+                         parameters={"max_new_tokens": 10, "do_sample": True})
+        return response.status_code, response.headers.get("x-generated-tokens")
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(ask, range(50)))
+    generated = sum(int(tokens) for status, tokens in results if status == 200)
+    assert {status for status, _ in results} == {200, 429}
+    assert 0 < generated <= 40
