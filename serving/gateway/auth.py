@@ -17,10 +17,11 @@ class KeyStore:
         self._by_hash = {k.sha256: k for k in keys}
 
     def authenticate(self, authorization: str | None) -> ApiKey | None:
-        """The key for an `Authorization: Bearer <key>` header, or None."""
-        if not authorization or not authorization.startswith("Bearer "):
+        """The key for an `Authorization: Bearer <key>` header (scheme in any case), or None."""
+        scheme, _, secret = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
             return None
-        digest = hash_key(authorization[len("Bearer "):].strip())
+        digest = hash_key(secret.strip())
         for known, key in self._by_hash.items():
             if hmac.compare_digest(known, digest):
                 return key
