@@ -16,6 +16,7 @@ from stacks.config.gateway import GatewayConfig
 from stacks.config.gpu import GpuPool, check_unique_pool_names
 from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
 from stacks.config.network import NetworkConfig
+from stacks.config.release import ReleaseConfig
 from stacks.config.serving import WEIGHTS_SHARE_OF_GPU, ModelConfig, ServingConfig
 from stacks.config.storage import StorageConfig
 
@@ -55,6 +56,7 @@ class PlatformConfig(Section):
     models: list[ModelConfig] = Field(default=[], alias="llmops:models")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, alias="llmops:monitoring")
     gateway: GatewayConfig = Field(alias="llmops:gateway")
+    release: ReleaseConfig = Field(default=ReleaseConfig(), alias="llmops:release")
     gateway_api_keys: str = Field(alias="llmops:gatewayApiKeys", min_length=1,
                                   json_schema_extra={"secret": True},
                                   description="the gateway's key file (hashed keys); set it with "
