@@ -99,7 +99,7 @@ def render(model: str, window: str, source: str, stats: dict[str, TrackStats], v
             ("error rate", _pct(s.error_rate), _pct(c.error_rate)),
             ("p95 latency", _num(s.latency_p95_s, " s"), _num(c.latency_p95_s, " s")),
             ("time per token", _num(s.time_per_token_s, " s"), _num(c.time_per_token_s, " s")),
-            ("breaker openings", f"{s.breaker_openings:.0f}", f"{c.breaker_openings:.0f}")]
+            ("breaker opened", "yes" if s.breaker_tripped else "no", "yes" if c.breaker_tripped else "no")]
     lines = [f"canary analysis of {model} over the last {window} (tolerances: {source})",
              f"  {'':18}{'stable':>12}{'canary':>12}"]
     lines += [f"  {name:18}{a:>12}{b:>12}" for name, a, b in rows]

@@ -74,9 +74,9 @@ def _error_checks(stable: TrackStats, canary: TrackStats, tol: CanaryTolerances)
 
 def decide(stable: TrackStats, canary: TrackStats, tol: CanaryTolerances) -> Verdict:
     """The verdict with the checks behind it and one sentence of reason."""
-    if tol.rollback_on_breaker_open and canary.breaker_openings >= 1:
-        return Verdict("rollback", f"the gateway's circuit breaker for the canary opened "
-                       f"{canary.breaker_openings:.0f} time(s) in the window (consecutive failures)")
+    if tol.rollback_on_breaker_open and canary.breaker_tripped:
+        return Verdict("rollback", "the gateway's circuit breaker for the canary opened in the window "
+                       "(consecutive failures; the gateway stopped sending it traffic)")
     error_budget = tol.max_error_rate * tol.min_requests
     if canary.requests < tol.min_requests and canary.errors > error_budget:
         return Verdict("rollback", f"the canary failed {canary.errors:.0f} of {canary.requests:.0f} "

@@ -3,7 +3,11 @@
 Gateway (`serving/gateway/metrics.py`, job llm-gateway, `backend` = track):
   llm_requests_total{model,backend,route,status_class}    requests and 5xx errors
   llm_request_duration_seconds_bucket{model,backend,route} p95 latency as clients see it
-  llm_circuit_breaker_opened_total{model,backend}          the gateway gave up on a track
+  llm_circuit_breaker_opened_total{model,backend}          the gateway gave up on a track...
+  llm_circuit_breaker_state{model,backend}                 ...0 closed, 1 half-open, 2 open
+The breaker needs both: its counter series is created by the first opening, with value 1,
+so increase() cannot see that opening (no earlier sample); the state gauge, which stays
+at 2 from the opening until a probe succeeds, can.
 TGI (job tgi; the PodMonitor copies the pod labels llmops.io/model and llmops.io/track into
 `model` and `track`, see components/monitoring.py):
   tgi_request_mean_time_per_token_duration_{sum,count}     seconds per output token, per request
@@ -30,13 +34,20 @@ class TrackStats:
     latency_p95_s: float | None
     time_per_token_s: float | None
     breaker_openings: float
+    breaker_max_state: float | None = None
 
     @property
     def error_rate(self) -> float | None:
-        return self.errors / self.requests if self.requests > 0 else None
+        """5xx share; capped at 1 (increase() extrapolates each counter on its own)."""
+        return min(self.errors / self.requests, 1.0) if self.requests > 0 else None
+
+    @property
+    def breaker_tripped(self) -> bool:
+        """The gateway's breaker for this track opened (or was half-open) in the window."""
+        return self.breaker_openings >= 1 or (self.breaker_max_state or 0) >= 1
 
     def to_json(self) -> dict:
-        return {**asdict(self), "error_rate": self.error_rate}
+        return {**asdict(self), "error_rate": self.error_rate, "breaker_tripped": self.breaker_tripped}
 
 
 def label_value(value: str) -> str:
@@ -62,6 +73,8 @@ def queries(model: str, window: str) -> dict[str, str]:
                              f"sum by (track) (rate({tpot}_count{{{tgi}}}[{window}]))"),
         "breaker_openings": ("sum by (backend) (increase(llm_circuit_breaker_opened_total"
                              f"{{{gw}}}[{window}]))"),
+        "breaker_max_state": ("max by (backend) (max_over_time(llm_circuit_breaker_state"
+                              f"{{{gw}}}[{window}]))"),
     }
 
 
@@ -85,5 +98,6 @@ def collect(prometheus: Prometheus, model: str, window: str,
         stats[track] = TrackStats(requests=get("requests") or 0.0, errors=get("errors") or 0.0,
                                   latency_p95_s=get("latency_p95_s"),
                                   time_per_token_s=get("time_per_token_s"),
-                                  breaker_openings=get("breaker_openings") or 0.0)
+                                  breaker_openings=get("breaker_openings") or 0.0,
+                                  breaker_max_state=get("breaker_max_state"))
     return stats

@@ -11,9 +11,9 @@ from stacks.config.release import CanaryTolerances
 TOL = CanaryTolerances()  # minRequests 200, maxErrorRate 2%, +1%, 1.25x, 1.25x
 
 
-def track(requests=1000.0, errors=0.0, p95=1.0, tpot=0.05, breaker=0.0) -> TrackStats:
+def track(requests=1000.0, errors=0.0, p95=1.0, tpot=0.05, breaker=0.0, state=0.0) -> TrackStats:
     return TrackStats(requests=requests, errors=errors, latency_p95_s=p95, time_per_token_s=tpot,
-                      breaker_openings=breaker)
+                      breaker_openings=breaker, breaker_max_state=state)
 
 
 def test_a_canary_like_stable_is_promoted():
@@ -66,9 +66,20 @@ def test_thin_traffic_with_more_errors_than_the_budget_allows_rolls_back_early()
 
 
 def test_an_opened_canary_breaker_rolls_back_however_thin_the_traffic():
-    verdict = decide(track(), track(requests=6, errors=5, breaker=1), TOL)
+    verdict = decide(track(), track(requests=6, errors=3, breaker=1), TOL)
     assert verdict.decision == "rollback"
-    assert "circuit breaker for the canary opened 1 time(s)" in verdict.reason
+    assert "circuit breaker for the canary opened in the window" in verdict.reason
+
+
+@pytest.mark.parametrize("state", [1.0, 2.0])
+def test_a_breaker_seen_open_or_half_open_counts_even_when_its_counter_shows_no_increase(state):
+    # the counter series is born at the first opening with value 1: increase() reads 0
+    assert decide(track(), track(requests=6, errors=3, state=state), TOL).decision == "rollback"
+    assert decide(track(), track(requests=6, errors=3, state=0.0), TOL).decision == "hold"
+
+
+def test_the_error_rate_never_exceeds_one():
+    assert track(requests=8.0, errors=8.02).error_rate == 1.0
 
 
 def test_the_breaker_rule_can_be_switched_off():
