@@ -5,7 +5,8 @@
   failed, the run goes on and counts it (`RequestFailed`);
 - it cannot be reached, or answers something that is not TGI's protocol: there is no honest
   result to give, so the whole run stops with an `EvaluationError`;
-- a read timeout: that request failed (the endpoint is up but too slow).
+- a read timeout, or an answer that breaks off mid-stream: that request failed (the endpoint
+  is up but too slow, or a server died while answering).
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class _Translate:
                                 blocked=isinstance(exc, tgi_errors.ValidationError)) from None
         if isinstance(exc, requests.exceptions.ReadTimeout):
             raise RequestFailed(f"no answer within the suite's timeoutS: {exc}") from None
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError):  # the server died mid-answer
+            raise RequestFailed(f"the answer broke off: {_root(exc)}") from None
         if isinstance(exc, requests.exceptions.JSONDecodeError | json.JSONDecodeError):
             body = getattr(exc, "doc", "") or ""
             raise EvaluationError(f"{self.url} did not answer like a TGI endpoint (not JSON: "

@@ -109,6 +109,24 @@ def test_the_latency_gate_fails_for_a_clearly_slow_model_and_passes_a_fast_one(s
     assert fast_code == 0, fast_report["latency"]
 
 
+def test_streams_that_break_off_are_failed_requests_not_a_crash(servers, tmp_path):
+    """Straight to the model server (no gateway to turn the drop into an SSE error event):
+    whole answers work, every stream is cut after three tokens."""
+    suite = yaml.safe_load(SUITE.read_text())
+    suite = {"name": "drops", "golden": str(SUITE.parent / "golden.jsonl"),
+             "latency": {**suite["latency"], "requests": 4}, "thresholds": {"maxErrorRate": 0.0}}
+    path = tmp_path / "drops.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    model = servers.serve(fake_model(FakeBehaviour(reply=OCEAN, break_stream_after=3), answers=RIGHT))
+    code, report = evaluate(model, tmp_path, suite=path)
+    assert code == 3
+    assert report["accuracy"]["score"] == 1.0
+    assert report["latency"]["errors"] == 4 and report["latency"]["p95S"] is None
+    assert report["latency"]["firstError"].startswith("the answer broke off")
+    assert report["gates"] == [{"name": "maxErrorRate", "value": 4 / 11, "op": "<=", "threshold": 0.0,
+                                "passed": False}]
+
+
 def test_an_unreachable_endpoint_is_an_error_not_a_pass(tmp_path, capsys):
     port = free_port()
     code, report = evaluate(f"http://127.0.0.1:{port}", tmp_path)
