@@ -18,6 +18,7 @@ from stacks.config.gpu import GpuPool, check_unique_pool_names
 from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
 from stacks.config.network import NetworkConfig
 from stacks.config.placement import model_placement_problems
+from stacks.config.release import ReleaseConfig
 from stacks.config.serving import ModelConfig, ServingConfig
 from stacks.config.storage import StorageConfig
 
@@ -57,6 +58,7 @@ class PlatformConfig(Section):
     models: list[ModelConfig] = Field(default=[], alias="llmops:models")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, alias="llmops:monitoring")
     gateway: GatewayConfig = Field(alias="llmops:gateway")
+    release: ReleaseConfig = Field(default=ReleaseConfig(), alias="llmops:release")
     ci: CiConfig = Field(alias="llmops:ci")
     platform_stack: str | None = Field(
         default=None, alias="llmops:platformStack", pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$",
