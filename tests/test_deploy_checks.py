@@ -151,6 +151,21 @@ def test_a_model_pinned_to_one_capacity_type_is_found_where_fallback_is_declared
     assert "fallback-is-schedulable" not in _rules(plans["dev"])
 
 
+def test_a_chart_version_never_released_is_found(plans):
+    plan = plans["prod"]
+    release = plan.one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    unreleased = _replace(plan, release.name, inputs={**release.inputs, "version": "81.4.5"})
+    [finding] = _rules(unreleased)["chart-pin-verified"]
+    assert finding.message.startswith(
+        "chart kube-prometheus-stack 81.4.5 is not a verified release (verified: 81.4.3)")
+
+
+def test_every_verified_pin_names_its_upstream_source():
+    for chart, versions in deploy_checks.verified_charts().items():
+        for version, facts in versions.items():
+            assert "/" in facts["repo"] and "commit" in facts["source"], (chart, version)
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("20m", 1200), ("1h30m", 5400)])
 def test_durations_parse_like_pulumi_takes_them(text, seconds):
     assert parse_duration(text) == seconds
