@@ -24,6 +24,7 @@ class ModelServingArgs:
     pools: list[GpuPool]
     access: RegistryAccess
     reader_role_arns: pulumi.Input[dict[str, str]]  # model -> IRSA role (platform stack)
+    tgi_image: pulumi.Input[str]  # serving.tgiImage, through the regional mirror when there is one
 
 
 def smallest_node(pools: list[GpuPool], shape: str) -> GpuPool:
@@ -38,7 +39,7 @@ class ModelServing(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:serving:ModelServing", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
+        self.namespace = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
             name=args.serving.namespace,
             labels={"pod-security.kubernetes.io/enforce": "baseline",
                     "pod-security.kubernetes.io/warn": "restricted"}), opts=child)
@@ -67,7 +68,8 @@ class ModelServing(pulumi.ComponentResource):
             service = TgiService(model.name, TgiServiceArgs(
                 model=model, node=smallest_node(args.pools, model.gpu_shape), serving=args.serving,
                 versions=versions, access=args.access,
-                reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m])), opts=child)
+                reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m]),
+                image=args.tgi_image), opts=child)
             self.routes[model.name] = pulumi.Output.all(
                 stable=service.url, canary=service.canary_url or "").apply(
                 lambda r, w=service.canary_weight: {"stable": r["stable"],

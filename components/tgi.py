@@ -54,6 +54,7 @@ class TgiServiceArgs:
     versions: dict[str, pulumi.Output[ResolvedVersion]]  # track -> resolved registry version
     access: RegistryAccess
     reader_role_arn: pulumi.Input[str]  # IRSA role from the platform stack (WorkloadRoles)
+    image: pulumi.Input[str]            # TGI's image, through the regional mirror when there is one
 
 
 def deployment_name(model: str, track: str) -> str:
@@ -126,7 +127,7 @@ class TgiService(pulumi.ComponentResource):
                 capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])),
             volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_DIR)])
         tgi = k8s.core.v1.ContainerArgs(
-            name="tgi", image=args.serving.tgi_image,
+            name="tgi", image=args.image,
             args=launcher_args(model, local),
             env=[k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
                  k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf")],

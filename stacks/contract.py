@@ -19,10 +19,10 @@ PLATFORM_PROJECT, WORKLOADS_PROJECT = "llmops", "llmops-workloads"
 #: Platform outputs the workloads stack reads (all of them are also for applications).
 PLATFORM_OUTPUTS = (
     "clusterName", "clusterEndpoint", "kubeconfig", "vpcId", "modelBucket", "registryPrefix",
-    "platformRepositoryUrl", "workloadRoleArns", "configDigest",
+    "platformRepositoryUrl", "workloadRoleArns", "imageMirrors", "configDigest",
 )
 #: Config sections that shape what the platform creates (and what the workloads rely on).
-PLATFORM_SECTIONS = ("region", "network", "cluster", "gpu_pools", "storage", "ci")
+PLATFORM_SECTIONS = ("region", "network", "cluster", "gpu_pools", "storage", "ci", "images")
 
 
 def config_digest(cfg: PlatformConfig) -> str:

@@ -13,6 +13,7 @@ import pulumi_aws as aws
 from components.ci_runner import CiRunner, CiRunnerArgs
 from components.cluster import Cluster, ClusterArgs
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
+from components.image_cache import ImageCache
 from components.network import Network, NetworkArgs
 from components.published_outputs import PublishedOutputs, parameter_prefix
 from components.storage import ModelStorage, ModelStorageArgs
@@ -46,6 +47,8 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         pools=cfg.gpu_pools, cluster_name=cfg.cluster_name, cluster=cluster.name,
         node_role_arn=cluster.node_role_arn, subnet_ids=network.private_subnet_ids,
         resource_tags=cfg.resource_tags(), after=cluster.network_addons))
+    images = ImageCache("images", credential_arn=cfg.images.ghcr_credential_arn, region=cfg.region,
+                        account_id=identity.account_id, node_role_name=cluster.node_role_name)
     storage = ModelStorage("storage", ModelStorageArgs(
         config=cfg.storage, name_prefix=cfg.cluster_name, account_id=identity.account_id,
         region=cfg.region))
@@ -74,7 +77,7 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "registryPrefix": cfg.storage.registry_prefix,
         "registryPublisherPolicyArn": storage.registry_publisher_policy_arn,
         "platformRepositoryUrl": storage.gateway_repository_url,
-        "workloadRoleArns": roles.arns,
+        "workloadRoleArns": roles.arns, "imageMirrors": images.mirrors,
         "ciRunnerRoleArn": runner.role_arn, "ciRunsOn": runner.runs_on,
         "configDigest": config_digest(cfg),
     }

@@ -16,6 +16,8 @@ from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalin
 from components.gateway import Gateway, GatewayArgs
 from components.gateway_routes import routing_document
 from components.gpu_instances import gpu_instances
+from components.image_cache import mirrored
+from components.image_prepull import ImagePrepull
 from components.monitoring import Monitoring, MonitoringArgs
 from components.published_outputs import PublishedOutputs
 from components.serving import ModelServing, ModelServingArgs
@@ -60,6 +62,8 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     in_cluster = pulumi.ResourceOptions(provider=provider)
 
     storage_class = EncryptedGp3("gp3", opts=in_cluster)
+    tgi_image = platform.require_output("imageMirrors").apply(
+        lambda mirrors: mirrored(cfg.serving.tgi_image, mirrors or {}))
     ClusterAutoscaling("scaling", ClusterAutoscalingArgs(
         cluster_name=cfg.cluster_name, region=cfg.region, role_arn=roles["autoscaler"],
         pools=cfg.gpu_pools, autoscaler=cfg.cluster.cluster_autoscaler,
@@ -71,7 +75,10 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
             registry_prefix=cfg.storage.registry_prefix, region=cfg.region,
             weights_image=platform.require_output("platformRepositoryUrl").apply(
                 lambda url: f"{url}:{cfg.serving.weights_image_tag}")),
-        reader_role_arns=roles["models"]), opts=in_cluster)
+        reader_role_arns=roles["models"], tgi_image=tgi_image), opts=in_cluster)
+    if cfg.images.prepull and cfg.models:
+        ImagePrepull("prepull", namespace=cfg.serving.namespace, images=[tgi_image],
+                     opts=pulumi.ResourceOptions(provider=provider, depends_on=[serving.namespace]))
     gateway = Gateway("gateway", GatewayArgs(
         config=cfg.gateway, cluster_name=cfg.cluster_name, region=cfg.region,
         vpc_id=platform.require_output("vpcId"),

@@ -119,6 +119,16 @@ def test_a_scaler_that_waits_behind_the_model_rollout_is_found(plans):
     assert finding.resource == scaler.name and "qwen-2-5-32b-stable" in finding.message
 
 
+def test_the_image_prepull_daemonset_neither_waits_nor_is_waited_for(plans):
+    plan = plans["prod"]
+    prepull = plan.one("kubernetes:apps/v1:DaemonSet", "prepull")
+    assert deploy_checks.await_seconds(prepull) is None
+    deployment = plan.one("kubernetes:apps/v1:Deployment", "llama-3-8b-stable")
+    behind = _replace(plan, "prepull", dependencies=(deployment.urn,))
+    [finding] = _rules(behind)["exist-only-does-not-wait"]
+    assert finding.resource == "prepull"
+
+
 def test_a_runner_that_times_out_before_the_longest_rollout_is_found():
     plan = run_plan("prod", overrides={"llmops:ci.runner.buildTimeoutMinutes": 30})
     [finding] = _rules(plan)["runner-outlasts-awaits"]

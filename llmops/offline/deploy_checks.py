@@ -232,7 +232,7 @@ def exist_only_resources_do_not_wait(plan: Plan) -> Iterator[Finding]:
     long_waits = {r.urn: r for r in plan.of_type(DEPLOYMENT)
                   if (await_seconds(r) or 0) > DEFAULT_AWAIT_S}
     for resource in plan.resources:
-        if _kind(resource) not in EXIST_ONLY_KINDS:
+        if _kind(resource) not in EXIST_ONLY_KINDS and await_seconds(resource) is not None:
             continue
         for urn in _upstream(plan, resource) & set(long_waits):
             yield Finding("exist-only-does-not-wait", resource.stack, resource.name,
