@@ -66,6 +66,14 @@ def _stack_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", action="store_true", help="write the change to the stack file")
 
 
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise ReleaseError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
 # -- analyze ---------------------------------------------------------------------------------
 def run_analyze(args: argparse.Namespace) -> int:
     tolerances, source = CanaryTolerances(), "built-in defaults"
@@ -78,9 +86,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     verdict = decide(stats["stable"], stats["canary"], tolerances)
     print(render(args.model, window, source, stats, verdict))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(args.model, window, tolerances, stats, verdict),
-                                        indent=2) + "\n")
+        _write(args.json, json.dumps(to_json(args.model, window, tolerances, stats, verdict),
+                                     indent=2) + "\n", "--json")
     return EXIT[verdict.decision]
 
 
@@ -127,7 +134,7 @@ def _pulumi_up(stack: Stack) -> str:
 def _show_change(stack: Stack, new_text: str, write: bool) -> None:
     print(stackedit.diff(stack.path.read_text(), new_text, stack.source), end="")
     if write:
-        stack.path.write_text(new_text)
+        _write(stack.path, new_text, "the stack file")
         print(f"wrote {stack.source}")
     else:
         print(f"(not written; re-run with --write to change {stack.source})")

@@ -68,6 +68,7 @@ def summary(report: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from serving.evaluate import evaluate
     from serving.evaluation.endpoint import Endpoint
+    from serving.evaluation.errors import EvaluationError
     from serving.evaluation.suite import load_suite
 
     suite = load_suite(args.suite)
@@ -75,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     endpoint = Endpoint(args.endpoint, model=model, key=args.key, timeout_s=suite.spec.timeout_s)
     report = evaluate(suite, endpoint, model)
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=2) + "\n")
+        try:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as exc:
+            raise EvaluationError(f"cannot write --report {args.report}: {exc.strerror or exc}") from None
     print(summary(report))
     return 0 if report["passed"] else GATE_FAILED

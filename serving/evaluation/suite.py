@@ -127,10 +127,20 @@ class SafetySpec(Section):
 
 
 class LatencySpec(Section):
+    """Load for the latency measurement. Requests sample unless the suite says `doSample:
+    false`: the gateway caches deterministic requests, and a cache hit measures nothing."""
+
     requests: int = Field(default=20, ge=1, le=10_000)
     concurrency: int = Field(default=4, ge=1, le=256)
     prompt: str = Field(min_length=1)
     parameters: Parameters = Parameters(do_sample=True)
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _sampled_by_default(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "doSample" not in value and "do_sample" not in value:
+            return {**value, "doSample": True}
+        return value
 
 
 class Thresholds(Section):

@@ -16,6 +16,7 @@ TGI (job tgi; the PodMonitor copies the pod labels llmops.io/model and llmops.io
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict, dataclass
 
 from serving.release.errors import ReleaseError
@@ -89,15 +90,17 @@ def _by_track(samples: list[Sample]) -> dict[str, float | None]:
 
 def collect(prometheus: Prometheus, model: str, window: str,
             at: float | None = None) -> dict[str, TrackStats]:
-    """Run every query once (at one instant) and assemble the stats of both tracks."""
+    """Run every query at one instant (now by default) and assemble both tracks' stats."""
+    at = time.time() if at is None else at
     answers = {name: _by_track(prometheus.query(q, at)) for name, q in queries(model, window).items()}
-    stats = {}
-    for track in TRACKS:
-        def get(name: str) -> float | None:
-            return answers[name].get(track)  # noqa: B023 - used inside this iteration only
-        stats[track] = TrackStats(requests=get("requests") or 0.0, errors=get("errors") or 0.0,
-                                  latency_p95_s=get("latency_p95_s"),
-                                  time_per_token_s=get("time_per_token_s"),
-                                  breaker_openings=get("breaker_openings") or 0.0,
-                                  breaker_max_state=get("breaker_max_state"))
-    return stats
+    return {track: _stats(answers, track) for track in TRACKS}
+
+
+def _stats(answers: dict[str, dict[str, float | None]], track: str) -> TrackStats:
+    def get(name: str) -> float | None:
+        return answers[name].get(track)
+
+    return TrackStats(requests=get("requests") or 0.0, errors=get("errors") or 0.0,
+                      latency_p95_s=get("latency_p95_s"), time_per_token_s=get("time_per_token_s"),
+                      breaker_openings=get("breaker_openings") or 0.0,
+                      breaker_max_state=get("breaker_max_state"))

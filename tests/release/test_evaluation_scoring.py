@@ -122,3 +122,13 @@ def test_the_example_suite_loads():
     suite = load_suite(Path(__file__).resolve().parents[2] / "serving/suites/smoke/suite.yaml")
     assert (len(suite.golden), len(suite.safety)) == (7, 3)
     assert {i.expect.kind for i in suite.golden} == {"exact", "contains", "regex", "json_schema"}
+
+
+def test_latency_requests_sample_unless_the_suite_says_otherwise(tmp_path):
+    def latency(parameters: str):
+        path = write_suite(tmp_path, f"name: t\nlatency: {{prompt: hi, parameters: {parameters}}}\n")
+        return load_suite(path).spec.latency.parameters
+
+    assert latency("{maxNewTokens: 16}").do_sample is True  # the gateway cannot answer from cache
+    assert latency("{maxNewTokens: 16, doSample: false}").do_sample is False
+    assert latency("{}").max_new_tokens == 64

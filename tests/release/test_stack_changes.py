@@ -174,3 +174,11 @@ def test_promote_needs_a_bucket(stacks, capsys, monkeypatch):
     assert main(["canary", "promote", "--model", "llama-3-8b", "--stack", "prod",
                  "--stacks-dir", str(stacks)]) == 1
     assert "no registry bucket: pass --bucket or set LLMOPS_REGISTRY_BUCKET" in capsys.readouterr().err
+
+
+def test_a_file_that_cannot_be_written_is_a_clear_error(tmp_path):
+    from llmops.commands.canary import _write
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ReleaseError, match=r"^cannot write --json .*/file/out.json: File exists$"):
+        _write(tmp_path / "file" / "out.json", "{}", "--json")
