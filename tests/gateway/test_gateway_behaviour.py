@@ -274,3 +274,18 @@ def test_concurrent_requests_cannot_spend_more_tokens_than_the_key_has(stack):
     generated = sum(int(tokens) for status, tokens in results if status == 200)
     assert {status for status, _ in results} == {200, 429}
     assert 0 < generated <= 40
+
+
+def test_a_client_that_leaves_mid_stream_does_not_count_against_the_model_server(stack):
+    stack.upstreams["small"].reply = "one two three four five six"
+    stack.upstreams["small"].token_delay_s = 0.3
+    response = requests.post(f"{stack.url}/generate_stream", headers=stack.headers(model="small"),
+                             json={"inputs": "q", "parameters": {"do_sample": True}}, stream=True)
+    next(line for line in response.iter_lines() if line)
+    response.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and not stack.upstreams["small"].cancelled.is_set():
+        time.sleep(0.05)
+    assert stack.upstreams["small"].cancelled.is_set()
+    assert stack.gateway.router.backends[("small", "stable")].breaker.failures == 0
+    assert 'status_class="4xx"' in requests.get(f"{stack.url}/metrics").text  # counted as 499
