@@ -108,6 +108,7 @@ class Gateway:
         limits = self.config.limits
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            skip_auto_headers=("User-Agent",),
             timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
                                           sock_read=limits.request_timeout_s))
 
@@ -272,7 +273,7 @@ class Gateway:
         settled = False
         try:
             try:
-                upstream = await self.session.post(backend.url + call.route, data=payload,
+                upstream = await self.session.post(backend.url_for(call.route), data=payload,
                                                    headers=JSON_HEADERS)
                 streaming = (call.stream and upstream.status == 200
                              and upstream.content_type == "text/event-stream")
