@@ -9,6 +9,7 @@ fallback to a secondary model when the primary is overloaded or its breaker is o
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ PASS_HEADERS = ("x-compute-time", "x-total-time", "x-validation-time", "x-queue-
                 "x-inference-time", "x-time-per-token", "x-prompt-tokens", "x-generated-tokens",
                 "x-compute-type")
 APP_STATE = web.AppKey("gateway", object)
+LOG = logging.getLogger("llmops.gateway")
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Call:
     reserved: int = 0
     backend: str = "none"
     answered_by: str = ""         # the model whose backend answered (the fallback's, if used)
+    responding: bool = False      # a streamed response has started: no other answer possible
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -186,11 +189,22 @@ class Gateway:
                 self.metrics.child(self.metrics.active, model).dec()
                 self.limiter.settle(call.key.id, call.reserved, call.tokens)
         except Refusal as refusal:
-            backend = call.backend if call else "none"
-            self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
-            self.metrics.child(self.metrics.requests, model, backend, request.path,
-                               f"{refusal.status // 100}xx").inc()
-            return refusal.response()
+            return self._refused(request, call, model, refusal)
+        except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
+            if call is not None and call.responding:
+                raise
+            LOG.exception("unexpected error on %s", request.path)
+            return self._refused(request, call, model, Refusal(
+                500, "the gateway failed on this request; the error is in its log", "internal",
+                "internal_error"))
+
+    def _refused(self, request: web.Request, call: Call | None, model: str,
+                 refusal: Refusal) -> web.Response:
+        backend = call.backend if call else "none"
+        self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
+        self.metrics.child(self.metrics.requests, model, backend, request.path,
+                           f"{refusal.status // 100}xx").inc()
+        return refusal.response()
 
     def _rate_limit(self, call: Call) -> None:
         key = call.key
@@ -353,6 +367,7 @@ class Gateway:
                             upstream: aiohttp.ClientResponse) -> tuple[web.StreamResponse, bool]:
         """Relay SSE events as they arrive; False if the model server broke the stream."""
         response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+        call.responding = True
         await response.prepare(request)
         redaction = StreamRedaction() if self.config.models[call.answered_by].redact_pii else None
         cacheable = call.cache_key is not None and call.answered_by == call.model

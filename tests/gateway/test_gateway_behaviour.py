@@ -289,3 +289,14 @@ def test_a_client_that_leaves_mid_stream_does_not_count_against_the_model_server
     assert stack.upstreams["small"].cancelled.is_set()
     assert stack.gateway.router.backends[("small", "stable")].breaker.failures == 0
     assert 'status_class="4xx"' in requests.get(f"{stack.url}/metrics").text  # counted as 499
+
+
+def test_a_gateway_bug_is_a_tgi_shaped_500_and_a_log_line_not_a_text_traceback(stack, caplog):
+    def broken(_call):
+        raise RuntimeError("a bug in the cache key")
+    stack.gateway._cacheable = broken  # stands in for any unexpected error in the gateway's code
+    response = _post(stack, model="small", inputs="x")
+    assert response.status_code == 500
+    assert response.json() == {"error": "the gateway failed on this request; the error is in its log",
+                               "error_type": "internal"}
+    assert any("unexpected error on /generate" in r.getMessage() and r.exc_info for r in caplog.records)
