@@ -275,10 +275,7 @@ class Gateway:
     async def _forward(self, request: web.Request, call: Call, backend: BackendState,
                        probe: bool) -> web.StreamResponse:
         """Send the call to one backend and relay its answer; raises Fault or Overloaded."""
-        if "model" in call.body and not call.checked.openai:  # TGI rejects unknown fields
-            payload = json.dumps({k: v for k, v in call.body.items() if k != "model"}).encode()
-        else:
-            payload = call.raw  # forward the client's bytes untouched
+        payload = self._payload(call, backend.model)
         track = backend.track if backend.model == call.model else "fallback"
         call.backend, call.answered_by = track, backend.model
         self.metrics.child(self.metrics.canary, call.model, track).inc()
@@ -321,6 +318,24 @@ class Gateway:
                 backend.breaker.release(probe)
             if upstream is not None:
                 upstream.release()
+
+    def _payload(self, call: Call, model: str) -> bytes:
+        """The body for `model`'s server: the client's bytes untouched when possible; else
+        without `model` (TGI rejects unknown fields) and with the token limit the request
+        reserved when the client named none (so TGI cannot generate past the reservation)."""
+        limit_missing = call.checked.max_new_tokens is None
+        if not limit_missing and ("model" not in call.body or call.checked.openai):
+            return call.raw
+        body = dict(call.body)
+        limit = min(call.reserved or self.config.models[model].max_new_tokens,
+                    self.config.models[model].max_new_tokens)
+        if call.checked.openai:
+            body["max_tokens"] = limit
+        else:
+            body.pop("model", None)
+            if limit_missing:
+                body["parameters"] = {**(body.get("parameters") or {}), "max_new_tokens": limit}
+        return json.dumps(body).encode()
 
     def _check_answer(self, call: Call, backend: BackendState, status: int, content_type: str,
                       raw: bytes, payload: bytes) -> web.Response | None:

@@ -300,3 +300,20 @@ def test_a_gateway_bug_is_a_tgi_shaped_500_and_a_log_line_not_a_text_traceback(s
     assert response.json() == {"error": "the gateway failed on this request; the error is in its log",
                                "error_type": "internal"}
     assert any("unexpected error on /generate" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize(("key", "path", "body", "sent"), [
+    ("full", "/generate", {"inputs": "x"}, ("parameters", "max_new_tokens", 256)),
+    ("full", "/generate", {"inputs": "x", "parameters": {"max_new_tokens": 7}},
+     ("parameters", "max_new_tokens", 7)),
+    ("tokens40", "/generate", {"inputs": "x", "parameters": {"do_sample": True}},
+     ("parameters", "max_new_tokens", 40)),
+    ("full", "/v1/chat/completions", {"model": "llama", "messages": [{"role": "user", "content": "x"}]},
+     (None, "max_tokens", 256)),
+])
+def test_the_model_server_is_told_the_limit_the_request_reserved(stack, key, path, body, sent):
+    response = requests.post(f"{stack.url}{path}", headers=stack.headers(key, "llama"), json=body, timeout=10)
+    assert response.status_code == 200
+    forwarded = [r for n in ("llama-stable", "llama-canary") for r in stack.upstreams[n].requests][-1]["body"]
+    section, field, value = sent
+    assert (forwarded[section] if section else forwarded)[field] == value
