@@ -99,6 +99,22 @@ async def drive(url: str, path: str, total: int, concurrency: int) -> tuple[floa
     return total / elapsed, latencies
 
 
+async def alternate(targets: dict[str, str], path: str, rounds: int) -> dict[str, list[float]]:
+    """Latency of single requests, one to each target in turn, `rounds` times."""
+    headers = {"Authorization": f"Bearer {KEY}", "X-Model": "bench"}
+    body = {"inputs": "hello", "parameters": {"max_new_tokens": 8, "do_sample": True}}
+    latencies: dict[str, list[float]] = {name: [] for name in targets}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(rounds):
+            for name, url in targets.items():
+                started = time.perf_counter()
+                async with session.post(url + path, json=body, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                latencies[name].append(time.perf_counter() - started)
+    return latencies
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
@@ -114,12 +130,10 @@ async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int,
     for label, path in (("plain", "/generate"), ("stream", "/generate_stream")):
         for target in (direct, *(url for url, _ in gateways.values())):  # warm the pools
             await drive(target, path, 50, 4)
-        # added latency: unloaded, one request at a time, interleaved to share the noise
-        latencies: dict[str, list[float]] = {name: [] for name in ("direct", *gateways)}
-        for _ in range(5):
-            latencies["direct"] += (await drive(direct, path, total // 20, 1))[1]
-            for name, (url, _) in gateways.items():
-                latencies[name] += (await drive(url, path, total // 20, 1))[1]
+        # added latency: unloaded, one request at a time, alternating request by request
+        # between direct and each gateway so all of them see the same noise
+        latencies = await alternate({"direct": direct, **{n: u for n, (u, _) in gateways.items()}},
+                                    path, total // 4)
         direct_rps, _ = await drive(direct, path, total, concurrency)
         direct_p50 = percentile(latencies["direct"], 50)
         for name, (url, pid) in gateways.items():
