@@ -17,11 +17,11 @@ file it names are checked at start; every problem is reported at once. See docs/
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "gateway", help="run the LLM gateway (TGI-compatible API with auth, limits, cache, routing)",
-        description=DESCRIPTION, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=DESCRIPTION)
     parser.add_argument("--config", type=Path, required=True,
                         help="gateway config YAML (models, keysFile, limits, breaker, cache)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     parser.set_defaults(handler=run)
 
 

@@ -8,8 +8,8 @@ fallback to a secondary model when the primary is overloaded or its breaker is o
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from serving.gateway.ratelimit import RateLimiter
 from serving.gateway.redaction import StreamRedaction, redact_payload
 from serving.gateway.request import OPENAI_ROUTES, Checked, check_body, model_field, parse_json, read_body
 from serving.gateway.routing import BackendState, Router
+from serving.gateway.streaming import relay_stream
 from serving.gateway.upstream import TRANSPORT_ERRORS, Fault, fault_of, json_body, tgi_error
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -38,6 +39,7 @@ PASS_HEADERS = ("x-compute-time", "x-total-time", "x-validation-time", "x-queue-
                 "x-inference-time", "x-time-per-token", "x-prompt-tokens", "x-generated-tokens",
                 "x-compute-type")
 APP_STATE = web.AppKey("gateway", object)
+LOG = logging.getLogger("llmops.gateway")
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Call:
     reserved: int = 0
     backend: str = "none"
     answered_by: str = ""         # the model whose backend answered (the fallback's, if used)
+    responding: bool = False      # a streamed response has started: no other answer possible
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -108,6 +111,7 @@ class Gateway:
         limits = self.config.limits
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            skip_auto_headers=("User-Agent",),
             timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
                                           sock_read=limits.request_timeout_s))
 
@@ -178,17 +182,29 @@ class Gateway:
             call = await self._parse(request)
             model = call.model
             self._rate_limit(call)
-            self.metrics.active.labels(model).inc()
+            self.metrics.child(self.metrics.active, model).inc()
             try:
                 return await self._serve(request, call)
             finally:
-                self.metrics.active.labels(model).dec()
+                self.metrics.child(self.metrics.active, model).dec()
                 self.limiter.settle(call.key.id, call.reserved, call.tokens)
         except Refusal as refusal:
-            backend = call.backend if call else "none"
-            self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
-            self.metrics.requests.labels(model, backend, request.path, f"{refusal.status // 100}xx").inc()
-            return refusal.response()
+            return self._refused(request, call, model, refusal)
+        except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
+            if call is not None and call.responding:
+                raise
+            LOG.exception("unexpected error on %s", request.path)
+            return self._refused(request, call, model, Refusal(
+                500, "the gateway failed on this request; the error is in its log", "internal",
+                "internal_error"))
+
+    def _refused(self, request: web.Request, call: Call | None, model: str,
+                 refusal: Refusal) -> web.Response:
+        backend = call.backend if call else "none"
+        self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
+        self.metrics.child(self.metrics.requests, model, backend, request.path,
+                           f"{refusal.status // 100}xx").inc()
+        return refusal.response()
 
     def _rate_limit(self, call: Call) -> None:
         key = call.key
@@ -208,10 +224,10 @@ class Gateway:
         if call.cache_key:
             hit = self.cache.get(call.cache_key)
             if hit is not None:
-                self.metrics.cache_hits.labels(call.model).inc()
+                self.metrics.child(self.metrics.cache_hits, call.model).inc()
                 call.backend = "cache"
                 return await self._replay(request, call, hit)
-            self.metrics.cache_misses.labels(call.model).inc()
+            self.metrics.child(self.metrics.cache_misses, call.model).inc()
         return await self._route(request, call)
 
     async def _route(self, request: web.Request, call: Call) -> web.StreamResponse:
@@ -259,19 +275,16 @@ class Gateway:
     async def _forward(self, request: web.Request, call: Call, backend: BackendState,
                        probe: bool) -> web.StreamResponse:
         """Send the call to one backend and relay its answer; raises Fault or Overloaded."""
-        if "model" in call.body and not call.checked.openai:  # TGI rejects unknown fields
-            payload = json.dumps({k: v for k, v in call.body.items() if k != "model"}).encode()
-        else:
-            payload = call.raw  # forward the client's bytes untouched
+        payload = self._payload(call, backend.model)
         track = backend.track if backend.model == call.model else "fallback"
         call.backend, call.answered_by = track, backend.model
-        self.metrics.canary.labels(call.model, track).inc()
+        self.metrics.child(self.metrics.canary, call.model, track).inc()
         backend.inflight += 1
         upstream: aiohttp.ClientResponse | None = None
         settled = False
         try:
             try:
-                upstream = await self.session.post(backend.url + call.route, data=payload,
+                upstream = await self.session.post(backend.url_for(call.route), data=payload,
                                                    headers=JSON_HEADERS)
                 streaming = (call.stream and upstream.status == 200
                              and upstream.content_type == "text/event-stream")
@@ -292,7 +305,8 @@ class Gateway:
                 if not complete:
                     self._backend_failed(backend, call)
                 return response
-            answer = self._check_answer(call, backend, upstream.status, raw, payload)
+            answer = self._check_answer(call, backend, upstream.status, upstream.content_type, raw,
+                                        payload)
             settled = True
             if answer is None:
                 backend.breaker.success()
@@ -305,8 +319,26 @@ class Gateway:
             if upstream is not None:
                 upstream.release()
 
-    def _check_answer(self, call: Call, backend: BackendState, status: int, raw: bytes,
-                      payload: bytes) -> web.Response | None:
+    def _payload(self, call: Call, model: str) -> bytes:
+        """The body for `model`'s server: the client's bytes untouched when possible; else
+        without `model` (TGI rejects unknown fields) and with the token limit the request
+        reserved when the client named none (so TGI cannot generate past the reservation)."""
+        limit_missing = call.checked.max_new_tokens is None
+        if not limit_missing and ("model" not in call.body or call.checked.openai):
+            return call.raw
+        body = dict(call.body)
+        limit = min(call.reserved or self.config.models[model].max_new_tokens,
+                    self.config.models[model].max_new_tokens)
+        if call.checked.openai:
+            body["max_tokens"] = limit
+        else:
+            body.pop("model", None)
+            if limit_missing:
+                body["parameters"] = {**(body.get("parameters") or {}), "max_new_tokens": limit}
+        return json.dumps(body).encode()
+
+    def _check_answer(self, call: Call, backend: BackendState, status: int, content_type: str,
+                      raw: bytes, payload: bytes) -> web.Response | None:
         """None for an answer to relay; else the TGI-shaped error to send (fault counted)."""
         error = tgi_error(raw) if status >= 400 else None
         if status >= 500 and error is not None:  # the model's own error: pass it on
@@ -315,7 +347,7 @@ class Gateway:
             return web.json_response(error, status=status)
         if status >= 400 and error is None:
             problem = f"answered {status} without a TGI error body"
-        elif status < 400 and json_body(raw) is None:
+        elif status < 400 and content_type != "application/json" and json_body(raw) is None:
             problem = f"answered {status} with a body that is not JSON"
         else:
             return None
@@ -333,12 +365,13 @@ class Gateway:
     # -- responses -------------------------------------------------------------------------
     def _relay_whole(self, call: Call, upstream: aiohttp.ClientResponse, raw: bytes) -> web.Response:
         headers = {h: upstream.headers[h] for h in PASS_HEADERS if h in upstream.headers}
-        payload: Any = json_body(raw) if upstream.status == 200 else None
-        if payload is not None:
-            call.tokens = generated_tokens(payload, upstream.headers.get("x-generated-tokens"))
-            if self.config.models[call.answered_by].redact_pii:
-                payload = redact_payload(payload)
-                raw = json.dumps(payload).encode()
+        if upstream.status == 200:
+            counted = upstream.headers.get("x-generated-tokens")
+            redact = self.config.models[call.answered_by].redact_pii
+            payload: Any = json_body(raw) if redact or not counted else None  # parse only if needed
+            call.tokens = generated_tokens(payload, counted)
+            if redact and payload is not None:
+                raw = json.dumps(redact_payload(payload)).encode()
             if call.cache_key and call.answered_by == call.model:  # never a fallback's words
                 self.cache.put(call.cache_key, ("whole", raw, headers), len(raw))
         self._finish(call, upstream.status)
@@ -349,56 +382,23 @@ class Gateway:
                             upstream: aiohttp.ClientResponse) -> tuple[web.StreamResponse, bool]:
         """Relay SSE events as they arrive; False if the model server broke the stream."""
         response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+        call.responding = True
         await response.prepare(request)
         redaction = StreamRedaction() if self.config.models[call.answered_by].redact_pii else None
-        recorded: list[bytes] | None = [] if call.cache_key and call.answered_by == call.model else None
-        recorded_bytes, entry_limit = 0, self.cache.max_entry_bytes
-        first_token, failed, last = True, False, b""
-        try:
-            async for line in upstream.content:
-                if line.startswith(b"data:"):
-                    last = line
-                    if redaction is not None and line.startswith(b"data: [DONE]"):
-                        for held in redaction.rest():
-                            await response.write(held)
-                            if recorded is not None:
-                                recorded.append(held)
-                                recorded_bytes += len(held)
-                    elif not line.startswith(b"data: [DONE]"):
-                        if first_token:
-                            first_token = False
-                            self.metrics.ttft.labels(call.model, call.backend).observe(
-                                time.perf_counter() - call.started)
-                        if redaction is not None:
-                            line = redaction.line(line)
-                        # cheap checks on the hot path: TGI's events are flat JSON objects
-                        if b'"error"' in line and b'"error_type"' in line:
-                            failed = True
-                        elif b'"token"' in line or b'"content"' in line or b'"text"' in line:
-                            call.tokens += 1
-                await response.write(line)
-                if recorded is not None:
-                    recorded.append(line)
-                    recorded_bytes += len(line)
-                    if recorded_bytes > entry_limit:  # too large to cache: stop holding it
-                        recorded = None
-            broken = not failed and not stream_finished(last)
-        except TRANSPORT_ERRORS:
-            broken = True
-        except (ConnectionResetError, asyncio.CancelledError):
-            upstream.close()  # the client left: abort the upstream request, don't drain it
+        cacheable = call.cache_key is not None and call.answered_by == call.model
+        ttft = self.metrics.child(self.metrics.ttft, call.model, call.backend)
+        outcome = await relay_stream(
+            response, upstream, redaction, self.cache.max_entry_bytes if cacheable else None,
+            lambda: ttft.observe(time.perf_counter() - call.started))
+        call.tokens = outcome.tokens
+        if outcome.client_left:
             self._finish(call, 499)
-            raise
-        if broken:
-            failed = True
-            error = {"error": "the model server closed the stream before the generation finished",
-                     "error_type": "incomplete_generation"}
-            await response.write(b"data:" + json.dumps(error).encode() + b"\n\n")
-        if recorded is not None and not failed:
-            self.cache.put(call.cache_key, ("stream", recorded), recorded_bytes)
-        self._finish(call, 500 if failed else 200)
+            return response, True
+        if outcome.recorded is not None and not outcome.failed:
+            self.cache.put(call.cache_key, ("stream", outcome.recorded), outcome.recorded_bytes)
+        self._finish(call, 500 if outcome.failed else 200)
         await response.write_eof()
-        return response, not broken
+        return response, not outcome.broken
 
     async def _replay(self, request: web.Request, call: Call, hit) -> web.StreamResponse:
         if hit[0] == "stream":
@@ -415,13 +415,14 @@ class Gateway:
                             content_type="application/json")
 
     def _finish(self, call: Call, status: int) -> None:
-        self.metrics.requests.labels(call.model, call.backend, call.route, f"{status // 100}xx").inc()
-        self.metrics.duration.labels(call.model, call.backend, call.route).observe(
+        m = self.metrics
+        m.child(m.requests, call.model, call.backend, call.route, f"{status // 100}xx").inc()
+        self.metrics.child(self.metrics.duration, call.model, call.backend, call.route).observe(
             time.perf_counter() - call.started)
         if status >= 500:
             self.metrics.failed.labels(call.model, call.backend, call.route, "upstream_error").inc()
         if call.tokens:
-            self.metrics.tokens.labels(call.model, call.backend).inc(call.tokens)
+            self.metrics.child(self.metrics.tokens, call.model, call.backend).inc(call.tokens)
 
     # -- open routes -----------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
@@ -443,22 +444,6 @@ class Gateway:
     async def metrics_endpoint(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def stream_finished(last: bytes) -> bool:
-    """Whether the last event of a stream is the one that ends it (TGI or OpenAI)."""
-    if last.startswith(b"data: [DONE]"):
-        return True
-    event = parse_event(last) if last else None
-    return event is not None and (event.get("generated_text") is not None or "error" in event)
-
-
-def parse_event(line: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(line[5:])
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def generated_tokens(payload: Any, header: str | None) -> int:

@@ -7,7 +7,9 @@ import hashlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from yarl import URL
 
 from serving.gateway.config import Breaker, ModelRoute
 
@@ -80,9 +82,17 @@ class BackendState:
     breaker: CircuitBreaker
     max_inflight: int
     inflight: int = 0
+    _urls: dict[tuple[str, str], URL] = field(default_factory=dict)
 
     def has_room(self) -> bool:
         return self.inflight < self.max_inflight
+
+    def url_for(self, route: str) -> URL:
+        """The parsed URL of a route on this backend (parsed once, not per request)."""
+        url = self._urls.get((self.url, route))
+        if url is None:
+            url = self._urls[(self.url, route)] = URL(self.url + route)
+        return url
 
 
 def canary_bucket(key_id: str) -> int:

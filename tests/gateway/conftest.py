@@ -97,6 +97,13 @@ def gateway_config(urls: dict[str, str], audit_log: str, **overrides) -> Gateway
 def loop() -> Iterator[Loop]:
     loop = Loop()
     yield loop
+
+    async def cancel_leftovers() -> None:  # keep-alive handlers of servers already cleaned up
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    loop.run(cancel_leftovers())
     loop.loop.call_soon_threadsafe(loop.loop.stop)
 
 

@@ -169,3 +169,23 @@ def test_settling_replaces_the_reservation_with_what_was_generated():
     limiter.settle("k", reserved=30, tokens=0)       # failed request: nothing generated
     clock.now += WINDOW_S
     assert limiter.check("k", 100, 40, reserve=40) is None   # the 10 tokens left the window
+
+
+# -- audit lines -----------------------------------------------------------------------------
+
+def test_audit_lines_are_json_whatever_the_names_hold(tmp_path):
+    import json
+
+    from serving.gateway.audit import AuditLog
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    log.record("k", 'we"ird\nmodel\\', "/generate", False, "model not allowed")
+    log.record(None, None, "/generate", True)
+    log.record("k", 'we"ird\nmodel\\', "/generate", True)  # the remembered encoding
+    log.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(x["key_id"], x["model"], x["allowed"], x.get("reason")) for x in lines] == [
+        ("k", 'we"ird\nmodel\\', False, "model not allowed"), (None, None, True, None),
+        ("k", 'we"ird\nmodel\\', True, None)]
+    assert all(isinstance(x["time"], float) for x in lines)

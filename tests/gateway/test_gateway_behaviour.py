@@ -274,3 +274,46 @@ def test_concurrent_requests_cannot_spend_more_tokens_than_the_key_has(stack):
     generated = sum(int(tokens) for status, tokens in results if status == 200)
     assert {status for status, _ in results} == {200, 429}
     assert 0 < generated <= 40
+
+
+def test_a_client_that_leaves_mid_stream_does_not_count_against_the_model_server(stack):
+    stack.upstreams["small"].reply = "one two three four five six"
+    stack.upstreams["small"].token_delay_s = 0.3
+    response = requests.post(f"{stack.url}/generate_stream", headers=stack.headers(model="small"),
+                             json={"inputs": "q", "parameters": {"do_sample": True}}, stream=True)
+    next(line for line in response.iter_lines() if line)
+    response.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and not stack.upstreams["small"].cancelled.is_set():
+        time.sleep(0.05)
+    assert stack.upstreams["small"].cancelled.is_set()
+    assert stack.gateway.router.backends[("small", "stable")].breaker.failures == 0
+    assert 'status_class="4xx"' in requests.get(f"{stack.url}/metrics").text  # counted as 499
+
+
+def test_a_gateway_bug_is_a_tgi_shaped_500_and_a_log_line_not_a_text_traceback(stack, caplog):
+    def broken(_call):
+        raise RuntimeError("a bug in the cache key")
+    stack.gateway._cacheable = broken  # stands in for any unexpected error in the gateway's code
+    response = _post(stack, model="small", inputs="x")
+    assert response.status_code == 500
+    assert response.json() == {"error": "the gateway failed on this request; the error is in its log",
+                               "error_type": "internal"}
+    assert any("unexpected error on /generate" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize(("key", "path", "body", "sent"), [
+    ("full", "/generate", {"inputs": "x"}, ("parameters", "max_new_tokens", 256)),
+    ("full", "/generate", {"inputs": "x", "parameters": {"max_new_tokens": 7}},
+     ("parameters", "max_new_tokens", 7)),
+    ("tokens40", "/generate", {"inputs": "x", "parameters": {"do_sample": True}},
+     ("parameters", "max_new_tokens", 40)),
+    ("full", "/v1/chat/completions", {"model": "llama", "messages": [{"role": "user", "content": "x"}]},
+     (None, "max_tokens", 256)),
+])
+def test_the_model_server_is_told_the_limit_the_request_reserved(stack, key, path, body, sent):
+    response = requests.post(f"{stack.url}{path}", headers=stack.headers(key, "llama"), json=body, timeout=10)
+    assert response.status_code == 200
+    forwarded = [r for n in ("llama-stable", "llama-canary") for r in stack.upstreams[n].requests][-1]["body"]
+    section, field, value = sent
+    assert (forwarded[section] if section else forwarded)[field] == value

@@ -90,6 +90,7 @@ def test_help_describes_the_command_and_its_defaults():
     text = " ".join(result.stdout.split())
     assert "TGI-compatible" in text
     assert "(default: 127.0.0.1)" in text and "(default: 8000)" in text
+    assert "(default: None)" not in text
     assert "docs/gateway.md" in text
 
 

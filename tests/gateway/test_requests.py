@@ -61,7 +61,7 @@ def test_a_chunked_body_is_read_whole(stack):
     response = requests.post(f"{stack.url}/generate", data=pieces(), timeout=10,
                              headers={**stack.headers(model="small"), "Content-Type": "application/json"})
     assert response.status_code == 200
-    assert stack.upstreams["small"].requests[-1]["body"] == {"inputs": "capital of France?"}
+    assert stack.upstreams["small"].requests[-1]["body"]["inputs"] == "capital of France?"
 
 
 def test_a_body_that_never_arrives_times_out_with_408(stack):
@@ -150,3 +150,16 @@ def test_content_parts_and_max_completion_tokens_reach_the_model_when_valid(stac
                              timeout=10)
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "Paris"
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.1])
+def test_a_chunked_body_over_the_limit_is_a_413(stack, pause):
+    def pieces():
+        yield b'{"inputs": "'
+        time.sleep(pause)
+        yield b"x" * 17000
+        yield b'"}'
+    response = requests.post(f"{stack.url}/generate", data=pieces(), timeout=10,
+                             headers={**stack.headers(model="small"), "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json() == {"error": "request body is larger than 16384 bytes", "error_type": "validation"}

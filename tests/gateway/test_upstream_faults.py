@@ -173,3 +173,22 @@ def test_concurrent_faults_leave_no_request_hanging(bad_stack):
     for thread in threads:
         thread.join(30)
     assert sorted(set(results)) in ([504], [503, 504])
+
+
+def test_a_probe_that_ends_in_a_gateway_error_is_released_for_the_next_request(bad_stack):
+    bad_stack.lonely.mode = "reset"
+    for _ in range(3):
+        _post(bad_stack)
+    breaker = _breaker(bad_stack)
+    breaker.opened_at -= 60
+    bad_stack.lonely.mode = "ok"
+    gateway = bad_stack.gateway
+    original = gateway._check_answer
+
+    def fails_once(*args, **kwargs):
+        gateway._check_answer = original
+        raise RuntimeError("a bug while judging the probe's answer")
+    gateway._check_answer = fails_once  # stands in for any error that leaves no verdict
+    assert _post(bad_stack).status_code == 500                # the probe: no verdict
+    assert _post(bad_stack).status_code == 200                # the next request probes and heals
+    assert breaker.state == CLOSED
