@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.registry import STAGES, ModelRegistry, NoProgress, RegistryError, TextProgress
+from serving.registry.fetch import FetchSettings, MiB
 from serving.registry.layout import NAME_RULE
 from serving.registry.progress import human_bytes
 
@@ -61,13 +62,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--stage", default="production", help="the version a stage points at (default)")
     which.add_argument("--version", help="an explicit version")
     down.add_argument("--no-progress", action="store_true", help="do not draw a progress bar on stderr")
+    add_fetch_options(down)
     down.set_defaults(handler=run_download)
+
+
+def add_fetch_options(parser: argparse.ArgumentParser) -> None:
+    defaults = FetchSettings()
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency,
+                        help="ranged GETs in flight across all files (default: %(default)s)")
+    parser.add_argument("--part-size-mib", type=int, default=defaults.part_size // MiB,
+                        help="size of each ranged GET in MiB (default: %(default)s)")
+
+
+def fetch_settings(args: argparse.Namespace) -> FetchSettings:
+    return FetchSettings(concurrency=args.concurrency, part_size=args.part_size_mib * MiB)
 
 
 def open_registry(args: argparse.Namespace) -> ModelRegistry:
     if not args.bucket:
         raise RegistryError(f"no registry bucket: pass --bucket or set {BUCKET_ENV}")
-    return ModelRegistry(args.bucket, prefix=args.prefix)
+    settings = fetch_settings(args) if hasattr(args, "concurrency") else None
+    return ModelRegistry(args.bucket, prefix=args.prefix, fetch_settings=settings)
 
 
 def parse_metadata(pairs: list[str], path: Path | None) -> dict[str, Any]:
@@ -136,8 +151,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     progress = NoProgress() if args.no_progress else TextProgress(sys.stderr)
-    m = open_registry(args).download(args.name, args.dest, version=args.version, stage=args.stage,
-                                     progress=progress)
+    result = open_registry(args).fetch(args.name, args.dest, version=args.version, stage=args.stage,
+                                       progress=progress)
+    m, report = result.manifest, result.report
     print(f"downloaded {m['name']} {m['version']} ({len(m['files'])} files, checksums verified) "
-          f"to {args.dest}")
+          f"to {args.dest}: {human_bytes(report.downloaded_bytes)} fetched, "
+          f"{report.reused_files} files already present")
     return 0
