@@ -53,12 +53,15 @@ class FetchSettings:
     concurrency: int = 32
     part_size: int = 16 * MiB
     attempts: int = 5
+    hashers: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 512:
             raise RegistryError(f"fetch concurrency must be 1-512, got {self.concurrency}")
         if not 1 * MiB <= self.part_size <= 1024 * MiB:
             raise RegistryError(f"fetch part size must be 1-1024 MiB, got {self.part_size / MiB:g} MiB")
+        if not 1 <= self.hashers <= 64:
+            raise RegistryError(f"fetch hashers must be 1-64, got {self.hashers}")
         if self.attempts < 1:
             raise RegistryError(f"fetch attempts must be at least 1, got {self.attempts}")
 
@@ -86,12 +89,9 @@ class _FileJob:
     part_size: int
     on_disk: set[int] = field(default_factory=set)
     pending: dict[int, bytes] = field(default_factory=dict)
-    next_index: int = 0
-    hashing: bool = False
-    finished: bool = False
     fd: int = -1
     journal: Any = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    ready: threading.Condition = field(default_factory=threading.Condition)
     digest: Any = field(default_factory=hashlib.sha256)
 
     @property
@@ -167,35 +167,37 @@ class Fetcher:
     # -- one pass over the files still missing -------------------------------------------
 
     def _run(self, entries: list[FileEntry], dest: Path) -> None:
+        """Download workers only GET and write; hasher threads consume each file's parts in
+        order (SHA-256 releases the GIL), so hashing never holds up a connection."""
         self._failed = threading.Event()
         self._buffers = threading.Semaphore(2 * self.settings.concurrency)
         jobs: list[_FileJob] = []
         try:
             for entry in entries:
                 jobs.append(self._open(entry, dest))
-            with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="fetch") as pool:
-                futures: list[Future[None]] = []
-                for job in jobs:
-                    if job.on_disk:
-                        futures.append(pool.submit(self._advance, job))
+            queue = iter(list(jobs))
+            queue_lock = threading.Lock()
+            with ThreadPoolExecutor(self.settings.concurrency + self.settings.hashers,
+                                    thread_name_prefix="fetch") as pool:
+                futures: list[Future[None]] = [pool.submit(self._hasher, queue, queue_lock)
+                                               for _ in range(min(self.settings.hashers, len(jobs)))]
                 for job in jobs:
                     for index in range(job.parts):
                         if index in job.on_disk:
                             continue
-                        while not self._buffers.acquire(timeout=0.5):
-                            if self._failed.is_set():
-                                break
+                        while not self._failed.is_set() and not self._buffers.acquire(timeout=0.5):
+                            pass
                         if self._failed.is_set():
                             break
                         futures.append(pool.submit(self._part, job, index))
-                    if self._failed.is_set():
-                        break
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                self._failed.set()  # stops queued parts if one failed; harmless otherwise
                 errors = [f.exception() for f in done if f.exception() is not None]
                 if errors:
+                    self._failed.set()
+                    for job in jobs:
+                        with job.ready:
+                            job.ready.notify_all()
                     raise errors[0]
-                wait(futures)
         finally:
             for job in jobs:
                 self._close(job)
@@ -242,14 +244,14 @@ class Fetcher:
             while view:
                 written = os.pwrite(job.fd, view, offset)
                 view, offset = view[written:], offset + written
-            with job.lock:
+            with job.ready:
                 job.journal.write(f"{index}\n")
                 job.journal.flush()
                 job.pending[index] = data
+                job.ready.notify_all()
             with self._counter_lock:
                 self.downloaded += len(data)
             self.progress.advance(len(data))
-            self._advance(job)
         except BaseException:
             self._failed.set()
             raise
@@ -308,40 +310,33 @@ class Fetcher:
             f"{job.entry.sha256}; {found}. The object is corrupted or was replaced after "
             "registration; the file was not kept")
 
-    def _advance(self, job: _FileJob) -> None:
-        """Hash the file's parts in order as far as they have landed; one thread at a time."""
-        with job.lock:
-            if job.hashing or job.finished:
-                return
-            job.hashing = True
+    def _hasher(self, queue: Any, queue_lock: threading.Lock) -> None:
+        """Take the next file (in dispatch order) and hash its parts in order as they land."""
         try:
-            while True:
-                with job.lock:
-                    index = job.next_index
-                    data = job.pending.pop(index, None)
-                    from_disk = data is None and index in job.on_disk
-                    if index >= job.parts or (data is None and not from_disk):
-                        job.hashing = False
-                        break
-                    job.next_index += 1
-                if from_disk:
-                    start, end = job.span(index)
-                    data = os.pread(job.fd, end - start, start)
-                else:
-                    self._buffers.release()
-                job.digest.update(data)
-            if job.next_index >= job.parts:
+            while not self._failed.is_set():
+                with queue_lock:
+                    job = next(queue, None)
+                if job is None:
+                    return
+                for index in range(job.parts):
+                    with job.ready:
+                        while index not in job.pending and index not in job.on_disk:
+                            if self._failed.is_set():
+                                return
+                            job.ready.wait(0.5)
+                        data = job.pending.pop(index, None)
+                    if data is None:
+                        start, end = job.span(index)
+                        data = os.pread(job.fd, end - start, start)
+                    else:
+                        self._buffers.release()
+                    job.digest.update(data)
                 self._finish(job)
         except BaseException:
-            with job.lock:
-                job.hashing = False
+            self._failed.set()
             raise
 
     def _finish(self, job: _FileJob) -> None:
-        with job.lock:
-            if job.finished:
-                return
-            job.finished = True
         sha = job.digest.hexdigest()
         if sha != job.entry.sha256:
             resumed = bool(job.on_disk)
