@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -340,13 +341,16 @@ def register(url: str, work: Path, model: Path) -> dict:
     return registry.register("bench-model", "v1", model, {"revision": "bench"}).manifest
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of cmd."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def check_tree(dest: Path, manifest: dict) -> None:
@@ -397,12 +401,15 @@ def main() -> int:
                     ours_cmd += ["--concurrency", str(args.concurrency)]
                 s5_cmd = [s5cmd, "--endpoint-url", server.url, "cp", f"s3://{BUCKET}/{prefix}*", "DEST/"]
                 times: dict[str, list[float]] = {"ours": [], "s5cmd": []}
+                cpu: dict[str, list[float]] = {"ours": [], "s5cmd": []}
                 for run in range(args.repeat):
                     order = [("ours", ours_cmd), ("s5cmd", s5_cmd)]
                     for name, cmd in (order if run % 2 == 0 else order[::-1]):
                         dest = work / f"dest-{name}"
                         shutil.rmtree(dest, ignore_errors=True)
-                        times[name].append(timed([c.replace("DEST", str(dest)) for c in cmd], env))
+                        wall, used = timed([c.replace("DEST", str(dest)) for c in cmd], env)
+                        times[name].append(wall)
+                        cpu[name].append(used)
                         check_tree(dest, manifest)
                         shutil.rmtree(dest)
                 results[rate] = times
@@ -412,8 +419,9 @@ def main() -> int:
                       f"s5cmd {', '.join(f'{t:.1f}' for t in times['s5cmd'])} s; "
                       f"ratio ours/s5cmd {ratio:.2f} (median; range "
                       f"{min(times['ours']) / max(times['s5cmd']):.2f}-"
-                      f"{max(times['ours']) / min(times['s5cmd']):.2f}); load average "
-                      f"{os.getloadavg()[0]:.1f}", flush=True)
+                      f"{max(times['ours']) / min(times['s5cmd']):.2f}); CPU seconds ours "
+                      f"{statistics.median(cpu['ours']):.1f}, s5cmd {statistics.median(cpu['s5cmd']):.1f}; "
+                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
             finally:
                 server.stop()
     return 0

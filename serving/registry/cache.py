@@ -65,6 +65,13 @@ def revision_key(revision: str) -> str:
     return "sha256-" + hashlib.sha256(revision.encode()).hexdigest()[:40]
 
 
+def cache_files_path(root: str, name: str, version: str, revision: str) -> str:
+    """Where a version's files live under a cache root, for a pod spec's `--model-id`: pure, so
+    the stack can compute it at plan time (it knows the pinned version and revision)."""
+    key = EntryKey(name, version, revision)
+    return f"{root.rstrip('/')}/entries/{key.name}/{key.version}/{revision_key(key.revision)}/files"
+
+
 @dataclass(frozen=True)
 class EntryKey:
     name: str

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 
 from serving.registry import ModelRegistry
-from serving.registry.cache import CacheError, EntryKey, ModelCache
+from serving.registry.cache import CacheError, EntryKey, ModelCache, cache_files_path, revision_key
 from serving.registry.fetch import FetchSettings
 from tests.registry.conftest import BUCKET, SMALL_MULTIPART, MiB, write_model
 from tests.registry.test_fetch import Interrupted, record_requests
@@ -51,6 +51,7 @@ def test_a_miss_downloads_verifies_and_seals_the_entry(versions, tmp_path):
 
     assert not result.hit and result.report.downloaded_bytes == MiB + 8
     assert result.files == tmp_path / "cache/entries/tiny-llm/v2/rev2/files"
+    assert cache_files_path(str(tmp_path / "cache") + "/", "tiny-llm", "v2", "rev2") == str(result.files)
     assert (result.files / "model.safetensors").read_bytes() == weights(2)
     assert (result.files.parent / "READY").is_file()
     assert oct((result.files / "model.safetensors").stat().st_mode & 0o777) == "0o444"
@@ -278,3 +279,12 @@ def test_two_pods_fetching_the_same_version_download_it_once(moto_server, tmp_pa
     assert listed.stdout.splitlines()[0].split() == ["MODEL", "VERSION", "REVISION", "STATE", "SIZE",
                                                      "LAST", "USED", "USE"]
     assert listed.stdout.splitlines()[1].split()[:4] == ["tiny-llm", "v1", "rev1", "ready"]
+
+
+def test_an_unsafe_revision_becomes_one_hashed_path_segment():
+    sha = "8afb486c1db24fe5011ec46dfbe5b5dccdb575c2"
+    assert revision_key(sha) == sha
+    hashed = revision_key("../../etc")
+    assert hashed.startswith("sha256-") and "/" not in hashed and len(hashed) == 47
+    assert cache_files_path("/cache", "m", "v1", "refs/main") == (
+        f"/cache/entries/m/v1/{revision_key('refs/main')}/files")
