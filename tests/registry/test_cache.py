@@ -288,3 +288,21 @@ def test_an_unsafe_revision_becomes_one_hashed_path_segment():
     assert hashed.startswith("sha256-") and "/" not in hashed and len(hashed) == 47
     assert cache_files_path("/cache", "m", "v1", "refs/main") == (
         f"/cache/entries/m/v1/{revision_key('refs/main')}/files")
+
+
+def test_cache_hold_keeps_a_version_in_use_until_sigterm(tmp_path):
+    import signal
+    cache = ModelCache(tmp_path / "cache")
+    key = EntryKey("tiny-llm", "v1", "rev1")
+    hold = subprocess.Popen([sys.executable, "-m", "llmops.cli", "registry", "cache", "hold", "tiny-llm",
+                             "--version", "v1", "--revision", "rev1", "--cache-dir", str(cache.root)],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert hold.stdout.readline() == f"holding tiny-llm v1 (revision rev1) in {cache.root}\n"
+    use = cache._lock(key, "use")
+    assert not use.acquire(exclusive=True, timeout=0), "an evictor cannot take a held entry"
+
+    hold.send_signal(signal.SIGTERM)
+
+    assert hold.wait(30) == 0
+    assert use.acquire(exclusive=True, timeout=0)
+    use.release()
