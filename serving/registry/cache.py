@@ -302,6 +302,8 @@ class ModelCache:
     def _make_room(self, key: EntryKey, manifest: dict[str, Any]) -> tuple[EntryKey, ...]:
         """Evict least recently used entries (never in use or filling) until the version fits;
         if it cannot fit, delete nothing and say why."""
+        for leftover in (self.root / "trash").iterdir():  # an eviction that crashed mid-way
+            shutil.rmtree(leftover, ignore_errors=True)
         present = _disk_usage(self.entry_dir(key))
         needed = max(0, int(manifest["totalBytes"]) - present)
         others = [e for e in self.entries() if e.key.slug != key.slug]

@@ -160,6 +160,7 @@ def test_the_least_recently_used_idle_version_is_evicted_to_make_room(versions, 
     time.sleep(0.02)
     assert cache.fill(versions, "tiny-llm", version="v1").hit  # v1 is now the most recent
 
+    write_model(tmp_path / "cache/trash/crashed-eviction", {"w.bin": b"left over"})
     result = cache.fill(versions, "tiny-llm", version="v3")
 
     assert result.evicted == (EntryKey("tiny-llm", "v2", "rev2"),)
