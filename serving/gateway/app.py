@@ -90,6 +90,10 @@ class Attempts:
 
 
 class Gateway:
+    """One gateway process: the state its decisions share (keys, budgets, cache, breakers,
+    metrics) and the handlers that apply them in order: authenticate, read and check,
+    reserve, cache, route (with fallback), relay (with redaction), settle."""
+
     def __init__(self, config: GatewayConfig):
         self.config = config
         self.keys = KeyStore(config.keys)
