@@ -27,7 +27,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "cold-start.md"
 
 def model(params_billion: float = 8, shards: int = 1, **extra) -> ModelConfig:
     return ModelConfig.model_validate({
-        "name": "llama-3-8b", "registry": {"stage": "production"}, "pool": "p",
+        "name": "llama-3-8b", "registry": {"stage": "production"}, "gpuShape": "24gib-x1",
         "paramsBillion": params_billion, "shards": shards, "maxInputTokens": 10, "maxTotalTokens": 20,
         "maxBatchPrefillTokens": 10, "replicas": {"min": 1, "max": 2}, **extra})
 
