@@ -130,10 +130,10 @@ def test_the_image_prepull_daemonset_neither_waits_nor_is_waited_for(plans):
 
 
 def test_a_runner_that_times_out_before_the_longest_rollout_is_found():
-    plan = run_plan("prod", overrides={"llmops:ci.runner.buildTimeoutMinutes": 30})
+    plan = run_plan("prod", overrides={"llmops:ci.runner.buildTimeoutMinutes": 20})
     [finding] = _rules(plan)["runner-outlasts-awaits"]
     assert finding.stack == "platform"
-    assert "build timeout 30 min is shorter than" in finding.message
+    assert "build timeout 20 min is shorter than" in finding.message
 
 
 def test_reserved_tag_keys_in_the_controller_values_are_found(plans):
