@@ -97,22 +97,27 @@ def test_describe_prints_minutes_and_seconds():
 
 
 def shipped_rows() -> list[str]:
+    """Each shipped model on the smallest node of its GPU shape, with the probe and await
+    budgets the stack gives its pods (components/tgi_render.start_budgets)."""
+    from components.serving import smallest_node
+    from components.tgi_render import start_budgets
+
     rows = []
     for env in ("dev", "staging", "prod"):
         stack = read_stack_config(env)
         missing = [k for k in secret_config_keys() if k not in stack.values]
         stack = stack.with_overrides(dict.fromkeys(missing, OFFLINE_SECRET))
         config = parse_platform_config(stack.values, project="llmops", stack=env)
-        pools = {p.name: p for p in config.gpu_pools}
         for m in config.models:
-            instance = pools[m.pool].smallest
+            instance = smallest_node(config.gpu_pools, m.gpu_shape).smallest
             facts = facts_for(instance)
             start = estimate(m, facts)
             prepulled = estimate(m, StartFacts(**{**facts.__dict__, "images_prepulled": True}))
+            budgets = start_budgets(m, instance)
             rows.append(f"| {env} | {m.name} | {instance.name} | {start.weights_gb:.1f} GB | "
                         f"{describe(start.fresh_s)} | {describe(prepulled.fresh_s)} | "
                         f"{describe(start.warm_s)} | "
-                        f"{startup_probe_budget_s(start)} s | {await_budget_s(start)} s |")
+                        f"{budgets.startup_probe_s} s | {budgets.await_s} s |")
     return rows
 
 
