@@ -14,15 +14,19 @@ from components.ci_runner import CiRunner, CiRunnerArgs
 from components.cluster import Cluster, ClusterArgs
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.network import Network, NetworkArgs
-from components.published_outputs import PublishedOutputs, parameter_prefix
+from components.published_outputs import (
+    OutputsReadPolicy,
+    OutputsReadPolicyArgs,
+    PublishedOutputs,
+    PublishedOutputsArgs,
+    parameter_prefix,
+)
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
 from components.workload_roles import WorkloadRoles, WorkloadRolesArgs
 from stacks.config import PlatformConfig, load_from_runtime
 from stacks.contract import config_digest
-
-#: Platform outputs mirrored to SSM for non-Pulumi consumers (never secrets).
-PUBLISHED_OUTPUTS = ("clusterName", "vpcId", "modelBucket", "registryPrefix")
+from stacks.outputs_schema import PLATFORM, SCHEMAS, VERSION_OUTPUT
 
 
 def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
@@ -77,11 +81,19 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "workloadRoleArns": roles.arns,
         "ciRunnerRoleArn": runner.role_arn, "ciRunsOn": runner.runs_on,
         "configDigest": config_digest(cfg),
+        VERSION_OUTPUT: PLATFORM.version,
+        # the platform owns the read policy of both stacks' mirrors, so the in-VPC runner
+        # needs no IAM write access
+        "appReadPolicyArn": OutputsReadPolicy("outputs-read", OutputsReadPolicyArgs(
+            schemas=tuple(SCHEMAS.values()), project=cfg.project, environment=cfg.environment,
+            region=cfg.region, account_id=identity.account_id, key_arn=storage.key_arn,
+            policy_name=f"{cfg.cluster_name}-outputs-read")).arn,
     }
     for key, value in outputs.items():
         pulumi.export(key, value)
-    PublishedOutputs("published", cfg.project, cfg.environment,
-                     {key: outputs[key] for key in PUBLISHED_OUTPUTS})
+    PublishedOutputs("published", PublishedOutputsArgs(
+        schema=PLATFORM, project=cfg.project, environment=cfg.environment, values=outputs,
+        key_arn=storage.key_arn))
     return outputs
 
 
