@@ -94,8 +94,8 @@ class PublishedOutputs(pulumi.ComponentResource):
                 value=pulumi.Output.secret(value) if spec.secret else None,
                 insecure_value=None if spec.secret else value,
                 key_id=args.key_arn if spec.secret else None,
-                # JSON maps can outgrow the standard tier's 4 KB
-                tier="Intelligent-Tiering",
+                # the standard tier (4 KB values; a kubeconfig is ~2.5 KB): pulumi-aws pins
+                # Intelligent-Tiering to Standard anyway (pulumi/pulumi-aws#5595)
                 description=f"{args.project} {schema.label} output {spec.name} "
                             f"({args.environment}, schema {schema.version})",
                 opts=child)

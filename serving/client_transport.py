@@ -161,6 +161,8 @@ class GatewayClient(Client):
                 response = self._session.post(self.base_url, json=request.model_dump(),
                                               headers=self.headers, cookies=self.cookies,
                                               timeout=self.timeout, stream=stream)
+            except requests.exceptions.SSLError as exc:
+                raise GatewayUnavailable(f"TLS with {self.base_url} failed: {exc}") from None
             except requests.ReadTimeout:
                 raise GatewayUnavailable(
                     f"{self.base_url} sent no answer within {self.timeout[1]} s; not retried: "
@@ -226,6 +228,8 @@ class AsyncGatewayClient(AsyncClient):
             last = attempt == self.retry.attempts
             try:
                 response = await session.post(self.base_url, json=request.model_dump())
+            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+                raise GatewayUnavailable(f"TLS with {self.base_url} failed: {exc}") from None
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 if last:
                     raise GatewayUnavailable(

@@ -336,3 +336,16 @@ def test_a_stream_broken_half_way_is_never_retried(gateway, tmp_path, kind):
     assert "broke after 1 events" in str(caught.value)
     assert "not retried: a retry would generate again" in str(caught.value)
     assert ingress.requests == ["/"] and len(gateway.upstreams["small"].requests) == 1
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_tls_failure_is_named_and_not_retried(gateway, tmp_path, kind):
+    ingress, url = _ingress(gateway)
+    https = url.replace("http://", "https://")
+    result = _connect(https, tmp_path, kind=kind)
+    with pytest.raises(GatewayUnavailable) as caught:
+        outcome = result.generate("x")
+        if kind == "async":
+            asyncio.run(outcome)
+    assert str(caught.value).startswith(f"TLS with {https} failed: ")
+    assert ingress.requests == []

@@ -11,7 +11,7 @@ import pytest
 
 from components.published_outputs import PublishedOutputs, PublishedOutputsArgs, parameter_arn
 from llmops.offline.plan import record
-from stacks.contract import PLATFORM_OUTPUTS
+from stacks.contract import PLATFORM_OUTPUTS, config_digest
 from stacks.outputs_schema import (
     PLATFORM,
     SCHEMAS,
@@ -199,3 +199,15 @@ def test_a_secret_output_is_never_mirrored_without_a_key():
             schema=schema, project="llmops", environment="dev", values={"token": "s"})))
     assert str(caught.value) == ("the workloads stack mirrors secret outputs (token) but was "
                                  "given no KMS key to encrypt them")
+
+
+def test_the_platforms_digest_covers_the_workloads_mirror(plans, monkeypatch):
+    """The platform's read policy names the workloads' parameters, so a new one must stop the
+    workloads deploy until the platform is updated."""
+    import stacks.contract
+
+    before = config_digest(plans["dev"].config)
+    extra = OutputSpec("newOutput", "string", "added for an application", app_facing=True)
+    monkeypatch.setattr(stacks.contract, "WORKLOADS", StackSchema(
+        "workloads", "1.1", (*WORKLOADS.outputs, extra)))
+    assert config_digest(plans["dev"].config) != before
