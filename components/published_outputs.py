@@ -19,11 +19,6 @@ import pulumi_aws as aws
 from stacks.outputs_schema import SchemaError, StackSchema, parameter_name
 
 
-def parameter_prefix(project: str, environment: str) -> str:
-    """The environment's parameter tree; both stacks publish below it."""
-    return f"/{project}/{environment}/"
-
-
 def parameter_arn(region: str, account_id: str, name: str) -> str:
     return f"arn:aws:ssm:{region}:{account_id}:parameter{name}"
 

@@ -19,14 +19,13 @@ from components.published_outputs import (
     OutputsReadPolicyArgs,
     PublishedOutputs,
     PublishedOutputsArgs,
-    parameter_prefix,
 )
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
 from components.workload_roles import WorkloadRoles, WorkloadRolesArgs
 from stacks.config import PlatformConfig, load_from_runtime
 from stacks.contract import config_digest
-from stacks.outputs_schema import PLATFORM, SCHEMAS, VERSION_OUTPUT
+from stacks.outputs_schema import PLATFORM, SCHEMAS, VERSION_OUTPUT, parameter_name
 
 
 def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
@@ -65,7 +64,8 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         region=cfg.region, account_id=identity.account_id, vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids, bucket_arn=storage.bucket_arn,
         key_arn=storage.key_arn, registry_prefix=cfg.storage.registry_prefix,
-        parameter_prefix=parameter_prefix(cfg.project, cfg.environment),
+        # the runner publishes the workloads' mirror only, never the platform's
+        parameter_prefix=parameter_name(cfg.project, cfg.environment, "workloads", ""),
         log_retention_days=cfg.cluster.log_retention_days))
 
     outputs: dict[str, pulumi.Input] = {

@@ -211,3 +211,15 @@ def test_the_platforms_digest_covers_the_workloads_mirror(plans, monkeypatch):
     monkeypatch.setattr(stacks.contract, "WORKLOADS", StackSchema(
         "workloads", "1.1", (*WORKLOADS.outputs, extra)))
     assert config_digest(plans["dev"].config) != before
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_in_vpc_runner_publishes_only_the_workloads_mirror(plans, stack):
+    plan = plans[stack]
+    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "ci-runner-policy").inputs["policy"])
+    publish = next(s for s in policy["Statement"] if s["Sid"] == "PublishWorkloadsOutputs")
+    account = plan.stack_outputs["platform"]["appReadPolicyArn"].split(":")[4]
+    assert publish["Resource"] == (
+        f"arn:aws:ssm:{plan.config.region}:{account}:parameter/llmops/{stack}/workloads/*")
+    workloads = {p.inputs["name"] for p in plan.of_type(PARAMETER) if p.stack == "workloads"}
+    assert all(name.startswith(f"/llmops/{stack}/workloads/") for name in workloads)
