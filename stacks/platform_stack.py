@@ -15,15 +15,18 @@ from components.cluster import Cluster, ClusterArgs
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.image_cache import ImageCache
 from components.network import Network, NetworkArgs
-from components.published_outputs import PublishedOutputs, parameter_prefix
+from components.published_outputs import (
+    OutputsReadPolicy,
+    OutputsReadPolicyArgs,
+    PublishedOutputs,
+    PublishedOutputsArgs,
+)
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
 from components.workload_roles import WorkloadRoles, WorkloadRolesArgs
 from stacks.config import PlatformConfig, load_from_runtime
 from stacks.contract import config_digest
-
-#: Platform outputs mirrored to SSM for non-Pulumi consumers (never secrets).
-PUBLISHED_OUTPUTS = ("clusterName", "vpcId", "modelBucket", "registryPrefix")
+from stacks.outputs_schema import PLATFORM, SCHEMAS, VERSION_OUTPUT, parameter_name
 
 
 def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
@@ -64,7 +67,8 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         region=cfg.region, account_id=identity.account_id, vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids, bucket_arn=storage.bucket_arn,
         key_arn=storage.key_arn, registry_prefix=cfg.storage.registry_prefix,
-        parameter_prefix=parameter_prefix(cfg.project, cfg.environment),
+        # the runner publishes the workloads' mirror only, never the platform's
+        parameter_prefix=parameter_name(cfg.project, cfg.environment, "workloads", ""),
         log_retention_days=cfg.cluster.log_retention_days))
 
     outputs: dict[str, pulumi.Input] = {
@@ -80,11 +84,19 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "workloadRoleArns": roles.arns, "imageMirrors": images.mirrors,
         "ciRunnerRoleArn": runner.role_arn, "ciRunsOn": runner.runs_on,
         "configDigest": config_digest(cfg),
+        VERSION_OUTPUT: PLATFORM.version,
+        # the platform owns the read policy of both stacks' mirrors, so the in-VPC runner
+        # needs no IAM write access
+        "appReadPolicyArn": OutputsReadPolicy("outputs-read", OutputsReadPolicyArgs(
+            schemas=tuple(SCHEMAS.values()), project=cfg.project, environment=cfg.environment,
+            region=cfg.region, account_id=identity.account_id, key_arn=storage.key_arn,
+            policy_name=f"{cfg.cluster_name}-outputs-read")).arn,
     }
     for key, value in outputs.items():
         pulumi.export(key, value)
-    PublishedOutputs("published", cfg.project, cfg.environment,
-                     {key: outputs[key] for key in PUBLISHED_OUTPUTS})
+    PublishedOutputs("published", PublishedOutputsArgs(
+        schema=PLATFORM, project=cfg.project, environment=cfg.environment, values=outputs,
+        key_arn=storage.key_arn))
     return outputs
 
 

@@ -19,7 +19,7 @@ from components.gpu_instances import gpu_instances
 from components.image_cache import mirrored
 from components.image_prepull import ImagePrepull
 from components.monitoring import Monitoring, MonitoringArgs
-from components.published_outputs import PublishedOutputs
+from components.published_outputs import PublishedOutputs, PublishedOutputsArgs
 from components.serving import ModelServing, ModelServingArgs
 from components.storage_class import EncryptedGp3
 from components.tagging import register_default_tags
@@ -27,9 +27,7 @@ from components.tgi import RegistryAccess
 from stacks.config import ConfigError, PlatformConfig, load_workloads_config
 from stacks.config.monitoring import read_monitoring_secrets
 from stacks.contract import config_digest, platform_stack_name
-
-#: Workloads outputs mirrored to SSM (beside the platform's, under the same prefix).
-PUBLISHED_OUTPUTS = ("gatewayUrl", "modelRoutes", "modelVersions")
+from stacks.outputs_schema import VERSION_OUTPUT, WORKLOADS
 
 
 def check_platform_digest(deployed: str | None, expected: str, platform_stack: str) -> str:
@@ -99,13 +97,18 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "gatewayUrl": gateway.url, "grafanaUrl": monitoring.grafana_url,
         "prometheusUrl": monitoring.prometheus_url,
         "modelRoutes": serving.routes, "modelVersions": serving.versions,
+        "models": [m.name for m in cfg.models],
+        # re-exported so an application stack reads one stack (stacks/outputs_schema.py)
+        "kubeconfig": platform.require_output("kubeconfig"),
+        "appReadPolicyArn": platform.require_output("appReadPolicyArn"),
+        VERSION_OUTPUT: WORKLOADS.version,
     }
     for key, value in outputs.items():
         pulumi.export(key, value)
     # the region comes from the environment file, not from this stack's own aws:region
-    PublishedOutputs("published", cfg.project, cfg.environment,
-                     {key: outputs[key] for key in PUBLISHED_OUTPUTS},
-                     opts=pulumi.ResourceOptions(provider=aws.Provider("aws", region=cfg.region)))
+    PublishedOutputs("published", PublishedOutputsArgs(
+        schema=WORKLOADS, project=cfg.project, environment=cfg.environment, values=outputs),
+        opts=pulumi.ResourceOptions(provider=aws.Provider("aws", region=cfg.region)))
     return outputs
 
 
