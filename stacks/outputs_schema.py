@@ -102,7 +102,7 @@ def _version_output(label: str) -> OutputSpec:
                       "(major.minor); refuse a major you do not know", app_facing=True)
 
 
-PLATFORM = StackSchema("platform", "1.0", (
+PLATFORM = StackSchema("platform", "1.1", (
     _version_output("platform"),
     OutputSpec("environment", "string", "environment (stack) name", app_facing=True),
     OutputSpec("region", "string", "AWS region of the environment", app_facing=True),
@@ -124,6 +124,8 @@ PLATFORM = StackSchema("platform", "1.0", (
     OutputSpec("platformRepositoryUrl", "string", "ECR repository of the platform image"),
     OutputSpec("workloadRoleArns", "object", "IRSA roles of the workloads (autoscaler, load "
                "balancer controller, models.<name>)"),
+    OutputSpec("imageMirrors", "map<string>", "upstream registry -> its regional pull-through "
+               "cache prefix (empty without llmops:images.ghcrCredentialArn)"),
     OutputSpec("ciRunnerRoleArn", "string", "service role of the in-VPC CI runner"),
     OutputSpec("ciRunsOn", "string", "`runs-on:` label of the in-VPC runner"),
     OutputSpec("configDigest", "string", "hash of the configuration the platform was deployed "

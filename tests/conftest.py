@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Imported up front: hypothesis's pytest plugin otherwise imports it in the terminal summary,
+# where CPython 3.11 can fail to compile it after Pulumi's mocked runs ("AST constructor
+# recursion depth mismatch") and turn a green run into an error.
+import hypothesis  # noqa: F401
 import pytest
 
 from llmops.offline.plan import Plan, run_plan
