@@ -558,3 +558,97 @@ def test_unknown_keys_list_the_allowed_ones_and_the_closest():
         "llmops:zzz: unknown key; did you mean llmops:tags?; allowed keys: aws:region, llmops:cluster, "
         "llmops:gateway, llmops:gatewayApiKeys, llmops:gpuPools, llmops:models, llmops:monitoring, "
         "llmops:network, llmops:serving, llmops:storage, llmops:tags")
+
+
+# -- survivors of the first mutation run -----------------------------------------------------
+
+def test_unknown_keys_inside_an_optional_section_list_that_section_s_keys():
+    canary = {"registry": {"stage": "production", "stag": "x"}, "weight": 5}
+    assert refused({f"{MODEL}.canary": canary}) == (
+        "llmops:models[0].canary.registry.stag: unknown key; did you mean stage?; allowed keys: "
+        "revision, stage, version")
+
+
+def test_values_of_80_characters_are_shown_whole_and_longer_ones_shortened():
+    exactly = "x" * 78                      # repr adds the quotes: 80 characters
+    assert refused({"llmops:network.nat": exactly}).endswith(f"(got '{exactly}')")
+    longer = "x" * 79
+    assert refused({"llmops:network.nat": longer}).endswith(f"(got '{'x' * 76}...)")
+
+
+def test_every_model_is_checked_even_after_one_names_a_missing_pool():
+    second = {**read_stack_config("dev").values["llmops:models"][0], "name": "big", "paramsBillion": 70}
+    assert problems({f"{MODEL}.pool": "h100", "llmops:models.1": second}) == [
+        "llmops:models[0] (llama-3-8b).pool: 'h100' is not a GPU pool; pools: l4-spot",
+        "llmops:models[1] (big): 70B parameters at bfloat16 need 130.4 GiB of weights but 1 x L4 "
+        "(24 GiB, g6.xlarge) leave 19.2 GiB after KV cache headroom; quantize, add shards or use a "
+        "larger GPU class"]
+
+
+def test_explicit_private_subnets_with_carved_public_ones():
+    config = validate({"llmops:network.privateSubnets": ["10.20.0.0/19", "10.20.32.0/19"]})
+    carved = validate({}).network.layout()
+    pairs = [(p.private, p.public) for p in config.network.layout()]
+    assert pairs == [(p.private, p.public) for p in carved]
+    assert [p.private for p in carved] == ["10.20.0.0/19", "10.20.32.0/19"]
+
+
+def test_small_models_and_single_limits_are_allowed():
+    assert problems({f"{MODEL}.paramsBillion": 0.5, f"{MODEL}.maxConcurrentRequests": 1,
+                     f"{MODEL}.queueTarget": 1}) == []
+    assert "greater than 0" in refused({f"{MODEL}.paramsBillion": 0})
+    assert "greater than or equal to 1" in refused({f"{MODEL}.maxConcurrentRequests": 0})
+    assert "greater than or equal to 1" in refused({f"{MODEL}.queueTarget": 0})
+    assert refused({f"{MODEL}.maxBatchPrefillTokens": 0}) == (
+        "llmops:models[0].maxBatchPrefillTokens: Input should be greater than or equal to 1 (got 0)")
+
+
+def test_one_owner_character_and_one_system_instance_type_are_enough():
+    assert problems({"llmops:tags.owner": "a", "llmops:tags.costCentre": "b",
+                     "llmops:cluster.systemNodes.instanceTypes": ["m6i.large"]}) == []
+    assert "at least 1 item" in refused({"llmops:cluster.systemNodes.instanceTypes": []})
+
+
+def test_left_out_settings_get_the_documented_production_defaults():
+    values = read_stack_config("dev").values
+    cluster = {k: v for k, v in values["llmops:cluster"].items()
+               if k not in ("endpointPublicAccess", "publicAccessCidrs", "systemNodes")}
+    model = {k: v for k, v in values["llmops:models"][0].items()
+             if k not in ("maxConcurrentRequests", "replicas")} | {"replicas": {"min": 1, "max": 1}}
+    config = validate({"llmops:cluster": cluster, "llmops:models": [model], "llmops:storage": DELETE,
+                       "llmops:gateway.replicas": DELETE, "llmops:monitoring": DELETE,
+                       "llmops:gpuPools.0.maxUnavailablePercentage": DELETE})
+    assert config.cluster.endpoint_public_access is False and config.cluster.public_access_cidrs == []
+    nodes = config.cluster.system_nodes
+    assert (nodes.min_size, nodes.desired_size, nodes.max_size, nodes.root_volume_gib) == (2, 2, 4, 50)
+    assert (config.models[0].max_concurrent_requests, config.models[0].queue_target) == (128, 8)
+    assert (config.gateway.replicas.min, config.gateway.replicas.max) == (2, 6)
+    assert config.gpu_pools[0].max_unavailable_percentage == 33
+    storage = config.storage
+    retention = (storage.noncurrent_version_days, storage.abort_multipart_days, storage.access_log_days)
+    assert retention == (30, 7, 365)
+    monitoring = config.monitoring
+    assert (monitoring.prometheus.replicas, monitoring.alertmanager.replicas) == (1, 1)
+
+
+def test_pool_names_and_interface_endpoints_are_unique():
+    second = {**read_stack_config("dev").values["llmops:gpuPools"][0]}
+    assert refused({"llmops:gpuPools.1": second}) == (
+        "llmops:gpuPools: pool names must be unique; repeated: l4-spot")
+    assert refused({"llmops:network.interfaceEndpoints": ["sts", "logs", "sts"]}) == (
+        "llmops:network.interfaceEndpoints: listed more than once: sts")
+    assert problems({"llmops:network.interfaceEndpoints": ["sts"]}) == []
+
+
+def test_a_pool_lists_an_instance_type_and_the_gateway_a_key_file():
+    assert refused({f"{POOL}.instanceTypes": []}).startswith(
+        "llmops:gpuPools[0].instanceTypes: List should have at least 1 item")
+    assert refused({"llmops:gatewayApiKeys": ""}).startswith(
+        "llmops:gatewayApiKeys: String should have at least 1 character")
+
+
+def test_log_retention_defaults_to_90_days():
+    values = read_stack_config("dev").values
+    cluster = {k: v for k, v in values["llmops:cluster"].items() if k != "logRetentionDays"}
+    config = validate({"llmops:cluster": cluster, "llmops:network.flowLogs": DELETE})
+    assert (config.cluster.log_retention_days, config.network.flow_logs.retention_days) == (90, 90)
