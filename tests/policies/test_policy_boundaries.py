@@ -636,3 +636,73 @@ def test_only_allowed_gpu_types_launch(types, expected):
     assert says("gpu-instance-type-allowed", res(LAUNCH_TEMPLATE, instanceType="p4d.24xlarge"),
                 config={"allowedInstanceTypes": []}) == [
         "GPU instance type(s) p4d.24xlarge not allowed here (allowed: none)"]
+
+
+def test_every_statement_is_judged_after_a_not_action_one():
+    allow = {"Effect": "Allow", "Resource": BUCKET_ARN}
+    policy = iam({**allow, "Sid": "Not", "NotAction": "iam:*"}, {**allow, "Sid": "All", "Action": "*"})
+    assert says("iam-no-wildcard-actions", policy) == [
+        "policy statement Not allows NotAction, which grants every other action",
+        "policy statement All allows every action ('*')"]
+
+
+def test_the_tls_deny_is_found_after_other_statements_and_a_non_json_policy_is_no_policy():
+    allow = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/reader"},
+             "Action": "s3:GetObject", "Resource": f"{BUCKET_ARN}/*"}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [allow, TLS_DENY]})
+    assert says("s3-bucket-tls-only", *bucket_with((POLICY, {"policy": document}))) == []
+    assert says("s3-bucket-tls-only", *bucket_with((POLICY, {"policy": "{not json"}))) == NO_TLS
+
+
+def test_only_gpu_containers_of_a_serving_pod_need_probes():
+    deployment = tgi()
+    spec = deployment.props["spec"]["template"]["spec"]
+    spec["containers"].append({"name": "log-shipper", "image": "fluent-bit:3.0"})
+    assert says("tgi-serving-probes", deployment) == []
+
+
+def test_a_gpu_quantity_that_is_not_a_number_still_asks_for_a_gpu():
+    pod = gpu_pod([], resources={"limits": {"nvidia.com/gpu": "one"}})
+    assert says("k8s-gpu-workload-tolerates-gpu-taint", pod) == UNTOLERATED
+
+
+def test_the_budget_counts_every_priced_group_after_an_unpriced_or_unknown_one():
+    groups = [node_group("a-unpriced", ["p3.2xlarge"]),
+              node_group("b-unknown", ["g5.xlarge"], max_size=COMPUTED),
+              node_group("c", ["g5.xlarge"], max_size=10)]
+    assert says("gpu-fleet-monthly-budget", *groups, config={"monthlyBudgetUsd": 100}) == [
+        "node group 'a-unpriced': no price for p3.2xlarge; add it to components/data/gpu_instances.yaml "
+        "so the budget can be checked",
+        "the largest GPU fleet the node groups allow costs $2,920/month, over the $100 budget "
+        "(c: 10 x g5.xlarge SPOT at $0.40/h = $2,920)"]
+
+
+def test_the_default_budget_is_10000_usd_a_month():
+    fleet = node_group("big", ["g5.xlarge"], capacity="ON_DEMAND", max_size=14)  # 14 x 1.006 x 730
+    assert says("gpu-fleet-monthly-budget", fleet) == [
+        "the largest GPU fleet the node groups allow costs $10,281/month, over the $10,000 budget "
+        "(big: 14 x g5.xlarge ON_DEMAND at $1.01/h = $10,281)"]
+    assert says("gpu-fleet-monthly-budget", node_group("big", ["g5.xlarge"], capacity="ON_DEMAND",
+                                                       max_size=13)) == []
+
+
+def test_every_ingress_rule_is_judged_after_a_private_one():
+    group = res(SG, "sg", ingress=[
+        {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["10.0.0.0/8"]},
+        {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}])
+    assert says("security-group-no-public-admin-ports", group) == [
+        "ingress tcp 22 from 0.0.0.0/0 opens admin port(s) 22 to the internet"]
+
+
+def test_every_model_bucket_is_judged_after_a_skipped_one():
+    resources = [*bucket_with(name="access-logs"), *bucket_with(name="model-bucket")]
+    assert says("s3-bucket-versioning", *resources) == ["model bucket 'model-bucket' is not versioned"]
+
+
+def test_a_sub_resource_matches_its_bucket_by_physical_name_without_dependencies():
+    bucket = res(BUCKET, "model-bucket", bucket="llmops-models")
+    block = res(PAB, "block", bucket="llmops-models", **FLAGS)
+    other = res(PAB, "other-block", bucket="someone-else", **FLAGS)
+    assert says("s3-bucket-public-access-blocked", bucket, block) == []
+    assert says("s3-bucket-public-access-blocked", bucket, other) == [
+        "bucket 'model-bucket' has no BucketPublicAccessBlock"]
