@@ -652,3 +652,28 @@ def test_log_retention_defaults_to_90_days():
     cluster = {k: v for k, v in values["llmops:cluster"].items() if k != "logRetentionDays"}
     config = validate({"llmops:cluster": cluster, "llmops:network.flowLogs": DELETE})
     assert (config.cluster.log_retention_days, config.network.flow_logs.retention_days) == (90, 90)
+
+
+def test_counts_that_may_be_zero_may_not_be_negative_and_those_that_may_not_be_zero_say_so():
+    assert refused({f"{POOL}.desiredSize": -1, f"{POOL}.minSize": 0}) == (
+        "llmops:gpuPools[0].desiredSize: Input should be greater than or equal to 0 (got -1)")
+    assert refused({"llmops:cluster.systemNodes.desiredSize": 0}) == (
+        "llmops:cluster.systemNodes.desiredSize: Input should be greater than or equal to 1 (got 0)")
+    assert refused({f"{MODEL}.replicas": {"min": -1, "max": 2}}) == (
+        "llmops:models[0].replicas.min: Input should be greater than or equal to 0 (got -1)")
+    assert refused({f"{MODEL}.maxInputTokens": 0}) == (
+        "llmops:models[0].maxInputTokens: Input should be greater than or equal to 1 (got 0)")
+
+
+def test_a_schedule_may_keep_a_single_replica():
+    peak = {"start": "0 7 * * 1-5", "end": "0 19 * * 1-5", "replicas": 1}
+    assert problems({f"{MODEL}.schedules": [peak]}) == []
+    assert "greater than or equal to 1" in refused({f"{MODEL}.schedules": [{**peak, "replicas": 0}]})
+
+
+def test_every_public_access_cidr_is_judged_after_a_malformed_one():
+    assert problems({"llmops:cluster.publicAccessCidrs": ["nope", "10.0.0.0/7"]}) == [
+        "llmops:cluster.publicAccessCidrs: [0] 'nope' is not an IPv4 CIDR such as 10.0.0.0/16 "
+        "(Expected 4 octets in 'nope')",
+        "llmops:cluster.publicAccessCidrs: [1] 10.0.0.0/7 opens the API endpoint to (nearly) the "
+        "whole internet; list your office/VPN CIDRs instead"]
