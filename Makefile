@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 STACK  ?= dev
 
-.PHONY: setup plan plans test lint promtool bench clean
+.PHONY: setup plan plans test lint promtool bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,14 @@ lint: setup
 test: setup promtool lint
 	$(BIN)/python -m pytest -q
 
+## Mutation testing per area (a development tool, not part of `make test` or CI):
+## `make mutate AREAS="config alerts"`; reports in .mutation/<area>/report.txt.
+AREAS ?= config policies alerts gateway registry
+mutate: setup promtool
+	nice -n 10 $(BIN)/python -m mutation.run $(AREAS)
+
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info .mutation

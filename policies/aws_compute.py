@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rules import COMPUTED, Rule, RuleContext, as_list, computed, get, known, truthy
+from policies.rules import COMPUTED, Rule, RuleContext, as_list, computed, get, internet_wide, known, truthy
 
 CLUSTER = "aws:eks/cluster:Cluster"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-WORLD = ("0.0.0.0/0", "::/0")
 
 
 def check_control_plane_logging(_type: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
@@ -46,7 +45,7 @@ def check_public_endpoint(_type: str, props: Mapping[str, Any], _ctx: RuleContex
     if not cidrs:
         return ["the API endpoint is public and publicAccessCidrs is unset, which AWS opens "
                 "to 0.0.0.0/0"]
-    open_to = [c for c in as_list(cidrs) if c in WORLD]
+    open_to = internet_wide(as_list(cidrs))
     if open_to:
         return [f"the public API endpoint is open to {', '.join(open_to)}"]
     return []
@@ -100,7 +99,8 @@ RULES = [
     ),
     Rule(
         name="eks-endpoint-not-public",
-        description="The EKS API endpoint is private, or public only to listed CIDRs, never 0.0.0.0/0.",
+        description="The EKS API endpoint is private, or public only to listed CIDRs, never 0.0.0.0/0 "
+        "(nor CIDRs that together cover more than a /8 of the internet).",
         remediation="Set vpc_config endpoint_public_access=False and endpoint_private_access=True, or "
         "restrict public_access_cidrs to your office/VPN ranges.",
         resource_types=(CLUSTER,),

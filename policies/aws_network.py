@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from policies.rules import Finding, Resource, Rule, RuleContext, as_list, known, of_type, related
+from policies.rules import (
+    Finding,
+    Resource,
+    Rule,
+    RuleContext,
+    as_list,
+    internet_wide,
+    known,
+    of_type,
+    related,
+)
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 DEFAULT_SECURITY_GROUP = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
@@ -13,7 +23,6 @@ SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 VPC = "aws:ec2/vpc:Vpc"
 FLOW_LOG = "aws:ec2/flowLog:FlowLog"
-WORLD = ("0.0.0.0/0", "::/0")
 ALL_PROTOCOLS = ("-1", "all")
 
 
@@ -53,7 +62,7 @@ def _describe(protocol: Any, from_port: Any, to_port: Any) -> str:
 def check_admin_ports(type_token: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
     problems = []
     for protocol, from_port, to_port, cidrs in _ingress_rules(type_token, props):
-        world = [c for c in cidrs if c in WORLD]
+        world = internet_wide(cidrs)
         if not world:
             continue
         exposed = [p for p in ctx["adminPorts"] if _covers(protocol, from_port, to_port, int(p))]
@@ -77,7 +86,7 @@ RULES = [
     Rule(
         name="security-group-no-public-admin-ports",
         description="No security group opens SSH, RDP or Kubernetes admin ports (6443 API, 10250 "
-        "kubelet) to 0.0.0.0/0 or ::/0.",
+        "kubelet) to 0.0.0.0/0, ::/0 or any CIDRs that together cover more than a /8 of the internet.",
         remediation="Restrict the ingress CIDR to the VPC or a bastion/VPN range, or use SSM Session "
         "Manager instead of SSH.",
         resource_types=(SECURITY_GROUP, DEFAULT_SECURITY_GROUP, SG_RULE, SG_INGRESS_RULE),

@@ -122,10 +122,17 @@ def check_public_access_blocked(resources: Sequence[Resource], _ctx: RuleContext
     return findings
 
 
+def _everyone(principal: Any) -> bool:
+    """Principal "*" or {"AWS": "*"}: the statement applies to every caller."""
+    if principal == "*":
+        return True
+    return isinstance(principal, Mapping) and "*" in map(str, as_list(principal.get("AWS")))
+
+
 def denies_insecure_transport(document: Mapping[str, Any]) -> bool:
-    """A Deny of s3 actions when aws:SecureTransport is false."""
+    """A Deny of every s3 action, for every principal, when aws:SecureTransport is false."""
     for statement in statements(document):
-        if statement.get("Effect") != "Deny":
+        if statement.get("Effect") != "Deny" or not _everyone(statement.get("Principal")):
             continue
         condition = statement.get("Condition") or {}
         secure = get(condition, "Bool.aws:SecureTransport")

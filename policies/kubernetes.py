@@ -135,14 +135,18 @@ def check_privileged(type_token: str, props: Mapping[str, Any], ctx: RuleContext
     return problems
 
 
-def _tolerates(tolerations: Any, key: str) -> bool:
+def _tolerates(tolerations: Any, key: str, value: str) -> bool:
+    """Kubernetes matching: an empty effect matches every effect; the operator defaults to
+    Equal (the value must match); Exists matches any value, and with no key every taint."""
     for t in as_list(tolerations):
         if not isinstance(t, Mapping):
             continue
-        effect_ok = t.get("effect") in (None, "", "NoSchedule")
-        if t.get("operator") == "Exists" and not t.get("key") and effect_ok:
+        if t.get("effect") not in (None, "", "NoSchedule"):
+            continue
+        exists = t.get("operator") == "Exists"
+        if exists and not t.get("key"):
             return True
-        if t.get("key") == key and effect_ok:
+        if t.get("key") == key and (exists or str(t.get("value") or "") == value):
             return True
     return False
 
@@ -151,10 +155,10 @@ def check_gpu_toleration(type_token: str, props: Mapping[str, Any], ctx: RuleCon
     spec = pod_spec(type_token, props)
     if not requests_gpu(spec) or computed(spec.get("tolerations")):
         return []
-    if _tolerates(spec.get("tolerations"), ctx["taintKey"]):
+    if _tolerates(spec.get("tolerations"), ctx["taintKey"], str(ctx["taintValue"])):
         return []
-    return [f"requests {GPU} but does not tolerate the {ctx['taintKey']}:NoSchedule taint of the "
-            "GPU nodes, so it can never schedule"]
+    return [f"requests {GPU} but does not tolerate the {ctx['taintKey']}={ctx['taintValue']}:NoSchedule "
+            "taint of the GPU nodes, so it can never schedule"]
 
 
 # -- TGI serving Deployments ------------------------------------------------------------------
@@ -262,10 +266,12 @@ RULES = [
         name="k8s-gpu-workload-tolerates-gpu-taint",
         description="Pods requesting nvidia.com/gpu tolerate the nvidia.com/gpu taint of the GPU nodes.",
         remediation="Add tolerations=[{'key': 'nvidia.com/gpu', 'operator': 'Exists', 'effect': "
-        "'NoSchedule'}] to the pod spec.",
+        "'NoSchedule'}] to the pod spec (or operator Equal with the taint's value, 'true').",
         resource_types=WORKLOADS,
         check=check_gpu_toleration,
-        config_schema={"taintKey": {"type": "string", "default": GPU}},
+        config_schema={"taintKey": {"type": "string", "default": GPU},
+                       "taintValue": {"type": "string", "default": "true",
+                                      "description": "matched by tolerations with operator Equal"}},
     ),
     Rule(
         name="tgi-serving-requests-gpu",

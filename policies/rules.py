@@ -12,6 +12,7 @@ marker `COMPUTED` in both worlds; rules treat them as "cannot judge" and stay si
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -158,6 +159,36 @@ def as_list(value: Any) -> list[Any]:
 def truthy(value: Any) -> bool:
     """Booleans arrive as bools or, for some inputs (launch template `encrypted`), strings."""
     return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+#: The most of the internet an allow-list may open: a /8's share of its address family.
+#: Larger lists (0.0.0.0/0, or the world split as 0.0.0.0/1 + 128.0.0.0/1) count as "the world".
+WIDEST_SHARE = 1 / 256
+
+
+def internet_wide(cidrs: Iterable[Any]) -> list[str]:
+    """The public CIDRs of a list that, together, open more than a /8's share of the internet.
+
+    Private ranges (10/8, 192.168/16, fc00::/7...) do not count; unknown or malformed values
+    are ignored. Returns [] when the list stays within the limit.
+    """
+    public: dict[int, list[tuple[str, Any]]] = {4: [], 6: []}
+    for value in cidrs:
+        if not isinstance(value, str) or value == COMPUTED:
+            continue
+        try:
+            net = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            continue
+        if not net.is_private:
+            public[net.version].append((value, net))
+    wide: list[str] = []
+    for version, found in public.items():
+        bits = 32 if version == 4 else 128
+        nets = ipaddress.collapse_addresses(n for _, n in found)
+        if sum(n.num_addresses for n in nets) > WIDEST_SHARE * 2**bits:
+            wide += [value for value, _ in found]
+    return wide
 
 
 def policy_document(value: Any) -> dict[str, Any] | None:

@@ -8,7 +8,9 @@ at once instead of the first. Sections only declare fields and cross-field check
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -76,18 +78,28 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]
     """Walk the schema along `loc` and list the keys the model at that place accepts."""
     current: Any = model
     for part in loc:
-        if _is_model(current):
-            field = _field_by_alias(current, str(part))
+        inner = _inner_model(current)  # an optional section is its model
+        if isinstance(part, str) and _is_model(inner) and not _is_mapping(current):
+            field = _field_by_alias(inner, part)
             if field is None:
                 return None
             current = field.annotation
         else:  # a list index or a dict key: step into the container's item type
-            current = _inner_model(current)
+            current = inner
     current = _inner_model(current)
     if _is_model(current):
         return sorted(f.alias or name for name, f in current.model_fields.items()
                       if not (f.json_schema_extra or {}).get("derived"))
     return None
+
+
+def _is_mapping(annotation: Any) -> bool:
+    """`dict[str, X]` (or `dict[...] | None`): its keys are data, not field names."""
+    origin = typing.get_origin(annotation)
+    if origin in (dict, Mapping):
+        return True
+    return origin in (typing.Union, types.UnionType) and any(
+        _is_mapping(arg) for arg in typing.get_args(annotation))
 
 
 def _is_model(value: Any) -> bool:

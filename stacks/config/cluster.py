@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 
@@ -93,16 +94,22 @@ class ClusterConfig(Section):
     @field_validator("public_access_cidrs")
     @classmethod
     def _never_the_world(cls, values: list[str]) -> list[str]:
-        problems = []
+        problems, nets = [], []
         for i, value in enumerate(values):
             try:
                 net = parse_cidr(value)
             except ValueError as exc:
                 problems.append(f"[{i}] {exc}")
                 continue
+            nets.append(net)
             if net.prefixlen < 8:
                 problems.append(f"[{i}] {value} opens the API endpoint to (nearly) the whole "
                                 "internet; list your office/VPN CIDRs instead")
+        # the world split into pieces (256 x /8, or /9s...) is still the world
+        addresses = sum(n.num_addresses for n in ipaddress.collapse_addresses(nets))
+        if not problems and addresses > 2**24:
+            problems.append(f"together they open the API endpoint to {addresses:,} addresses, more "
+                            "than a /8; list your office/VPN CIDRs instead")
         if problems:
             raise ValueError("\n".join(problems))
         return values

@@ -46,7 +46,8 @@ def test_a_mandatory_violation_exits_3_with_the_report_grouped_by_policy(plans, 
         "Policy violations in stack 'dev': 1 mandatory, 0 advisory",
         "",
         "[mandatory] security-group-no-public-admin-ports: No security group opens SSH, RDP or Kubernetes "
-        "admin ports (6443 API, 10250 kubelet) to 0.0.0.0/0 or ::/0.",
+        "admin ports (6443 API, 10250 kubelet) to 0.0.0.0/0, ::/0 or any CIDRs that together cover more "
+            "than a /8 of the internet.",
         "  - aws:ec2/securityGroup:SecurityGroup network-endpoints: ingress tcp 22 from 0.0.0.0/0 opens "
         "admin port(s) 22 to the internet"]
     assert out.splitlines()[4].startswith("  fix: Restrict the ingress CIDR")

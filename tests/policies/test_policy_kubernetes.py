@@ -90,7 +90,7 @@ def test_gpu_pods_must_tolerate_the_gpu_taint():
     found = {v.resource_name for v in violations_of("k8s-gpu-workload-tolerates-gpu-taint", resources)}
     assert found == {"untolerated", "wrong-effect"}
     assert messages("k8s-gpu-workload-tolerates-gpu-taint", resources)[0] == (
-        "requests nvidia.com/gpu but does not tolerate the nvidia.com/gpu:NoSchedule taint of the GPU "
+        "requests nvidia.com/gpu but does not tolerate the nvidia.com/gpu=true:NoSchedule taint of the GPU "
         "nodes, so it can never schedule")
 
 

@@ -1,0 +1,240 @@
+"""Mutation testing per area: `python -m mutation.run [AREA ...]` (or `make mutate`).
+
+Python areas run cosmic-ray (https://github.com/sixty-north/cosmic-ray): it plants one small
+bug (a mutant) at a time in the area's modules and runs the area's targeted tests; a mutant
+the tests do not notice "survives". Cosmic-ray edits the module files in place, so each area
+runs in a scratch copy of the work tree under `.mutation/<area>/`, never in the checkout.
+The `alerts` area is YAML: `mutation/alerts.py` perturbs the rule files and runs promtool.
+
+Results: `.mutation/<area>/report.txt` (score, then every survivor with its diff).
+A development tool: not part of `make test` or CI (minutes of CPU per area).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / ".mutation"
+#: Operators left out: swaps nobody writes by mistake, each costing a test run to kill.
+#: Arithmetic is swapped only for arithmetic (the bitwise `|` here is type unions), and a
+#: comparison only for its realistic slip: `<` for `<=` or `>`..., `==` for `!=`, `in` for
+#: `not in`, `is` for `is not` -- not `<` for `in`.
+EXOTIC = "(Pow|RShift|LShift|BitOr|BitAnd|BitXor)"
+ORDER, EQUALITY, MEMBERSHIP, IDENTITY = "(Lt|LtE|Gt|GtE)", "(Eq|NotEq)", "(In|NotIn)", "(Is|IsNot)"
+EXCLUDED_OPERATORS = (
+    rf"core/ReplaceBinaryOperator_{EXOTIC}_\w+",
+    rf"core/ReplaceBinaryOperator_\w+_{EXOTIC}",
+    *(rf"core/ReplaceComparisonOperator_{a}_{b}$"
+      for a in (ORDER, EQUALITY, MEMBERSHIP, IDENTITY)
+      for b in (ORDER, EQUALITY, MEMBERSHIP, IDENTITY) if a != b),
+    r"core/ReplaceUnaryOperator_\w+_(Invert|UAdd|Not)$",  # keep: dropping a `not` or a `-`
+)
+PYTEST = "-m pytest -x -q -p no:cacheprovider -p no:randomly"
+
+
+@dataclass(frozen=True)
+class Area:
+    """What to mutate and which tests are expected to notice; tests listed fast first."""
+
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+    excluded: tuple[str, ...] = ()
+    timeout: float = 300.0
+
+
+AREAS: dict[str, Area] = {
+    "config": Area(
+        modules=("stacks/config",),
+        excluded=("stacks/config/__init__.py",),
+        # (tests/test_config_errors.py proves the same errors stop a whole plan; too slow here)
+        tests=("tests/config", "tests/monitoring/test_monitoring_config.py"),
+    ),
+    "policies": Area(
+        modules=("policies/rules.py", "policies/aws_network.py", "policies/aws_storage.py",
+                 "policies/aws_compute.py", "policies/aws_iam.py", "policies/kubernetes.py",
+                 "policies/gpu_cost.py", "policies/governance.py", "policies/tagging.py"),
+        tests=("tests/policies/test_policy_boundaries.py",
+               "tests/policies/test_policy_aws_network_iam_tags.py",
+               "tests/policies/test_policy_aws_storage_compute.py",
+               "tests/policies/test_policy_kubernetes.py",
+               "tests/policies/test_policy_gpu_governance.py"),
+    ),
+    "gateway": Area(
+        modules=("serving/gateway/auth.py", "serving/gateway/ratelimit.py",
+                 "serving/gateway/cache.py", "serving/gateway/routing.py", "serving/gateway/pii.py"),
+        tests=("tests/gateway",),
+    ),
+    "registry": Area(
+        modules=("serving/registry",),
+        excluded=("serving/registry/__init__.py",),
+        tests=("tests/registry",),
+    ),
+}
+ALL = (*AREAS, "alerts")
+
+
+def scratch_copy(area: str, rev: str | None = None) -> Path:
+    """A fresh copy of the work tree (uncommitted changes included), or of commit `rev`, to
+    mutate in place."""
+    target = WORK / area / "tree"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        shutil.rmtree(target)
+    if rev:
+        target.mkdir()
+        archive = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+        return target
+    ignore = shutil.ignore_patterns(".git", ".venv", ".mutation", "__pycache__", "*.egg-info",
+                                    ".pytest_cache", ".ruff_cache", "build", "out")
+    shutil.copytree(REPO, target, ignore=ignore)
+    return target
+
+
+def write_config(area: str, spec: Area, tree: Path, tests: tuple[str, ...]) -> Path:
+    def toml_list(items) -> str:
+        return "[" + ", ".join(f"'{i}'" for i in items) + "]"
+
+    config = WORK / area / "cosmic-ray.toml"
+    config.write_text(f"""[cosmic-ray]
+module-path = {toml_list(spec.modules)}
+excluded-modules = {toml_list(spec.excluded)}
+timeout = {spec.timeout}
+test-command = "{sys.executable} {PYTEST} {' '.join(tests)}"
+
+[cosmic-ray.distributor]
+name = "local"
+
+[cosmic-ray.filters.operators-filter]
+exclude-operators = {toml_list(EXCLUDED_OPERATORS)}
+""")
+    return config
+
+
+def tool(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def keep_every(session: Path, n: int) -> None:
+    """A deterministic sample: every n-th pending mutant (in module/line order); the rest are
+    marked skipped, so before/after runs of one revision's modules test the same mutants."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = sorted(db.pending_work_items, key=lambda item: [
+            (str(m.module_path), m.start_pos, m.operator_name, m.occurrence) for m in item.mutations])
+        for i, item in enumerate(pending):
+            if i % n:
+                db.set_result(item.job_id, WorkResult(output="not sampled",
+                                                      worker_outcome=WorkerOutcome.SKIPPED))
+
+
+def run_area(area: str, tests: tuple[str, ...] | None = None, label: str = "",
+             rev: str | None = None, resume: bool = False, sample: int = 1) -> dict:
+    spec = AREAS[area]
+    tests = tests or spec.tests
+    where = f"{area}-{label}" if label else area
+    session = WORK / where / "session.sqlite"
+    tree = WORK / where / "tree"
+    resume = resume and session.is_file() and tree.is_dir()
+    if resume:  # a stopped run: put the modules back as they were, then do what is pending
+        for module in spec.modules:
+            if (tree / module).is_dir():
+                shutil.rmtree(tree / module)
+        source = subprocess.run(["git", "archive", rev or "HEAD", *spec.modules], cwd=REPO,
+                                capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=source, check=True)
+    else:
+        tree = scratch_copy(where, rev)
+    config = write_config(where, spec, tree, tests)
+    env = {**os.environ, "PYTHONPATH": str(tree)}  # the scratch copy shadows the editable install
+
+    def run(*args: str) -> None:
+        subprocess.run([*args], cwd=tree, env=env, check=True)
+
+    started = time.monotonic()
+    if not resume:
+        run(tool("cosmic-ray"), "init", str(config), str(session), "--force")
+        run(tool("cr-filter-operators"), str(session), str(config))
+        run(tool("cr-filter-pragma"), str(session))
+        if sample > 1:
+            keep_every(session, sample)
+        run(tool("cosmic-ray"), "baseline", str(config))
+    run(tool("cosmic-ray"), "exec", str(config), str(session))
+    summary = summarise(area, session, time.monotonic() - started, tests)
+    return summary
+
+
+def summarise(area: str, session: Path, seconds: float, tests: tuple[str, ...]) -> dict:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    killed, survived, incompetent, skipped = [], [], [], 0
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                skipped += 1
+            elif result.test_outcome == TestOutcome.SURVIVED:
+                survived.append((item, result))
+            elif result.test_outcome == TestOutcome.INCOMPETENT:
+                incompetent.append((item, result))
+            else:
+                killed.append((item, result))
+    total = len(killed) + len(survived)
+    score = 100.0 * len(killed) / total if total else 100.0
+    lines = [f"area {area}: {len(killed)}/{total} mutants killed ({score:.1f}%), "
+             f"{len(survived)} survived, {len(incompetent)} incompetent, {skipped} filtered out "
+             "or not sampled; "
+             f"{seconds / 60:.1f} min",
+             f"tests: {' '.join(tests)}", ""]
+    for item, result in survived:
+        for m in item.mutations:
+            lines.append(f"SURVIVED {m.module_path}:{m.start_pos[0]} {m.operator_name} "
+                         f"#{m.occurrence}")
+        lines.append(result.diff or "")
+    (session.parent / "report.txt").write_text("\n".join(lines) + "\n")
+    print(lines[0], flush=True)
+    return {"area": area, "killed": len(killed), "total": total, "score": score}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("areas", nargs="*", default=list(ALL), help=f"any of {', '.join(ALL)}")
+    parser.add_argument("--tests", nargs="*", help="override the area's test list (e.g. to "
+                        "measure the suite before new tests)")
+    parser.add_argument("--label", default="", help="keep this run apart: .mutation/<area>-<label>/")
+    parser.add_argument("--rev", help="mutate this commit (git archive) instead of the work tree")
+    parser.add_argument("--sample", type=int, default=1, metavar="N",
+                        help="test every N-th mutant only (a quicker estimate)")
+    parser.add_argument("--resume", action="store_true", help="continue a stopped run of the same "
+                        "area and label (its pending mutants only; minutes so far are not counted)")
+    args = parser.parse_args(argv)
+    unknown = [a for a in args.areas if a not in ALL]
+    if unknown:
+        parser.error(f"unknown area(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+    results = []
+    for area in args.areas:
+        if area == "alerts":
+            from mutation import alerts
+
+            results.append(alerts.run())
+        else:
+            results.append(run_area(area, tuple(args.tests) if args.tests else None, args.label,
+                                   args.rev, args.resume, args.sample))
+    print("\nmutation score per area:")
+    for r in results:
+        print(f"  {r['area']:<9} {r['killed']:>4}/{r['total']:<4} killed  {r['score']:5.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
