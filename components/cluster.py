@@ -20,6 +20,9 @@ from stacks.config.cluster import ClusterConfig
 
 MANAGED = "arn:aws:iam::aws:policy/"
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+#: The VPC CNI enforces NetworkPolicies (its node agent, eBPF) only when asked: the add-on's
+#: `enableNetworkPolicy` (a string, as in the add-on's configuration schema; v1.14.0-eksbuild.3+).
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
                  "AmazonSSMManagedInstanceCore")
 
@@ -150,7 +153,8 @@ class Cluster(pulumi.ComponentResource):
             oidc.arn, issuer, "kube-system", "aws-node",
             managed_policy_arns=[MANAGED + "AmazonEKS_CNI_Policy"]),
             opts=pulumi.ResourceOptions(parent=self))
-        return [self._addon(name, cluster, "vpc-cni", pins.vpc_cni, cni_role.arn, []),
+        return [self._addon(name, cluster, "vpc-cni", pins.vpc_cni, cni_role.arn, [],
+                            configuration=VPC_CNI_CONFIGURATION),
                 self._addon(name, cluster, "kube-proxy", pins.kube_proxy, None, [])]
 
     def _workload_addons(self, name, args: ClusterArgs, cluster, oidc, issuer, system) -> None:
@@ -164,10 +168,12 @@ class Cluster(pulumi.ComponentResource):
         self._addon(name, cluster, "aws-ebs-csi-driver", pins.aws_ebs_csi_driver, ebs_role.arn,
                     [system])
 
-    def _addon(self, name, cluster, addon: str, version: str, role_arn, after) -> aws.eks.Addon:
+    def _addon(self, name, cluster, addon: str, version: str, role_arn, after,
+               configuration: dict | None = None) -> aws.eks.Addon:
         return aws.eks.Addon(
             f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon, addon_version=version,
             service_account_role_arn=role_arn,
+            configuration_values=json.dumps(configuration) if configuration else None,
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
             opts=pulumi.ResourceOptions(parent=self, depends_on=after))
 
