@@ -35,6 +35,12 @@ class ClusterArgs:
     account_id: str
     private_subnet_ids: pulumi.Input[list[str]]
     resource_tags: dict[str, str]
+    log_key_arn: pulumi.Input[str] | None = None  # KMS key for the control-plane log group
+
+
+def control_plane_log_group_name(cluster_name: str) -> str:
+    """The group EKS writes control-plane logs to (it creates it if absent, unencrypted)."""
+    return f"/aws/eks/{cluster_name}/cluster"
 
 
 def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -71,8 +77,8 @@ class Cluster(pulumi.ComponentResource):
                       target_key_id=secrets_key.key_id, opts=child)
         # Created before the cluster so EKS writes into a group with a retention period.
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-control-plane", name=f"/aws/eks/{args.cluster_name}/cluster",
-            retention_in_days=cfg.log_retention_days, opts=child)
+            f"{name}-control-plane", name=control_plane_log_group_name(args.cluster_name),
+            retention_in_days=cfg.log_retention_days, kms_key_id=args.log_key_arn, opts=child)
         role = aws.iam.Role(f"{name}-cluster",
                             assume_role_policy=service_trust_policy("eks.amazonaws.com",
                                                                     args.account_id),
@@ -139,6 +145,8 @@ class Cluster(pulumi.ComponentResource):
         self.secrets_key_arn = secrets_key.arn
         #: what node groups must be created after: the pod network's add-ons
         self.network_addons = network_addons
+        #: what node-hosted add-ons must be created after
+        self.system_nodes = system
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda c: c.data),
         ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region)))
