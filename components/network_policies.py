@@ -91,6 +91,11 @@ def _in_namespace(namespace: str, pod: Mapping[str, str] | None = None) -> dict[
     return peer
 
 
+def _dns_rule() -> dict[str, Any]:
+    return {"to": [_in_namespace("kube-system", KUBE_DNS_POD)],
+            "ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]}
+
+
 def _blocks(cidrs: Sequence[str]) -> list[dict[str, Any]]:
     return [{"ipBlock": {"cidr": c}} for c in cidrs]
 
@@ -127,9 +132,7 @@ def serving_policies(args: NetworkIsolationArgs) -> list[dict[str, Any]]:
             "ingress": [{"from": [prometheus], "ports": _tcp(METRICS_PORT)}]}),
         manifest(ns.serving, "tgi-egress", {
             "podSelector": {"matchLabels": TGI_POD}, "policyTypes": ["Egress"],
-            "egress": [{"to": [_in_namespace("kube-system", KUBE_DNS_POD)],
-                        "ports": [{"protocol": "UDP", "port": DNS_PORT},
-                                  {"protocol": "TCP", "port": DNS_PORT}]}, *https]}),
+            "egress": [_dns_rule(), *https]}),
     ]
 
 
@@ -144,6 +147,11 @@ def gateway_policies(args: NetworkIsolationArgs) -> list[dict[str, Any]]:
             "podSelector": {"matchLabels": GATEWAY_POD}, "policyTypes": ["Ingress"],
             "ingress": [{"from": [_in_namespace(ns.monitoring, PROMETHEUS_POD)],
                          "ports": _tcp(args.gateway_port)}]}),
+        # the gateway's only upstreams are the TGI Services the stack generates its routes from
+        # (components/gateway_routes.py): an internet-facing process gets no other way out
+        manifest(ns.gateway, "gateway-egress", {
+            "podSelector": {"matchLabels": GATEWAY_POD}, "policyTypes": ["Egress"],
+            "egress": [_dns_rule(), {"to": [_in_namespace(ns.serving, TGI_POD)], "ports": _tcp(HTTP_PORT)}]}),
     ]
 
 

@@ -100,6 +100,17 @@ def test_the_gateway_accepts_only_its_load_balancer_subnets_and_prometheus(plans
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_the_gateway_may_call_only_tgi_and_dns(plans, stack):
+    policies, ep = policies_from(plans[stack].resources), _endpoints(plans[stack])
+    assert allowed(policies, ep["gateway"], ep["tgi"], 8080)
+    assert allowed(policies, ep["gateway"], ep["dns"], 53, "UDP")
+    for target, port in (("internet", 443), ("s3", 443), ("prometheus", 9090), ("keda", 6443),
+                         ("stranger", 80)):
+        assert not allowed(policies, ep["gateway"], ep[target], port), target
+    assert not allowed(policies, ep["gateway"], External("169.254.169.254"), 80)  # no IMDS
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_monitoring_keda_and_node_agents_accept_only_their_callers(plans, stack):
     policies, ep = policies_from(plans[stack].resources), _endpoints(plans[stack])
     assert allowed(policies, ep["keda"], ep["prometheus"], 9090)     # the scaler's queries
