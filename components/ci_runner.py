@@ -83,6 +83,11 @@ class CiRunnerArgs:
     registry_prefix: str
     parameter_prefix: str              # /<project>/<env>/workloads/ (stacks.outputs_schema)
     log_retention_days: int
+    log_key_arn: pulumi.Input[str] | None = None  # KMS key for the build log group
+
+
+def build_log_group_name(project_name: str) -> str:
+    return f"/aws/codebuild/{project_name}"
 
 
 class CiRunner(pulumi.ComponentResource):
@@ -93,8 +98,8 @@ class CiRunner(pulumi.ComponentResource):
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
         logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=f"/aws/codebuild/{args.project_name}",
-            retention_in_days=args.log_retention_days, opts=child)
+            f"{name}-logs", name=build_log_group_name(args.project_name),
+            retention_in_days=args.log_retention_days, kms_key_id=args.log_key_arn, opts=child)
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg", vpc_id=args.vpc_id,
             description="workloads runner: no ingress; egress to the API, GitHub and Pulumi",

@@ -20,6 +20,9 @@ from stacks.config.cluster import ClusterConfig
 
 MANAGED = "arn:aws:iam::aws:policy/"
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+#: The VPC CNI enforces NetworkPolicies (its node agent, eBPF) only when asked: the add-on's
+#: `enableNetworkPolicy` (a string, as in the add-on's configuration schema; v1.14.0-eksbuild.3+).
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
                  "AmazonSSMManagedInstanceCore")
 
@@ -32,6 +35,12 @@ class ClusterArgs:
     account_id: str
     private_subnet_ids: pulumi.Input[list[str]]
     resource_tags: dict[str, str]
+    log_key_arn: pulumi.Input[str] | None = None  # KMS key for the control-plane log group
+
+
+def control_plane_log_group_name(cluster_name: str) -> str:
+    """The group EKS writes control-plane logs to (it creates it if absent, unencrypted)."""
+    return f"/aws/eks/{cluster_name}/cluster"
 
 
 def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -68,8 +77,8 @@ class Cluster(pulumi.ComponentResource):
                       target_key_id=secrets_key.key_id, opts=child)
         # Created before the cluster so EKS writes into a group with a retention period.
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-control-plane", name=f"/aws/eks/{args.cluster_name}/cluster",
-            retention_in_days=cfg.log_retention_days, opts=child)
+            f"{name}-control-plane", name=control_plane_log_group_name(args.cluster_name),
+            retention_in_days=cfg.log_retention_days, kms_key_id=args.log_key_arn, opts=child)
         role = aws.iam.Role(f"{name}-cluster",
                             assume_role_policy=service_trust_policy("eks.amazonaws.com",
                                                                     args.account_id),
@@ -137,6 +146,8 @@ class Cluster(pulumi.ComponentResource):
         self.secrets_key_arn = secrets_key.arn
         #: what node groups must be created after: the pod network's add-ons
         self.network_addons = network_addons
+        #: what node-hosted add-ons must be created after
+        self.system_nodes = system
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda c: c.data),
         ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region)))
@@ -151,7 +162,8 @@ class Cluster(pulumi.ComponentResource):
             oidc.arn, issuer, "kube-system", "aws-node",
             managed_policy_arns=[MANAGED + "AmazonEKS_CNI_Policy"]),
             opts=pulumi.ResourceOptions(parent=self))
-        return [self._addon(name, cluster, "vpc-cni", pins.vpc_cni, cni_role.arn, []),
+        return [self._addon(name, cluster, "vpc-cni", pins.vpc_cni, cni_role.arn, [],
+                            configuration=VPC_CNI_CONFIGURATION),
                 self._addon(name, cluster, "kube-proxy", pins.kube_proxy, None, [])]
 
     def _workload_addons(self, name, args: ClusterArgs, cluster, oidc, issuer, system) -> None:
@@ -165,10 +177,12 @@ class Cluster(pulumi.ComponentResource):
         self._addon(name, cluster, "aws-ebs-csi-driver", pins.aws_ebs_csi_driver, ebs_role.arn,
                     [system])
 
-    def _addon(self, name, cluster, addon: str, version: str, role_arn, after) -> aws.eks.Addon:
+    def _addon(self, name, cluster, addon: str, version: str, role_arn, after,
+               configuration: dict | None = None) -> aws.eks.Addon:
         return aws.eks.Addon(
             f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon, addon_version=version,
             service_account_role_arn=role_arn,
+            configuration_values=json.dumps(configuration) if configuration else None,
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
             opts=pulumi.ResourceOptions(parent=self, depends_on=after))
 

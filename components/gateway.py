@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.pod_security import GATEWAY_LEVEL, namespace_labels
 from components.workload_roles import LOAD_BALANCER_CONTROLLER_ACCOUNT
 from stacks.config.gateway import GatewayConfig
 
@@ -54,8 +55,9 @@ class Gateway(pulumi.ComponentResource):
         controller = self._load_balancer_controller(name, args, child)
 
         namespace = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "restricted",
+            name=NAMESPACE, labels={**namespace_labels(GATEWAY_LEVEL),
                                     READINESS_GATE_LABEL: "enabled"}), opts=child)
+        self.namespaces = [namespace]
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "llmops"}
         config_map = k8s.core.v1.ConfigMap(

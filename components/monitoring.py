@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components import alert_rules, alertmanager_config
 from components.gpu_instances import GpuInstance
+from components.pod_security import MONITORING_LEVEL, NODE_AGENTS_LEVEL, namespace_labels
 from stacks.config.base import ConfigError
 from stacks.config.monitoring import MonitoringConfig
 
@@ -28,6 +29,10 @@ DCGM_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
 KPS_RELEASE, DCGM_RELEASE = "kube-prometheus-stack", "dcgm-exporter"
 
 SERVING_NAMESPACE, GATEWAY_NAMESPACE = "llm-serving", "llm-gateway"
+#: Node agents that read the host (node-exporter: host network/PID and hostPath; dcgm-exporter:
+#: SYS_ADMIN and the kubelet's pod-resources hostPath) need the `privileged` level, so they
+#: live apart from the rest of monitoring, which enforces baseline.
+NODE_AGENTS_NAMESPACE = "node-agents"
 GPU_TAINT_KEY, GPU_POOL_LABEL = "nvidia.com/gpu", "llmops.io/gpu-pool"
 #: Node labels kube-state-metrics exposes on kube_node_labels (pool, spot/on-demand, price key).
 NODE_LABELS = ("llmops.io/gpu-pool", "llmops.io/capacity-type", "node.kubernetes.io/instance-type")
@@ -115,7 +120,8 @@ def kube_prometheus_stack_values(cfg: MonitoringConfig) -> dict[str, Any]:
             "resources": res.kube_state_metrics.values(),
             "metricLabelsAllowlist": [f"nodes=[{','.join(NODE_LABELS)}]"],
         },
-        "prometheus-node-exporter": {"resources": res.node_exporter.values()},
+        "prometheus-node-exporter": {"resources": res.node_exporter.values(),
+                                     "namespaceOverride": NODE_AGENTS_NAMESPACE},
     }
 
 
@@ -192,7 +198,15 @@ class Monitoring(pulumi.ComponentResource):
         labels = {"app.kubernetes.io/part-of": "llmops", "app.kubernetes.io/managed-by": "pulumi"}
 
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": cfg.namespace, "labels": labels}, opts=child)
+            f"{name}-namespace", metadata={"name": cfg.namespace,
+                                           "labels": {**labels, **namespace_labels(MONITORING_LEVEL)}},
+            opts=child)
+        agents = k8s.core.v1.Namespace(
+            f"{name}-node-agents", metadata={"name": NODE_AGENTS_NAMESPACE,
+                                             "labels": {**labels, **namespace_labels(NODE_AGENTS_LEVEL)}},
+            opts=child)
+        #: what must exist before anything is applied into these namespaces (network policies)
+        self.namespaces = [namespace, agents]
         ns = namespace.metadata.apply(lambda m: m["name"])
 
         grafana_secret = k8s.core.v1.Secret(
@@ -214,10 +228,11 @@ class Monitoring(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KPS_REPO), namespace=ns,
             values=kube_prometheus_stack_values(cfg), timeout=900, cleanup_on_fail=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[grafana_secret, alertmanager_secret,
-                                                                 *args.storage]))
+                                                                 agents, *args.storage]))
         k8s.helm.v3.Release(
             f"{name}-dcgm-exporter", name=DCGM_RELEASE, chart=DCGM_CHART, version=DCGM_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_REPO), namespace=ns,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DCGM_REPO),
+            namespace=agents.metadata.apply(lambda m: m["name"]),
             values=dcgm_exporter_values(cfg), timeout=600, cleanup_on_fail=True, opts=child)
 
         # Custom resources need the CRDs the kube-prometheus-stack release installs.
@@ -229,7 +244,7 @@ class Monitoring(pulumi.ComponentResource):
                 metadata={"name": object_name, "namespace": ns, "labels": {**labels, **extra}},
                 spec=spec, opts=after_crds)
 
-        custom("ServiceMonitor", DCGM_RELEASE, dcgm_service_monitor_spec(cfg.namespace))
+        custom("ServiceMonitor", DCGM_RELEASE, dcgm_service_monitor_spec(NODE_AGENTS_NAMESPACE))
         for model in args.models:
             custom("PodMonitor", f"tgi-{model}", tgi_pod_monitor_spec(model), {"llmops.io/model": model})
         custom("PodMonitor", "llm-gateway", gateway_pod_monitor_spec(args.gateway_pod_labels))

@@ -23,6 +23,11 @@ class NetworkArgs:
     cluster_name: str
     region: str
     account_id: str
+    log_key_arn: pulumi.Input[str] | None = None  # KMS key for the flow log group
+
+
+def flow_log_group_name(name: str) -> str:
+    return f"/llmops/{name}/vpc-flow-logs"
 
 
 class Network(pulumi.ComponentResource):
@@ -127,8 +132,8 @@ class Network(pulumi.ComponentResource):
         """Flow logs to a CloudWatch log group with a retention period."""
         cfg = args.config
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs", name=f"/llmops/{name}/vpc-flow-logs",
-            retention_in_days=cfg.flow_logs.retention_days, opts=child)
+            f"{name}-flow-logs", name=flow_log_group_name(name),
+            retention_in_days=cfg.flow_logs.retention_days, kms_key_id=args.log_key_arn, opts=child)
         role = aws.iam.Role(
             f"{name}-flow-logs", assume_role_policy=json.dumps({
                 "Version": "2012-10-17",

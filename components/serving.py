@@ -9,12 +9,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.model_release import resolve
+from components.pod_security import KEDA_LEVEL, SERVING_LEVEL, namespace_labels
 from components.tgi import RegistryAccess, TgiService, TgiServiceArgs
 from stacks.config.gpu import GpuPool
 from stacks.config.placement import pools_of_shape
 from stacks.config.serving import ModelConfig, ServingConfig
 
 KEDA_REPO = "https://kedacore.github.io/charts"
+KEDA_NAMESPACE = "keda"
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,15 @@ class ModelServing(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:serving:ModelServing", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.namespace = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=args.serving.namespace,
-            labels={"pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted"}), opts=child)
+        self.namespace = serving_ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=args.serving.namespace, labels=namespace_labels(SERVING_LEVEL)), opts=child)
+        # our own Namespace (not the chart's create_namespace) so it carries PSA labels
+        keda_ns = k8s.core.v1.Namespace(f"{name}-keda-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=KEDA_NAMESPACE, labels=namespace_labels(KEDA_LEVEL)), opts=child)
+        #: what must exist before anything is applied into these namespaces (network policies)
+        self.namespaces = [serving_ns, keda_ns]
         k8s.helm.v3.Release(
-            f"{name}-keda", name="keda", namespace="keda", create_namespace=True, chart="keda",
+            f"{name}-keda", name="keda", namespace=KEDA_NAMESPACE, chart="keda",
             version=args.serving.keda_chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDA_REPO),
             values={"nodeSelector": {"llmops.io/node-role": "system"},
@@ -52,7 +57,7 @@ class ModelServing(pulumi.ComponentResource):
                                                "limits": {"cpu": "1", "memory": "1Gi"}},
                                   "metricServer": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                                    "limits": {"cpu": "1", "memory": "512Mi"}}}},
-            opts=child)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[keda_ns]))
 
         role_arns = pulumi.Output.from_input(args.reader_role_arns)
         self.routes: dict[str, pulumi.Output] = {}

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.gpu_nodes import GPU_SHAPE_LABEL, GPU_TAINT_KEY
 from components.model_release import ResolvedVersion
+from components.pod_security import hardened_container, runtime_default_pod
 from components.tgi_render import (
     HTTP_PORT,
     METRICS_PORT,
@@ -32,6 +33,8 @@ VERSION_ANNOTATION = "llmops.io/model-version"
 REVISION_ANNOTATION = "llmops.io/model-revision"
 STAGE_ANNOTATION = "llmops.io/registry-stage"
 WEIGHTS_DIR = "/data/models"
+#: The platform image's user (serving/Dockerfile); the fetcher never needs root.
+FETCH_UID = 10001
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,7 @@ class TgiService(pulumi.ComponentResource):
                      "--revision", version.revision, "--no-progress"],
             env=[k8s.core.v1.EnvVarArgs(name="AWS_REGION", value=args.access.region)],
             resources=budgets.fetch_resources,
-            security_context=k8s.core.v1.SecurityContextArgs(
-                allow_privilege_escalation=False, read_only_root_filesystem=True,
-                run_as_non_root=True, run_as_user=10001,
-                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])),
+            security_context=hardened_container(non_root_uid=FETCH_UID),
             volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_DIR)])
         tgi = k8s.core.v1.ContainerArgs(
             name="tgi", image=args.image,
@@ -141,7 +141,9 @@ class TgiService(pulumi.ComponentResource):
                                 timeout_seconds=5),
             readiness_probe=probe(period_seconds=10, failure_threshold=3, timeout_seconds=5),
             liveness_probe=probe(period_seconds=30, failure_threshold=6, timeout_seconds=10),
-            security_context=k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False),
+            # TGI's image runs as root (its Dockerfile sets no USER; the interpreter lives under
+            # /root): baseline, everything else dropped; writable root for its caches
+            security_context=hardened_container(non_root_uid=None, read_only_root=False),
             volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_DIR,
                                                        read_only=True),
                            k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")])
@@ -167,6 +169,7 @@ class TgiService(pulumi.ComponentResource):
                 medium="Memory", size_limit=f"{shm_size_gib(model)}Gi"))]
         pod_spec = k8s.core.v1.PodSpecArgs(
             service_account_name=account, termination_grace_period_seconds=TERMINATION_GRACE_S,
+            security_context=runtime_default_pod(),
             init_containers=[fetch], containers=[tgi],
             tolerations=[k8s.core.v1.TolerationArgs(key=GPU_TAINT_KEY, operator="Exists",
                                                     effect="NoSchedule")],

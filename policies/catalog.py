@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from policies import aws_compute, aws_iam, aws_network, aws_storage, governance, gpu_cost, kubernetes, tagging
+from policies import (
+    aws_compute,
+    aws_iam,
+    aws_network,
+    aws_storage,
+    governance,
+    gpu_cost,
+    isolation,
+    kubernetes,
+    tagging,
+)
 from policies.rules import Rule
 
 ALL_RULES: list[Rule] = [
@@ -12,6 +22,7 @@ ALL_RULES: list[Rule] = [
     *aws_iam.RULES,
     *tagging.RULES,
     *kubernetes.RULES,
+    *isolation.RULES,
     *gpu_cost.RULES,
     *governance.RULES,
 ]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.ci_runner import CiRunner, CiRunnerArgs
-from components.cluster import Cluster, ClusterArgs
+from components.ci_runner import CiRunner, CiRunnerArgs, build_log_group_name
+from components.cluster import Cluster, ClusterArgs, control_plane_log_group_name
+from components.container_logs import ContainerLogs, ContainerLogsArgs, container_log_group_names
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.image_cache import ImageCache
-from components.network import Network, NetworkArgs
+from components.log_encryption import LogEncryptionKey, LogEncryptionKeyArgs
+from components.network import Network, NetworkArgs, flow_log_group_name
 from components.published_outputs import (
     OutputsReadPolicy,
     OutputsReadPolicyArgs,
@@ -39,13 +41,26 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
             f"llmops:network.azCount is {cfg.network.az_count} but {cfg.region} offers only "
             f"{len(zones.names)} available zones: {', '.join(zones.names)}")
 
+    runner_project = f"{cfg.cluster_name}-workloads"
+    # one key for every log group the platform creates, its policy naming exactly those groups
+    log_key = LogEncryptionKey("logs", LogEncryptionKeyArgs(
+        cluster_name=cfg.cluster_name, region=cfg.region, account_id=identity.account_id,
+        log_group_names=[control_plane_log_group_name(cfg.cluster_name), flow_log_group_name("network"),
+                         *container_log_group_names(cfg.cluster_name),
+                         build_log_group_name(runner_project)]))
     network = Network("network", NetworkArgs(
         config=cfg.network, availability_zones=list(zones.names),
-        cluster_name=cfg.cluster_name, region=cfg.region, account_id=identity.account_id))
+        cluster_name=cfg.cluster_name, region=cfg.region, account_id=identity.account_id,
+        log_key_arn=log_key.arn))
     cluster = Cluster("cluster", ClusterArgs(
         config=cfg.cluster, cluster_name=cfg.cluster_name, region=cfg.region,
         account_id=identity.account_id, private_subnet_ids=network.private_subnet_ids,
-        resource_tags=cfg.resource_tags()))
+        resource_tags=cfg.resource_tags(), log_key_arn=log_key.arn))
+    ContainerLogs("container-logs", ContainerLogsArgs(
+        cluster_name=cfg.cluster_name, cluster=cluster.name,
+        retention_days=cfg.cluster.log_retention_days, kms_key_arn=log_key.arn,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
+        addon_version=cfg.cluster.addons.amazon_cloudwatch_observability, after=[cluster.system_nodes]))
     GpuNodePools("gpu", GpuNodePoolsArgs(
         pools=cfg.gpu_pools, cluster_name=cfg.cluster_name, cluster=cluster.name,
         node_role_arn=cluster.node_role_arn, subnet_ids=network.private_subnet_ids,
@@ -62,14 +77,14 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         bucket_arn=storage.bucket_arn, key_arn=storage.key_arn,
         registry_prefix=cfg.storage.registry_prefix))
     runner = CiRunner("ci-runner", CiRunnerArgs(
-        config=cfg.ci, project_name=f"{cfg.cluster_name}-workloads", cluster_name=cfg.cluster_name,
+        config=cfg.ci, project_name=runner_project, cluster_name=cfg.cluster_name,
         cluster=cluster.name, cluster_security_group_id=cluster.security_group_id,
         region=cfg.region, account_id=identity.account_id, vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids, bucket_arn=storage.bucket_arn,
         key_arn=storage.key_arn, registry_prefix=cfg.storage.registry_prefix,
         # the runner publishes the workloads' mirror only, never the platform's
         parameter_prefix=parameter_name(cfg.project, cfg.environment, "workloads", ""),
-        log_retention_days=cfg.cluster.log_retention_days))
+        log_retention_days=cfg.cluster.log_retention_days, log_key_arn=log_key.arn))
 
     outputs: dict[str, pulumi.Input] = {
         "environment": cfg.environment, "region": cfg.region,

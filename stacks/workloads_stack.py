@@ -13,14 +13,17 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
+from components.gateway import NAMESPACE as GATEWAY_NAMESPACE
+from components.gateway import PORT as GATEWAY_PORT
 from components.gateway import Gateway, GatewayArgs
 from components.gateway_routes import routing_document
 from components.gpu_instances import gpu_instances
 from components.image_cache import mirrored
 from components.image_prepull import ImagePrepull
-from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring import NODE_AGENTS_NAMESPACE, Monitoring, MonitoringArgs
+from components.network_policies import Namespaces, NetworkIsolation, NetworkIsolationArgs, address_ranges
 from components.published_outputs import PublishedOutputs, PublishedOutputsArgs
-from components.serving import ModelServing, ModelServingArgs
+from components.serving import KEDA_NAMESPACE, ModelServing, ModelServingArgs
 from components.storage_class import EncryptedGp3
 from components.tagging import register_default_tags
 from components.tgi import RegistryAccess
@@ -91,6 +94,15 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         config=cfg.monitoring, models=[m.name for m in cfg.models], instance_prices=gpu_instances(),
         grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets,
         storage=[storage_class.storage_class]), opts=in_cluster)
+
+    # after the namespaces only: a policy must never wait behind a model's rollout
+    NetworkIsolation("isolation", NetworkIsolationArgs(
+        namespaces=Namespaces(serving=cfg.serving.namespace, gateway=GATEWAY_NAMESPACE,
+                              monitoring=cfg.monitoring.namespace, keda=KEDA_NAMESPACE,
+                              node_agents=NODE_AGENTS_NAMESPACE),
+        gateway_port=GATEWAY_PORT, vpc_cidr=cfg.network.cidr,
+        **address_ranges(cfg.network, cfg.gateway.scheme),
+        after=[*serving.namespaces, *gateway.namespaces, *monitoring.namespaces]), opts=in_cluster)
 
     outputs: dict[str, pulumi.Input] = {
         "environment": cfg.environment, "platformStack": platform_name,

@@ -13,6 +13,8 @@ from stacks.config.network import RetentionDays, parse_cidr
 
 #: EKS versions in standard support that this platform is tested against.
 SUPPORTED_VERSIONS = ("1.32", "1.33", "1.34")
+#: First VPC CNI release whose node agent enforces NetworkPolicies.
+NETWORK_POLICY_CNI = (1, 14, 0)
 ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]+$")
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -33,12 +35,28 @@ class AddonVersions(Section):
     coredns: str
     kube_proxy: str
     aws_ebs_csi_driver: str
+    amazon_cloudwatch_observability: str | None = Field(
+        default=None, description="the Container Insights add-on (ships container logs, incl. the "
+        "gateway's audit lines, to CloudWatch); unset: its log groups exist, no collector runs")
 
     @field_validator("vpc_cni", "coredns", "kube_proxy", "aws_ebs_csi_driver")
     @classmethod
     def _pinned(cls, value: str) -> str:
         if not ADDON_VERSION.match(value):
             raise ValueError(f"{value!r} is not a pinned add-on version such as v1.33.5-eksbuild.2")
+        return value
+
+    @field_validator("amazon_cloudwatch_observability")
+    @classmethod
+    def _pinned_if_set(cls, value: str | None) -> str | None:
+        return None if value is None else cls._pinned(value)
+
+    @field_validator("vpc_cni")
+    @classmethod
+    def _enforces_network_policies(cls, value: str) -> str:
+        if tuple(int(n) for n in value[1:].split("-")[0].split(".")) < NETWORK_POLICY_CNI:
+            raise ValueError(f"{value} cannot enforce NetworkPolicies; the VPC CNI does from "
+                             "v1.14.0 (use v1.14.0-eksbuild.3 or later)")
         return value
 
 

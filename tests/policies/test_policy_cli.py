@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from llmops.cli import main
+from policies.catalog import ALL_RULES
 from policies.settings import CONFIG_DIR
 from tests.policies.helpers import recorded, replace_inputs
 from tests.policies.workloads import gpu_node_group, tgi_deployment
@@ -33,7 +34,8 @@ def clean_json(tmp_path):
 def test_a_clean_plan_passes(clean_json, capsys):
     capsys.readouterr()
     assert main(["policy", "check", "--resources", str(clean_json)]) == 0
-    assert capsys.readouterr().out.strip() == "Policies: no violations in stack 'dev' (28 policies)."
+    assert capsys.readouterr().out.strip() == (
+        f"Policies: no violations in stack 'dev' ({len(ALL_RULES)} policies).")
 
 
 def test_a_mandatory_violation_exits_3_with_the_report_grouped_by_policy(plans, tmp_path, capsys):
@@ -58,7 +60,8 @@ def test_a_mandatory_violation_exits_3_with_the_report_grouped_by_policy(plans, 
 
 def test_advisory_violations_are_printed_but_do_not_fail(plans, tmp_path, capsys):
     # HAND-BUILT: a serving Deployment without a PDB (advisory in dev) added to the real plan.
-    resources = plans["dev"].resources + recorded(lambda: tgi_deployment())
+    # (in the plan's serving namespace, which denies ingress by default and enforces baseline)
+    resources = plans["dev"].resources + recorded(lambda: tgi_deployment(namespace="llm-serving"))
     path = write_plan(tmp_path / "plan.json", "dev", resources)
     assert main(["policy", "check", "--resources", str(path)]) == 0
     out = capsys.readouterr().out
@@ -69,7 +72,8 @@ def test_advisory_violations_are_printed_but_do_not_fail(plans, tmp_path, capsys
 def test_stack_selects_the_environment_config(plans, tmp_path, capsys):
     # HAND-BUILT: an on-demand GPU pool: mandatory spot violation in dev, allowed in prod.
     fallback = recorded(lambda: gpu_node_group("fallback", instance_types=["g5.2xlarge"],
-                                               capacity_type="ON_DEMAND"))
+                                               capacity_type="ON_DEMAND",
+                                               tags=plans["prod"].config.resource_tags()))
     resources = plans["prod"].resources + fallback
     path = write_plan(tmp_path / "plan.json", "prod", resources)
     assert main(["policy", "check", "--resources", str(path)]) == 0
@@ -120,4 +124,4 @@ def test_plan_reports_a_clean_stack(capsys):
     assert main(["plan", "--stack", "prod"]) == 0
     out = capsys.readouterr().out
     assert "Resources by type:" in out and out.rstrip().endswith(
-        "Policies: no violations in stack 'prod' (28 policies).")
+        f"Policies: no violations in stack 'prod' ({len(ALL_RULES)} policies).")

@@ -83,7 +83,8 @@ def device_plugin(name: str = "nvidia-device-plugin", namespace: str = "kube-sys
 
 
 def gpu_node_group(name: str = "gpu-spot", *, instance_types: list[str] | None = None,
-                   capacity_type: str | None = "SPOT", max_size: int = 2, launch_template=None):
+                   capacity_type: str | None = "SPOT", max_size: int = 2, launch_template=None,
+                   tags: dict[str, str] | None = None):
     return aws.eks.NodeGroup(
         name, cluster_name="llmops-dev", node_role_arn="arn:aws:iam::123456789012:role/gpu-nodes",
         subnet_ids=["subnet-1", "subnet-2"],
@@ -91,4 +92,4 @@ def gpu_node_group(name: str = "gpu-spot", *, instance_types: list[str] | None =
         capacity_type=capacity_type,
         scaling_config={"min_size": 0, "max_size": max_size, "desired_size": 0},
         taints=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}],
-        launch_template=launch_template)
+        launch_template=launch_template, tags=tags)

@@ -1,0 +1,213 @@
+"""Isolation policies (PSA labels, workloads at their namespace's level, default-deny for
+serving namespaces, no secrets in ConfigMaps) and the tag rule's taggability, each on a
+compliant and a non-compliant variant built with the real SDKs."""
+
+from __future__ import annotations
+
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pytest
+
+from components.network_policies import default_deny_ingress
+from components.pod_security import hardened_container, namespace_labels, runtime_default_pod
+from policies.tagging import takes_tags
+from tests.policies.helpers import messages, recorded, replace_inputs
+from tests.policies.workloads import tgi_container, tgi_deployment
+
+PSA = "k8s-namespace-pod-security-level"
+LEVEL = "k8s-workload-meets-namespace-pod-security"
+DENY = "k8s-serving-namespace-default-deny"
+CONFIG_MAP = "k8s-configmap-no-secrets"
+TAGS = "required-cost-tags"
+COST_TAGS = {"Environment": "dev", "Project": "llmops", "Owner": "ml", "CostCentre": "CC-1",
+             "ManagedBy": "pulumi"}
+
+
+def _namespace(name: str, labels: dict | None):
+    return k8s.core.v1.Namespace(name, metadata={"name": name, "labels": labels})
+
+
+def _gateway_like(namespace: str, security_context, pod_context=None, volumes=None):
+    labels = {"app": "web"}
+    return k8s.apps.v1.Deployment(f"web-{namespace}", metadata={"name": "web", "namespace": namespace}, spec={
+        "selector": {"match_labels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {
+            "security_context": pod_context, "volumes": volumes,
+            "containers": [{"name": "web", "image": "example/web:1.0.0", "security_context": security_context,
+                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"},
+                                          "limits": {"cpu": "1", "memory": "1Gi"}}}]}}})
+
+
+# -- namespace labels -------------------------------------------------------------------------
+
+def test_a_namespace_with_a_restricted_label_passes():
+    assert messages(PSA, recorded(lambda: _namespace("apps", namespace_labels("restricted")))) == []
+
+
+def test_a_namespace_without_a_pod_security_label_fails():
+    assert messages(PSA, recorded(lambda: _namespace("apps", {"team": "ml"}))) == [
+        "namespace has no pod-security.kubernetes.io/enforce label: pods are admitted at whatever "
+        "the cluster default is (privileged on EKS)"]
+
+
+def test_a_namespace_below_the_minimum_must_be_listed():
+    resources = recorded(lambda: (_namespace("apps", namespace_labels("baseline")),
+                                  _namespace("llm-serving", namespace_labels("baseline")),
+                                  _namespace("typo", {"pod-security.kubernetes.io/enforce": "strict"})))
+    assert messages(PSA, resources) == [
+        "enforces baseline, below the minimum restricted; list the namespace in allowedBelowMinimum "
+        "with the reason in docs/isolation.md",
+        "pod-security.kubernetes.io/enforce: 'strict' is not one of privileged, baseline, restricted"]
+
+
+# -- workloads at their namespace's level -------------------------------------------------------
+
+def test_a_hardened_container_meets_restricted():
+    resources = recorded(lambda: (_namespace("apps", namespace_labels("restricted")),
+                                  _gateway_like("apps", hardened_container(non_root_uid=10001))))
+    assert messages(LEVEL, resources) == []
+
+
+def test_a_root_container_is_below_restricted_but_meets_baseline():
+    root = hardened_container(non_root_uid=None, read_only_root=False)
+    resources = recorded(lambda: (_namespace("apps", namespace_labels("restricted")),
+                                  _namespace("serving", namespace_labels("baseline")),
+                                  _gateway_like("apps", root, runtime_default_pod()),
+                                  _gateway_like("serving", root, runtime_default_pod())))
+    assert messages(LEVEL, resources) == [
+        "container 'web' does not set runAsNonRoot: true, which namespace 'apps' (enforce: restricted) "
+        "rejects"]
+
+
+def test_a_default_security_context_lists_every_restricted_gap():
+    resources = recorded(lambda: (_namespace("apps", namespace_labels("restricted")),
+                                  _gateway_like("apps", None)))
+    assert messages(LEVEL, resources) == [
+        f"container 'web' {gap}, which namespace 'apps' (enforce: restricted) rejects" for gap in (
+            "does not set runAsNonRoot: true", "does not set allowPrivilegeEscalation: false",
+            "does not drop ALL capabilities", "has no RuntimeDefault/Localhost seccomp profile")]
+
+
+def test_host_access_is_below_baseline_and_allowed_in_a_privileged_namespace():
+    host = [{"name": "root", "host_path": {"path": "/"}}]
+    caps = {"capabilities": {"add": ["SYS_ADMIN"]}}
+    resources = recorded(lambda: (_namespace("serving", namespace_labels("baseline")),
+                                  _namespace("agents", namespace_labels("privileged")),
+                                  _gateway_like("serving", caps, volumes=host),
+                                  _gateway_like("agents", caps, volumes=host)))
+    assert messages(LEVEL, resources) == [
+        "mounts hostPath volume 'root', which namespace 'serving' (enforce: baseline) rejects",
+        "container 'web' adds capabilities SYS_ADMIN, which namespace 'serving' (enforce: baseline) rejects"]
+
+
+def test_namespaces_the_stack_does_not_create_are_not_judged():
+    resources = recorded(lambda: _gateway_like("kube-system", {"privileged": True}))
+    assert messages(LEVEL, resources) == []
+
+
+def test_the_shipped_tgi_pods_would_fail_restricted_only_for_running_as_root(plans):
+    """The honest cost of baseline for llm-serving: the only restricted gap is TGI's root user."""
+    plan = plans["prod"]
+    [serving] = [r for r in plan.of_type("kubernetes:core/v1:Namespace")
+                 if r.inputs["metadata"]["name"] == "llm-serving"]
+    restricted = replace_inputs(plan.resources, serving.type, serving.name, metadata={
+        "name": "llm-serving", "labels": namespace_labels("restricted")})
+    found = set(messages(LEVEL, restricted))
+    assert found == {"container 'tgi' does not set runAsNonRoot: true, which namespace 'llm-serving' "
+                     "(enforce: restricted) rejects"}
+
+
+# -- default deny in serving namespaces ----------------------------------------------------------
+
+def test_a_serving_namespace_with_a_default_deny_policy_passes():
+    deny = default_deny_ingress("serving")
+    resources = recorded(lambda: (tgi_deployment(), k8s.networking.v1.NetworkPolicy(
+        "deny", metadata=deny["metadata"], spec=deny["spec"])))
+    assert messages(DENY, resources) == []
+
+
+def test_a_serving_namespace_whose_policies_allow_everything_fails():
+    resources = recorded(lambda: (tgi_deployment(), k8s.networking.v1.NetworkPolicy(
+        "open", metadata={"name": "open", "namespace": "serving"},
+        spec={"pod_selector": {}, "ingress": [{}]}), k8s.networking.v1.NetworkPolicy(
+        "elsewhere", metadata={"name": "deny", "namespace": "other"},
+        spec={"pod_selector": {}, "policy_types": ["Ingress"]})))
+    assert messages(DENY, resources) == [
+        "serving namespace 'serving' has no default-deny ingress NetworkPolicy: any pod in the cluster "
+        "can reach the model servers"]
+
+
+def test_the_shipped_stacks_fail_without_their_serving_default_deny(plans):
+    plan = plans["dev"]
+    without = [r for r in plan.resources if not (
+        r.type.endswith("NetworkPolicy") and r.inputs["metadata"]["name"] == "default-deny-ingress"
+        and r.inputs["metadata"]["namespace"] == "llm-serving")]
+    assert len(without) == len(plan.resources) - 1
+    assert len(messages(DENY, without)) == 1 and messages(DENY, plan.resources) == []
+
+
+# -- ConfigMaps ----------------------------------------------------------------------------------
+
+def _config_map(data):
+    return k8s.core.v1.ConfigMap("cm", metadata={"name": "cm", "namespace": "apps"}, data=data)
+
+
+def test_plain_configuration_in_a_config_map_passes():
+    data = {"config.yaml": "models:\n  llama:\n    stable: http://tgi-llama:8080\n"
+            "auditLog: '-'\napiKeysFile: /etc/llm-gateway/keys.yaml\n", "dashboard.json": '{"title": "x"}'}
+    assert messages(CONFIG_MAP, recorded(lambda: _config_map(data))) == []
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    ({"password": "x"}, "data key 'password' names a secret"),
+    ({"HF_TOKEN": "x"}, "data key 'HF_TOKEN' names a secret"),
+    ({"env": "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP"}, "data key 'env' contains an AWS access key id"),
+    ({"tls.pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIE"}, "data key 'tls.pem' contains a PEM private key"),
+    ({"alerts.yaml": "url: https://hooks.slack.com/services/T0/B0/xyz"},
+     "data key 'alerts.yaml' contains a Slack webhook URL"),
+    ({"app.yaml": "db:\n  password: hunter2hunter2\n"},
+     "data key 'app.yaml' contains a password/token assignment"),
+])
+def test_secret_looking_config_map_data_fails(data, problem):
+    assert messages(CONFIG_MAP, recorded(lambda: _config_map(data))) == [problem]
+
+
+# -- taggability from the provider schema --------------------------------------------------------
+
+def test_taggability_comes_from_the_provider_schema():
+    assert takes_tags("aws:ec2/vpc:Vpc") is True
+    assert takes_tags("aws:cloudwatch/logGroup:LogGroup") is True
+    assert takes_tags("aws:iam/rolePolicyAttachment:RolePolicyAttachment") is False
+    assert takes_tags("aws:ec2/routeTableAssociation:RouteTableAssociation") is False
+    assert takes_tags("aws:example/notAType:NotAType") is None
+
+
+def test_a_taggable_resource_that_omits_tags_entirely_fails():
+    """The blind spot: a VPC with no `tags` input at all used to pass as "not taggable"."""
+    resources = recorded(lambda: aws.ec2.Vpc("bare", cidr_block="10.0.0.0/16"))
+    assert "tags" not in resources[0].inputs
+    assert messages(TAGS, resources) == [
+        "missing or empty cost-allocation tag(s): Environment, Project, Owner, CostCentre, ManagedBy"]
+
+
+def test_tagged_and_untaggable_resources_pass():
+    resources = recorded(lambda: (
+        aws.ec2.Vpc("tagged", cidr_block="10.0.0.0/16", tags=COST_TAGS),
+        aws.iam.RolePolicyAttachment("attach", role="r", policy_arn="arn:aws:iam::aws:policy/x")))
+    assert messages(TAGS, resources) == []
+
+
+def test_auto_scaling_group_tag_lists_count_as_tags():
+    tags = [{"key": k, "value": v, "propagate_at_launch": True} for k, v in COST_TAGS.items()]
+    resources = recorded(lambda: (
+        aws.autoscaling.Group("asg", max_size=1, min_size=0, availability_zones=["us-west-2a"], tags=tags),
+        aws.autoscaling.Group("bare-asg", max_size=1, min_size=0, availability_zones=["us-west-2a"])))
+    assert messages(TAGS, resources) == [
+        "missing or empty cost-allocation tag(s): Environment, Project, Owner, CostCentre, ManagedBy"]
+
+
+def test_the_tgi_deployment_builder_is_hardened_enough_for_baseline():
+    """Guard for tests/policies/workloads: its TGI is a baseline workload (root, no host access)."""
+    resources = recorded(lambda: (_namespace("serving", namespace_labels("baseline")),
+                                  tgi_deployment(container=tgi_container())))
+    assert messages(LEVEL, resources) == []

@@ -1,0 +1,82 @@
+"""The workflow users run is itself hardened: actions pinned to commit SHAs, no persisted
+checkout credentials, least permissions per job, no expression expanded inside a script;
+and zizmor (offline) finds nothing. zizmor is a dev dependency: the test fails without it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+#: Permissions a job may ask for, and why.
+ALLOWED_PERMISSIONS = {"contents": {"read"}, "id-token": {"write"},  # OIDC to AWS
+                       "pull-requests": {"write"}}                   # preview comments
+PIN = re.compile(r"^\s*-?\s*uses: (?P<action>[\w./-]+)@(?P<ref>\S+)(?P<comment>.*)$")
+
+
+def _zizmor() -> str:
+    found = shutil.which("zizmor") or str(Path(sys.executable).with_name("zizmor"))
+    assert Path(found).exists(), "zizmor is missing: install the dev extras (make setup)"
+    return found
+
+
+def test_zizmor_finds_nothing_offline():
+    result = subprocess.run([_zizmor(), "--offline", "--format", "json", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True, timeout=120)
+    findings = json.loads(result.stdout or "[]")
+    assert findings == [], [(f["ident"], f["desc"]) for f in findings]
+    assert result.returncode == 0, result.stderr
+
+
+def test_zizmor_would_catch_an_unpinned_action_and_persisted_credentials(tmp_path):
+    """The check can fail: the same workflow with one tag pin and default checkout."""
+    text = WORKFLOWS[0].read_text()
+    pinned_checkout = (r"actions/checkout@[0-9a-f]{40} # v[\d.]+\n"
+                       r"        with:\n          persist-credentials: false\n")
+    bad = re.sub(pinned_checkout, "actions/checkout@v4\n", text, count=1)
+    assert bad != text
+    (tmp_path / "bad.yml").write_text(bad)
+    result = subprocess.run([_zizmor(), "--offline", "--format", "json", str(tmp_path / "bad.yml")],
+                            capture_output=True, text=True, timeout=120)
+    idents = {f["ident"] for f in json.loads(result.stdout)}
+    assert {"unpinned-uses", "artipacked"} <= idents
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_release_in_a_comment():
+    for workflow in WORKFLOWS:
+        for line in workflow.read_text().splitlines():
+            match = PIN.match(line)
+            if match:
+                assert re.fullmatch(r"[0-9a-f]{40}", match["ref"]), line
+                assert re.fullmatch(r" # v\d+\.\d+\.\d+", match["comment"]), line
+
+
+def test_checkout_keeps_no_credentials_and_jobs_ask_for_least_permissions():
+    for workflow in WORKFLOWS:
+        document = yaml.safe_load(workflow.read_text())
+        assert document.get("permissions") == {}, "the workflow default grants nothing"
+        for name, job in document["jobs"].items():
+            permissions = job.get("permissions")
+            assert isinstance(permissions, dict) and permissions, f"{name} names its permissions"
+            for scope, level in permissions.items():
+                assert level in ALLOWED_PERMISSIONS.get(scope, set()), (name, scope, level)
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, name
+                # expressions in scripts are template injection; pass values through env
+                assert "${{" not in step.get("run", ""), (name, step.get("name"))
+
+
+def test_only_the_jobs_that_assume_an_aws_role_get_an_oidc_token():
+    for workflow in WORKFLOWS:
+        for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+            assumes = any(s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")
+                          for s in job["steps"])
+            assert ("id-token" in job["permissions"]) == assumes, name
