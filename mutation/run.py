@@ -206,6 +206,48 @@ def summarise(area: str, session: Path, seconds: float, tests: tuple[str, ...]) 
     return {"area": area, "killed": len(killed), "total": total, "score": score}
 
 
+def retest_survivors(area: str, label: str) -> dict:
+    """Run the survivors of `.mutation/<area>-<label>/` again, in a fresh copy of the work tree
+    with today's tests (mutants of modules that changed since are left as they were)."""
+    from cosmic_ray.mutating import mutate_and_test
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import MutationSpec, TestOutcome
+
+    where = WORK / f"{area}-{label}"
+    old_tree = where / "tree"
+    tree = scratch_copy(f"{area}-{label}-retest")
+    spec = AREAS[area]
+    tests = " ".join(spec.tests)
+    command = f"{sys.executable} {PYTEST} {tests}"
+    os.environ["PYTHONPATH"] = str(tree)
+    os.chdir(tree)
+    killed, still, stale = [], [], []
+    with use_db(str(where / "session.sqlite"), WorkDB.Mode.open) as db:
+        survivors = [(item, r) for item, r in db.completed_work_items
+                     if r.test_outcome == TestOutcome.SURVIVED]
+    for item, _ in survivors:
+        (m,) = item.mutations
+        relative = Path(m.module_path)  # cosmic-ray records it relative to the tree
+        if relative.is_absolute():
+            relative = relative.relative_to(old_tree)
+        if (old_tree / relative).read_text() != (tree / relative).read_text():
+            stale.append(f"{relative}:{m.start_pos[0]} {m.operator_name}")
+            continue
+        result = mutate_and_test([MutationSpec(relative, m.operator_name, m.occurrence,
+                                               m.start_pos, m.end_pos)],
+                                 command, spec.timeout)
+        line = f"{relative}:{m.start_pos[0]} {m.operator_name} #{m.occurrence}"
+        (killed if result.test_outcome == TestOutcome.KILLED else still).append((line, result.diff))
+    report = [f"retest of {len(survivors)} survivors of {area}-{label}: {len(killed)} killed now, "
+              f"{len(still)} still survive, {len(stale)} in modules changed since (not retested)"]
+    report += [f"KILLED NOW {line}" for line, _ in killed]
+    report += [f"SURVIVED {line}\n{diff}" for line, diff in still]
+    report += [f"CHANGED {line}" for line in stale]
+    (where / "retest.txt").write_text("\n".join(report) + "\n")
+    print(report[0], flush=True)
+    return {"killed": len(killed), "still": len(still), "stale": len(stale)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("areas", nargs="*", default=list(ALL), help=f"any of {', '.join(ALL)}")
@@ -217,7 +259,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="test every N-th mutant only (a quicker estimate)")
     parser.add_argument("--resume", action="store_true", help="continue a stopped run of the same "
                         "area and label (its pending mutants only; minutes so far are not counted)")
+    parser.add_argument("--retest", action="store_true", help="re-run the survivors of the area's "
+                        "run (with --label) against today's tests")
     args = parser.parse_args(argv)
+    if args.retest:
+        for area in args.areas:
+            retest_survivors(area, args.label)
+        return 0
     unknown = [a for a in args.areas if a not in ALL]
     if unknown:
         parser.error(f"unknown area(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
