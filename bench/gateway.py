@@ -1,12 +1,16 @@
 """Gateway overhead: the same load straight at a fast TGI fake and through the gateway.
 
 Runs the fake upstream and the gateway in their own processes, drives both from this one,
-and prints requests/s both ways, their ratio, and the latency the gateway adds at p50 and
-p99, for plain (/generate) and streaming (/generate_stream) requests.
+and prints requests/s both ways, their ratio, the latency the gateway adds at p50 and p99,
+and the gateway's CPU time per request (from /proc, so other load on the machine barely
+moves it), for plain (/generate) and streaming (/generate_stream) requests.
 
-    .venv/bin/python bench/gateway.py [--requests 2000] [--concurrency 32]
+    .venv/bin/python bench/gateway.py [--requests 2000] [--concurrency 32] [--baseline DIR]
 
-Ratios, not absolute numbers, are the point: this machine is shared and noisy.
+`--baseline DIR` runs a second gateway from another checkout (e.g. `git worktree add
+/tmp/base main`) in the same run, measured interleaved with this one, so a change is judged
+against its baseline under the same noise. Ratios, not absolute numbers, are the point:
+this machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import socket
 import statistics
 import sys
@@ -45,7 +50,8 @@ def run_upstream(port: int) -> None:
                 host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def run_gateway(config_path: str, port: int) -> None:
+def run_gateway(config_path: str, port: int, code_root: str) -> None:
+    sys.path.insert(0, code_root)  # this checkout, or the baseline's
     from aiohttp import web
 
     from serving.gateway.app import create_app
@@ -93,39 +99,69 @@ async def drive(url: str, path: str, total: int, concurrency: int) -> tuple[floa
     return total / elapsed, latencies
 
 
+async def alternate(targets: dict[str, str], path: str, rounds: int) -> dict[str, list[float]]:
+    """Latency of single requests, one to each target in turn, `rounds` times."""
+    headers = {"Authorization": f"Bearer {KEY}", "X-Model": "bench"}
+    body = {"inputs": "hello", "parameters": {"max_new_tokens": 8, "do_sample": True}}
+    latencies: dict[str, list[float]] = {name: [] for name in targets}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(rounds):
+            for name, url in targets.items():
+                started = time.perf_counter()
+                async with session.post(url + path, json=body, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                latencies[name].append(time.perf_counter() - started)
+    return latencies
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
-async def measure(direct: str, gateway: str, total: int, concurrency: int) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int, concurrency: int) -> None:
+    """`gateways`: name -> (url, pid); every number is taken interleaved with the others."""
     for label, path in (("plain", "/generate"), ("stream", "/generate_stream")):
-        for target in (direct, gateway):  # warm both connection pools
+        for target in (direct, *(url for url, _ in gateways.values())):  # warm the pools
             await drive(target, path, 50, 4)
-        # added latency: unloaded, one request at a time, interleaved to share the noise
-        direct_lat: list[float] = []
-        gateway_lat: list[float] = []
-        for _ in range(5):
-            direct_lat += (await drive(direct, path, total // 20, 1))[1]
-            gateway_lat += (await drive(gateway, path, total // 20, 1))[1]
+        # added latency: unloaded, one request at a time, alternating request by request
+        # between direct and each gateway so all of them see the same noise
+        latencies = await alternate({"direct": direct, **{n: u for n, (u, _) in gateways.items()}},
+                                    path, total // 4)
         direct_rps, _ = await drive(direct, path, total, concurrency)
-        gateway_rps, _ = await drive(gateway, path, total, concurrency)
-        added = {q: (percentile(gateway_lat, q) - percentile(direct_lat, q)) * 1000 for q in (50, 99)}
-        print(f"{label:6}  direct {direct_rps:7.0f} req/s  via gateway {gateway_rps:7.0f} req/s  "
-              f"ratio {gateway_rps / direct_rps:4.2f}  |  unloaded latency direct "
-              f"p50 {percentile(direct_lat, 50) * 1000:5.2f} ms, gateway p50 "
-              f"{percentile(gateway_lat, 50) * 1000:5.2f} ms  ->  added p50 {added[50]:5.2f} ms, "
-              f"p99 {added[99]:5.2f} ms")
+        direct_p50 = percentile(latencies["direct"], 50)
+        for name, (url, pid) in gateways.items():
+            cpu = cpu_seconds(pid)
+            rps, _ = await drive(url, path, total, concurrency)
+            cpu_us = (cpu_seconds(pid) - cpu) / total * 1e6
+            lat = latencies[name]
+            added = {q: (percentile(lat, q) - percentile(latencies["direct"], q)) * 1000 for q in (50, 99)}
+            print(f"{label:6} {name:9} direct {direct_rps:6.0f} req/s, via gateway {rps:6.0f} req/s, "
+                  f"ratio {rps / direct_rps:4.2f} | unloaded p50 direct {direct_p50 * 1000:5.2f} ms, "
+                  f"gateway {percentile(lat, 50) * 1000:5.2f} ms -> added p50 {added[50]:5.2f} ms, "
+                  f"p99 {added[99]:5.2f} ms | gateway CPU {cpu_us:4.0f} us/request")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--baseline", type=Path, help="another checkout to measure alongside")
     args = parser.parse_args()
 
     from serving.gateway.auth import hash_key
 
-    upstream_port, gateway_port = free_port(), free_port()
+    upstream_port = free_port()
+    roots = {"this": str(ROOT)}
+    if args.baseline:
+        roots["baseline"] = str(args.baseline.resolve())
+    ports = {name: free_port() for name in roots}
     config = {"models": {"bench": {"backends": {"stable": {"url": f"http://127.0.0.1:{upstream_port}"}}}},
               "keys": [{"id": "bench", "sha256": hash_key(KEY), "models": ["*"],
                         "requestsPerMinute": 10**9, "tokensPerMinute": 10**12}],
@@ -133,19 +169,23 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(config, handle)
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=run_upstream, args=(upstream_port,), daemon=True),
-                 context.Process(target=run_gateway, args=(handle.name, gateway_port), daemon=True)]
+    upstream = context.Process(target=run_upstream, args=(upstream_port,), daemon=True)
+    gateways = {name: context.Process(target=run_gateway, args=(handle.name, ports[name], root),
+                                      daemon=True) for name, root in roots.items()}
+    processes = [upstream, *gateways.values()]
     for process in processes:
         process.start()
     try:
-        direct, gateway = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{gateway_port}"
+        direct = f"http://127.0.0.1:{upstream_port}"
+        urls = {name: (f"http://127.0.0.1:{ports[name]}", gateways[name].pid) for name in roots}
 
         async def run() -> None:
             await wait_until_up(direct)
-            await wait_until_up(gateway)
+            for url, _ in urls.values():
+                await wait_until_up(url)
             print(f"gateway overhead, {args.requests} requests, concurrency {args.concurrency} "
-                  "(fake upstream, 8 tokens per reply)")
-            await measure(direct, gateway, args.requests, args.concurrency)
+                  f"(fake upstream, 8 tokens per reply; load average {os.getloadavg()[0]:.1f})")
+            await measure(direct, urls, args.requests, args.concurrency)
 
         asyncio.run(run())
     finally:

@@ -81,7 +81,7 @@ class CiRunnerArgs:
     bucket_arn: pulumi.Input[str]
     key_arn: pulumi.Input[str]
     registry_prefix: str
-    parameter_prefix: str              # /<project>/<env>/ (components.published_outputs)
+    parameter_prefix: str              # /<project>/<env>/workloads/ (stacks.outputs_schema)
     log_retention_days: int
     log_key_arn: pulumi.Input[str] | None = None  # KMS key for the build log group
 

@@ -142,6 +142,7 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer_url = issuer
         self.node_role_arn = node_role.arn
+        self.node_role_name = node_role.name
         self.secrets_key_arn = secrets_key.arn
         #: what node groups must be created after: the pod network's add-ons
         self.network_addons = network_addons

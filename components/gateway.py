@@ -4,6 +4,7 @@ Load Balancer Controller (installed here, pinned, with its own IRSA role)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pulumi
@@ -26,6 +27,7 @@ PRE_STOP_SECONDS = 15
 #: The controller adds a readiness gate to pods in namespaces with this label, so a rollout
 #: waits until the ALB reports the new pod healthy before the old one goes.
 READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
+CONFIG_CHECKSUM = "llmops.io/config-checksum"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,11 @@ class Gateway(pulumi.ComponentResource):
                 replicas=cfg.replicas.min,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    # the gateway reads its routing at start: a changed route (a canary added or
+                    # removed) rolls the pods, as a changed image would
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations={
+                        CONFIG_CHECKSUM: pulumi.Output.from_input(args.routing_config).apply(
+                            lambda text: hashlib.sha256(text.encode()).hexdigest())}),
                     spec=k8s.core.v1.PodSpecArgs(
                         automount_service_account_token=False,
                         termination_grace_period_seconds=PRE_STOP_SECONDS + STREAM_SECONDS + 15,

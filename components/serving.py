@@ -26,6 +26,7 @@ class ModelServingArgs:
     pools: list[GpuPool]
     access: RegistryAccess
     reader_role_arns: pulumi.Input[dict[str, str]]  # model -> IRSA role (platform stack)
+    tgi_image: pulumi.Input[str]  # serving.tgiImage, through the regional mirror when there is one
 
 
 def smallest_node(pools: list[GpuPool], shape: str) -> GpuPool:
@@ -46,6 +47,7 @@ class ModelServing(pulumi.ComponentResource):
         keda_ns = k8s.core.v1.Namespace(f"{name}-keda-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
             name=KEDA_NAMESPACE, labels=namespace_labels(KEDA_LEVEL)), opts=child)
         #: what must exist before anything is applied into these namespaces (network policies)
+        self.namespace = serving_ns
         self.namespaces = [serving_ns, keda_ns]
         k8s.helm.v3.Release(
             f"{name}-keda", name="keda", namespace=KEDA_NAMESPACE, chart="keda",
@@ -72,7 +74,8 @@ class ModelServing(pulumi.ComponentResource):
             service = TgiService(model.name, TgiServiceArgs(
                 model=model, node=smallest_node(args.pools, model.gpu_shape), serving=args.serving,
                 versions=versions, access=args.access,
-                reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m])), opts=child)
+                reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m]),
+                image=args.tgi_image), opts=child)
             self.routes[model.name] = pulumi.Output.all(
                 stable=service.url, canary=service.canary_url or "").apply(
                 lambda r, w=service.canary_weight: {"stable": r["stable"],

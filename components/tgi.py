@@ -16,14 +16,14 @@ from components.tgi_render import (
     HTTP_PORT,
     METRICS_PORT,
     TERMINATION_GRACE_S,
-    await_budget_seconds,
     launcher_args,
     pod_resources,
     shm_size_gib,
-    startup_budget_seconds,
+    start_budgets,
     weights_cache_gib,
 )
 from components.workload_roles import model_reader_account
+from serving.registry.cache import cache_files_path
 from stacks.config.gpu import GpuPool
 from stacks.config.serving import ModelConfig, ServingConfig
 
@@ -57,6 +57,7 @@ class TgiServiceArgs:
     versions: dict[str, pulumi.Output[ResolvedVersion]]  # track -> resolved registry version
     access: RegistryAccess
     reader_role_arn: pulumi.Input[str]  # IRSA role from the platform stack (WorkloadRoles)
+    image: pulumi.Input[str]            # TGI's image, through the regional mirror when there is one
 
 
 def deployment_name(model: str, track: str) -> str:
@@ -111,29 +112,33 @@ class TgiService(pulumi.ComponentResource):
                     args: TgiServiceArgs, child) -> k8s.apps.v1.Deployment:
         model, ns = args.model, args.serving.namespace
         labels = self._labels(track)
-        local = f"{WEIGHTS_DIR}/{model.name}"
+        # the verified copy TGI reads: <cache>/entries/<model>/<version>/<revision>/files
+        local = version.apply(lambda v: cache_files_path(WEIGHTS_DIR, model.name, v.version, v.revision))
         probe = lambda **kw: k8s.core.v1.ProbeArgs(  # noqa: E731
             http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"), **kw)
-        budget = startup_budget_seconds(model)
+        budgets = start_budgets(model, args.node.smallest)
         access = args.access
+        # line-rate, resumable, checksum-verified fetch into the pod's cache directory (on the
+        # NVMe RAID0 where kubelet's root lives); a restarted container finds it complete
         fetch = k8s.core.v1.ContainerArgs(
             name="fetch-weights", image=access.weights_image,
             command=["llmops", "registry", "--bucket", access.bucket, "--prefix", access.registry_prefix,
-                     "download", model.name, local, "--version", version.version, "--no-progress"],
+                     "fetch", model.name, "--cache-dir", WEIGHTS_DIR, "--version", version.version,
+                     "--revision", version.revision, "--no-progress"],
             env=[k8s.core.v1.EnvVarArgs(name="AWS_REGION", value=args.access.region)],
-            resources={"requests": {"cpu": "2", "memory": "2Gi"},
-                       "limits": {"cpu": "4", "memory": "4Gi"}},
+            resources=budgets.fetch_resources,
             security_context=hardened_container(non_root_uid=FETCH_UID),
             volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_DIR)])
         tgi = k8s.core.v1.ContainerArgs(
-            name="tgi", image=args.serving.tgi_image,
-            args=launcher_args(model, local),
+            name="tgi", image=args.image,
+            args=local.apply(lambda path: launcher_args(model, path)),
             env=[k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
                  k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf")],
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT),
                    k8s.core.v1.ContainerPortArgs(name="metrics", container_port=METRICS_PORT)],
             resources=pod_resources(model, args.node.smallest),
-            startup_probe=probe(period_seconds=10, failure_threshold=budget // 10, timeout_seconds=5),
+            startup_probe=probe(period_seconds=10, failure_threshold=budgets.startup_probe_s // 10,
+                                timeout_seconds=5),
             readiness_probe=probe(period_seconds=10, failure_threshold=3, timeout_seconds=5),
             liveness_probe=probe(period_seconds=30, failure_threshold=6, timeout_seconds=10),
             # TGI's image runs as root (its Dockerfile sets no USER; the interpreter lives under
@@ -191,8 +196,8 @@ class TgiService(pulumi.ComponentResource):
             # rollout as long as a cold start can take (node, image, weights, load), not 10 min.
             opts=pulumi.ResourceOptions(
                 parent=self, ignore_changes=["spec.replicas"],
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{await_budget_seconds(model)}s",
-                                                      update=f"{await_budget_seconds(model)}s")))
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{budgets.await_s}s",
+                                                      update=f"{budgets.await_s}s")))
 
     def _service(self, name, service_name, track_selector, ns, child, suffix=None) -> None:
         selector = {"app.kubernetes.io/name": "tgi", MODEL_LABEL: self._model.name, **track_selector}

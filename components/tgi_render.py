@@ -4,7 +4,9 @@ No Pulumi here, so each rule has a fast unit test."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+from components import cold_start
 from components.gpu_instances import GpuInstance
 from stacks.config.serving import ModelConfig
 
@@ -55,27 +57,33 @@ def shm_size_gib(model: ModelConfig) -> int:
     return max(1, model.shards)
 
 
-def startup_budget_seconds(model: ModelConfig) -> int:
-    """Time for TGI to load weights from local disk into GPUs and warm up: 10 minutes, plus
-    20 s per GiB of weights (a 70B model at bf16 gets ~55 minutes)."""
-    return 600 + math.ceil(model.weights_gib * 20)
-
-
+#: TGI's first start may compile kernels and build CUDA graphs: never give it less than this.
+STARTUP_FLOOR_S = 600
 #: cluster-autoscaler's --max-node-provision-time (components/cluster_autoscaling.py): the
-#: longest a pending pod waits for a new GPU node before the autoscaler gives up on a group.
+#: longest a pending pod waits for a new GPU node before the autoscaler tries another group
+#: (spot gone -> on-demand).
 NODE_PROVISION_S = 20 * 60
-#: Pulling TGI's ~10 GB image onto a new node through NAT (~50 MB/s observed for ghcr.io).
-IMAGE_PULL_S = 240
-#: Weights from S3 to local NVMe through the init container, conservatively per GiB.
-WEIGHTS_FETCH_S_PER_GIB = 10
 
 
-def await_budget_seconds(model: ModelConfig) -> int:
-    """How long the engine waits for a TGI rollout: a new node, the image, the weights and
-    the startup probe's budget. pulumi-kubernetes' default (10 minutes) is shorter than the
-    startup probe alone, so a healthy first rollout would be reported as failed."""
-    fetch = math.ceil(model.weights_gib * WEIGHTS_FETCH_S_PER_GIB)
-    return NODE_PROVISION_S + IMAGE_PULL_S + fetch + startup_budget_seconds(model)
+@dataclass(frozen=True)
+class StartBudgets:
+    """What a model's pods and the engine allow for a start, from the cold-start model."""
+
+    startup_probe_s: int     # the TGI container's startupProbe (after the init container)
+    await_s: int             # the engine's wait for a rollout (customTimeouts)
+    fetch_resources: dict[str, dict[str, str]]  # the weights init container's CPU and memory
+
+
+def start_budgets(model: ModelConfig, instance: GpuInstance) -> StartBudgets:
+    """Budgets from components/cold_start.py for `model` on `instance` (the smallest node of
+    its shape). The engine waits for a new node (up to the autoscaler's provisioning limit),
+    then a fresh node's whole start with margin, and never less than the probe itself."""
+    start = cold_start.estimate(model, cold_start.facts_for(instance))
+    probe = cold_start.startup_probe_budget_s(start, floor_s=STARTUP_FLOOR_S)
+    return StartBudgets(
+        startup_probe_s=probe,
+        await_s=NODE_PROVISION_S + max(cold_start.await_budget_s(start), probe),
+        fetch_resources=cold_start.fetch_container_resources(instance))
 
 
 def weights_cache_gib(model: ModelConfig) -> int:

@@ -13,7 +13,9 @@ from stacks.config import ConfigError
 
 #: Subcommand modules, in the order `llmops --help` lists them.
 COMMANDS = ("llmops.commands.plan", "llmops.commands.policy", "llmops.commands.registry",
-            "llmops.commands.gateway")
+            "llmops.commands.gateway",
+            "llmops.commands.canary",
+            "llmops.commands.evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,23 +13,27 @@ import hashlib
 import json
 
 from stacks.config import PlatformConfig
+from stacks.outputs_schema import WORKLOADS
 
 PLATFORM_PROJECT, WORKLOADS_PROJECT = "llmops", "llmops-workloads"
 
 #: Platform outputs the workloads stack reads (all of them are also for applications).
 PLATFORM_OUTPUTS = (
     "clusterName", "clusterEndpoint", "kubeconfig", "vpcId", "modelBucket", "registryPrefix",
-    "platformRepositoryUrl", "workloadRoleArns", "configDigest",
+    "platformRepositoryUrl", "workloadRoleArns", "imageMirrors", "configDigest",
+    "appReadPolicyArn",
 )
 #: Config sections that shape what the platform creates (and what the workloads rely on).
-PLATFORM_SECTIONS = ("region", "network", "cluster", "gpu_pools", "storage", "ci")
+PLATFORM_SECTIONS = ("region", "network", "cluster", "gpu_pools", "storage", "ci", "images")
 
 
 def config_digest(cfg: PlatformConfig) -> str:
     """A short hash of what the platform was built from, plus the served model names (each
-    has an IRSA role in the platform)."""
+    has an IRSA role in the platform) and the workloads' SSM mirror (the platform's read
+    policy names those parameters)."""
     data = cfg.model_dump(mode="json", by_alias=True, include=set(PLATFORM_SECTIONS))
     data["models"] = sorted(m.name for m in cfg.models)
+    data["workloadsParameters"] = sorted(o.name for o in WORKLOADS.mirrored())
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

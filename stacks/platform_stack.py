@@ -14,17 +14,21 @@ from components.ci_runner import CiRunner, CiRunnerArgs, build_log_group_name
 from components.cluster import Cluster, ClusterArgs, control_plane_log_group_name
 from components.container_logs import ContainerLogs, ContainerLogsArgs, container_log_group_names
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
+from components.image_cache import ImageCache
 from components.log_encryption import LogEncryptionKey, LogEncryptionKeyArgs
 from components.network import Network, NetworkArgs, flow_log_group_name
-from components.published_outputs import PublishedOutputs, parameter_prefix
+from components.published_outputs import (
+    OutputsReadPolicy,
+    OutputsReadPolicyArgs,
+    PublishedOutputs,
+    PublishedOutputsArgs,
+)
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
 from components.workload_roles import WorkloadRoles, WorkloadRolesArgs
 from stacks.config import PlatformConfig, load_from_runtime
 from stacks.contract import config_digest
-
-#: Platform outputs mirrored to SSM for non-Pulumi consumers (never secrets).
-PUBLISHED_OUTPUTS = ("clusterName", "vpcId", "modelBucket", "registryPrefix")
+from stacks.outputs_schema import PLATFORM, SCHEMAS, VERSION_OUTPUT, parameter_name
 
 
 def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
@@ -61,6 +65,8 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         pools=cfg.gpu_pools, cluster_name=cfg.cluster_name, cluster=cluster.name,
         node_role_arn=cluster.node_role_arn, subnet_ids=network.private_subnet_ids,
         resource_tags=cfg.resource_tags(), after=cluster.network_addons))
+    images = ImageCache("images", credential_arn=cfg.images.ghcr_credential_arn, region=cfg.region,
+                        account_id=identity.account_id, node_role_name=cluster.node_role_name)
     storage = ModelStorage("storage", ModelStorageArgs(
         config=cfg.storage, name_prefix=cfg.cluster_name, account_id=identity.account_id,
         region=cfg.region))
@@ -76,7 +82,8 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         region=cfg.region, account_id=identity.account_id, vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids, bucket_arn=storage.bucket_arn,
         key_arn=storage.key_arn, registry_prefix=cfg.storage.registry_prefix,
-        parameter_prefix=parameter_prefix(cfg.project, cfg.environment),
+        # the runner publishes the workloads' mirror only, never the platform's
+        parameter_prefix=parameter_name(cfg.project, cfg.environment, "workloads", ""),
         log_retention_days=cfg.cluster.log_retention_days, log_key_arn=log_key.arn))
 
     outputs: dict[str, pulumi.Input] = {
@@ -89,14 +96,22 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "registryPrefix": cfg.storage.registry_prefix,
         "registryPublisherPolicyArn": storage.registry_publisher_policy_arn,
         "platformRepositoryUrl": storage.gateway_repository_url,
-        "workloadRoleArns": roles.arns,
+        "workloadRoleArns": roles.arns, "imageMirrors": images.mirrors,
         "ciRunnerRoleArn": runner.role_arn, "ciRunsOn": runner.runs_on,
         "configDigest": config_digest(cfg),
+        VERSION_OUTPUT: PLATFORM.version,
+        # the platform owns the read policy of both stacks' mirrors, so the in-VPC runner
+        # needs no IAM write access
+        "appReadPolicyArn": OutputsReadPolicy("outputs-read", OutputsReadPolicyArgs(
+            schemas=tuple(SCHEMAS.values()), project=cfg.project, environment=cfg.environment,
+            region=cfg.region, account_id=identity.account_id, key_arn=storage.key_arn,
+            policy_name=f"{cfg.cluster_name}-outputs-read")).arn,
     }
     for key, value in outputs.items():
         pulumi.export(key, value)
-    PublishedOutputs("published", cfg.project, cfg.environment,
-                     {key: outputs[key] for key in PUBLISHED_OUTPUTS})
+    PublishedOutputs("published", PublishedOutputsArgs(
+        schema=PLATFORM, project=cfg.project, environment=cfg.environment, values=outputs,
+        key_arn=storage.key_arn))
     return outputs
 
 

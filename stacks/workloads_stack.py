@@ -18,9 +18,11 @@ from components.gateway import PORT as GATEWAY_PORT
 from components.gateway import Gateway, GatewayArgs
 from components.gateway_routes import routing_document
 from components.gpu_instances import gpu_instances
+from components.image_cache import mirrored
+from components.image_prepull import ImagePrepull
 from components.monitoring import NODE_AGENTS_NAMESPACE, Monitoring, MonitoringArgs
 from components.network_policies import Namespaces, NetworkIsolation, NetworkIsolationArgs, address_ranges
-from components.published_outputs import PublishedOutputs
+from components.published_outputs import PublishedOutputs, PublishedOutputsArgs
 from components.serving import KEDA_NAMESPACE, ModelServing, ModelServingArgs
 from components.storage_class import EncryptedGp3
 from components.tagging import register_default_tags
@@ -28,9 +30,7 @@ from components.tgi import RegistryAccess
 from stacks.config import ConfigError, PlatformConfig, load_workloads_config
 from stacks.config.monitoring import read_monitoring_secrets
 from stacks.contract import config_digest, platform_stack_name
-
-#: Workloads outputs mirrored to SSM (beside the platform's, under the same prefix).
-PUBLISHED_OUTPUTS = ("gatewayUrl", "modelRoutes", "modelVersions")
+from stacks.outputs_schema import VERSION_OUTPUT, WORKLOADS
 
 
 def check_platform_digest(deployed: str | None, expected: str, platform_stack: str) -> str:
@@ -63,6 +63,8 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     in_cluster = pulumi.ResourceOptions(provider=provider)
 
     storage_class = EncryptedGp3("gp3", opts=in_cluster)
+    tgi_image = platform.require_output("imageMirrors").apply(
+        lambda mirrors: mirrored(cfg.serving.tgi_image, mirrors or {}))
     ClusterAutoscaling("scaling", ClusterAutoscalingArgs(
         cluster_name=cfg.cluster_name, region=cfg.region, role_arn=roles["autoscaler"],
         pools=cfg.gpu_pools, autoscaler=cfg.cluster.cluster_autoscaler,
@@ -74,7 +76,10 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
             registry_prefix=cfg.storage.registry_prefix, region=cfg.region,
             weights_image=platform.require_output("platformRepositoryUrl").apply(
                 lambda url: f"{url}:{cfg.serving.weights_image_tag}")),
-        reader_role_arns=roles["models"]), opts=in_cluster)
+        reader_role_arns=roles["models"], tgi_image=tgi_image), opts=in_cluster)
+    if cfg.images.prepull and cfg.models:
+        ImagePrepull("prepull", namespace=cfg.serving.namespace, images=[tgi_image],
+                     opts=pulumi.ResourceOptions(provider=provider, depends_on=[serving.namespace]))
     gateway = Gateway("gateway", GatewayArgs(
         config=cfg.gateway, cluster_name=cfg.cluster_name, region=cfg.region,
         vpc_id=platform.require_output("vpcId"),
@@ -104,13 +109,18 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "gatewayUrl": gateway.url, "grafanaUrl": monitoring.grafana_url,
         "prometheusUrl": monitoring.prometheus_url,
         "modelRoutes": serving.routes, "modelVersions": serving.versions,
+        "models": [m.name for m in cfg.models],
+        # re-exported so an application stack reads one stack (stacks/outputs_schema.py)
+        "kubeconfig": platform.require_output("kubeconfig"),
+        "appReadPolicyArn": platform.require_output("appReadPolicyArn"),
+        VERSION_OUTPUT: WORKLOADS.version,
     }
     for key, value in outputs.items():
         pulumi.export(key, value)
     # the region comes from the environment file, not from this stack's own aws:region
-    PublishedOutputs("published", cfg.project, cfg.environment,
-                     {key: outputs[key] for key in PUBLISHED_OUTPUTS},
-                     opts=pulumi.ResourceOptions(provider=aws.Provider("aws", region=cfg.region)))
+    PublishedOutputs("published", PublishedOutputsArgs(
+        schema=WORKLOADS, project=cfg.project, environment=cfg.environment, values=outputs),
+        opts=pulumi.ResourceOptions(provider=aws.Provider("aws", region=cfg.region)))
     return outputs
 
 

@@ -119,11 +119,21 @@ def test_a_scaler_that_waits_behind_the_model_rollout_is_found(plans):
     assert finding.resource == scaler.name and "qwen-2-5-32b-stable" in finding.message
 
 
+def test_the_image_prepull_daemonset_neither_waits_nor_is_waited_for(plans):
+    plan = plans["prod"]
+    prepull = plan.one("kubernetes:apps/v1:DaemonSet", "prepull")
+    assert deploy_checks.await_seconds(prepull) is None
+    deployment = plan.one("kubernetes:apps/v1:Deployment", "llama-3-8b-stable")
+    behind = _replace(plan, "prepull", dependencies=(deployment.urn,))
+    [finding] = _rules(behind)["exist-only-does-not-wait"]
+    assert finding.resource == "prepull"
+
+
 def test_a_runner_that_times_out_before_the_longest_rollout_is_found():
-    plan = run_plan("prod", overrides={"llmops:ci.runner.buildTimeoutMinutes": 30})
+    plan = run_plan("prod", overrides={"llmops:ci.runner.buildTimeoutMinutes": 20})
     [finding] = _rules(plan)["runner-outlasts-awaits"]
     assert finding.stack == "platform"
-    assert "build timeout 30 min is shorter than" in finding.message
+    assert "build timeout 20 min is shorter than" in finding.message
 
 
 def test_reserved_tag_keys_in_the_controller_values_are_found(plans):
@@ -149,6 +159,21 @@ def test_a_model_pinned_to_one_capacity_type_is_found_where_fallback_is_declared
     assert finding.message.startswith("can only run on spot GPU nodes")
     # without a declared fallback (dev: spot only) the same placement is fine
     assert "fallback-is-schedulable" not in _rules(plans["dev"])
+
+
+def test_a_chart_version_never_released_is_found(plans):
+    plan = plans["prod"]
+    release = plan.one("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack")
+    unreleased = _replace(plan, release.name, inputs={**release.inputs, "version": "81.4.5"})
+    [finding] = _rules(unreleased)["chart-pin-verified"]
+    assert finding.message.startswith(
+        "chart kube-prometheus-stack 81.4.5 is not a verified release (verified: 81.4.3)")
+
+
+def test_every_verified_pin_names_its_upstream_source():
+    for chart, versions in deploy_checks.verified_charts().items():
+        for version, facts in versions.items():
+            assert "/" in facts["repo"] and "commit" in facts["source"], (chart, version)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("20m", 1200), ("1h30m", 5400)])

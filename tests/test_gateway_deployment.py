@@ -100,3 +100,20 @@ def test_load_balancer_controller_starts_and_does_not_gate_every_service(plans):
     assert values["defaultTags"]["CostCentre"] == "CC-4410-prod"
     assert values["enableServiceMutatorWebhook"] is False
     assert values["region"] == "us-east-1" and values["vpcId"].startswith("vpc-")
+
+
+def test_a_routing_change_rolls_the_gateway_pods(plans):
+    """The gateway reads its routing at start: removing a canary must restart it."""
+    import hashlib
+
+    def checksum(plan):
+        deployment = _inputs(plan, "kubernetes:apps/v1:Deployment", "gateway-deployment")
+        return deployment["spec"]["template"]["metadata"]["annotations"]["llmops.io/config-checksum"]
+
+    from llmops.offline.plan import run_plan
+    from llmops.offline.stackfile import DELETE
+
+    routing = _inputs(plans["prod"], "kubernetes:core/v1:ConfigMap", "gateway-config")["data"]["config.yaml"]
+    assert checksum(plans["prod"]) == hashlib.sha256(routing.encode()).hexdigest()
+    without_canary = run_plan("prod", overrides={"llmops:models.0.canary": DELETE})
+    assert checksum(without_canary) != checksum(plans["prod"])

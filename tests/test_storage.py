@@ -98,13 +98,3 @@ def test_applications_get_bucket_key_and_registry_outputs(plans):
     assert outputs["modelBucket"].startswith("storage-models-")
     assert outputs["registryPrefix"] == "registry/"
     assert outputs["platformRepositoryUrl"].endswith(".amazonaws.com/llmops-prod/llm-gateway")
-
-
-def test_outputs_are_published_to_ssm_for_non_pulumi_consumers(plans):
-    plan = plans["prod"]
-    parameters = {p.inputs["name"]: p.inputs["value"] for p in plan.of_type("aws:ssm/parameter:Parameter")}
-    assert parameters["/llmops/prod/clusterName"] == "llmops-prod"
-    assert parameters["/llmops/prod/modelBucket"] == plan.outputs["modelBucket"]
-    versions = json.loads(parameters["/llmops/prod/modelVersions"])
-    assert versions["llama-3-8b"]["stable"]["version"] == "2025-10-01"
-    assert not any("kubeconfig" in name for name in parameters)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from components.tgi_render import launcher_args, startup_budget_seconds
+from components.gpu_instances import gpu_instances
+from components.tgi_render import NODE_PROVISION_S, launcher_args, start_budgets
 from llmops.offline.manifests import manifests, write_manifests
 from llmops.offline.plan import run_plan
 from stacks.config import ConfigError
@@ -60,7 +61,9 @@ def test_tgi_runs_with_the_exact_launcher_flags_from_config(plans):
     tgi = _pod(_deployment(plans["prod"], "tgi-qwen-2-5-32b"))["containers"][0]
     args = tgi["args"]
     assert tgi["image"] == "ghcr.io/huggingface/text-generation-inference:3.3.4"
-    assert _flag(args, "--model-id") == "/data/models/qwen-2-5-32b"
+    # the verified copy in the weights cache: model / version / revision
+    assert _flag(args, "--model-id") == (
+        "/data/models/entries/qwen-2-5-32b/2025-09-20/5ede1c97bbab6ce5cda5812749b4c0bdf79b18dd/files")
     assert _flag(args, "--num-shard") == "4"
     assert _flag(args, "--quantize") == "awq" and "--dtype" not in args
     assert _flag(args, "--max-input-tokens") == "8192"
@@ -100,17 +103,24 @@ def test_probes_give_slow_loading_models_minutes_not_seconds(plans):
     assert _pod(deployment)["terminationGracePeriodSeconds"] >= 90
 
 
-def test_startup_budget_grows_with_model_size():
+def test_start_budgets_grow_with_model_size_and_cover_a_new_node():
     from stacks.config.serving import ModelConfig
 
-    def model(params):
+    def model(params, shards=1):
         return ModelConfig.model_validate({
             "name": "mm", "registry": {"stage": "production"}, "gpuShape": "24gib-x1",
-            "paramsBillion": params,
+            "paramsBillion": params, "shards": shards,
             "maxInputTokens": 1, "maxTotalTokens": 2, "maxBatchPrefillTokens": 1,
             "replicas": {"min": 1, "max": 1}})
-    assert startup_budget_seconds(model(8)) < startup_budget_seconds(model(70))
-    assert startup_budget_seconds(model(70)) > 3000
+    node = gpu_instances()["g5.48xlarge"]
+    small, large = start_budgets(model(8), node), start_budgets(model(400), node)
+    assert small.startup_probe_s == 600  # TGI's first start never gets less than 10 minutes
+    assert large.startup_probe_s > small.startup_probe_s
+    assert large.await_s > small.await_s
+    # sharding loads in parallel: the probe budget shrinks with more GPUs
+    assert start_budgets(model(400, shards=8), node).startup_probe_s < large.startup_probe_s
+    for budgets in (small, large):
+        assert budgets.await_s >= NODE_PROVISION_S + budgets.startup_probe_s
 
 
 def test_weights_come_from_the_registry_into_node_local_disk_with_checksums(plans):
@@ -119,15 +129,19 @@ def test_weights_come_from_the_registry_into_node_local_disk_with_checksums(plan
     assert fetch["image"].endswith("/llmops-prod/llm-gateway:0.1.0")
     assert fetch["command"][:2] == ["llmops", "registry"]
     command = fetch["command"]
-    assert command[command.index("download"):] == [
-        "download", "llama-3-8b", "/data/models/llama-3-8b", "--version", "2025-10-01", "--no-progress"]
+    revision = "8afb486c1db24fe5011ec46dfbe5b5dccdb575c2"
+    assert command[command.index("fetch"):] == [
+        "fetch", "llama-3-8b", "--cache-dir", "/data/models", "--version", "2025-10-01",
+        "--revision", revision, "--no-progress"]
     # the command exists and parses as written
     from llmops.cli import build_parser
     parsed = build_parser().parse_args(
         [c if isinstance(c, str) else "bucket" for c in command[1:]])
-    assert (parsed.name, str(parsed.dest), parsed.version) == (
-        "llama-3-8b", "/data/models/llama-3-8b", "2025-10-01")
+    assert (parsed.name, str(parsed.cache_dir), parsed.version, parsed.revision) == (
+        "llama-3-8b", "/data/models", "2025-10-01", revision)
     assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
+    # sized for a line-rate fetch on the node (components/cold_start.py), not a fixed 4 CPUs
+    assert fetch["resources"]["limits"] == {"cpu": "8", "memory": "2Gi"}  # g5.12xlarge: 48 vCPU
     weights = next(v for v in pod["volumes"] if v["name"] == "weights")
     assert "medium" not in weights["emptyDir"]  # disk, not RAM
     assert pod["serviceAccountName"] == "tgi-llama-3-8b"

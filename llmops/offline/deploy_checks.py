@@ -12,7 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
@@ -41,6 +45,7 @@ LBC_RESERVED_TAGS = frozenset({
 #: Kinds that only need to exist: they must not wait behind a workload's rollout.
 EXIST_ONLY_KINDS = frozenset({"ScaledObject", "PodMonitor", "ServiceMonitor", "PrometheusRule",
                               "PodDisruptionBudget", "Service", "HorizontalPodAutoscaler"})
+VERIFIED_PINS = Path(__file__).resolve().parents[2] / "components" / "data" / "verified_pins.yaml"
 GPU_TAINT_KEY = "nvidia.com/gpu"
 CAPACITY_LABEL = "llmops.io/capacity-type"
 
@@ -227,7 +232,7 @@ def exist_only_resources_do_not_wait(plan: Plan) -> Iterator[Finding]:
     long_waits = {r.urn: r for r in plan.of_type(DEPLOYMENT)
                   if (await_seconds(r) or 0) > DEFAULT_AWAIT_S}
     for resource in plan.resources:
-        if _kind(resource) not in EXIST_ONLY_KINDS:
+        if _kind(resource) not in EXIST_ONLY_KINDS and await_seconds(resource) is not None:
             continue
         for urn in _upstream(plan, resource) & set(long_waits):
             yield Finding("exist-only-does-not-wait", resource.stack, resource.name,
@@ -304,7 +309,27 @@ def fallback_is_schedulable(plan: Plan) -> Iterator[Finding]:
                           "shape, not a pool")
 
 
+@cache
+def verified_charts() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(VERIFIED_PINS.read_text())["charts"]
+
+
+def chart_pin_verified(plan: Plan) -> Iterator[Finding]:
+    """Every Helm release pins a chart version that was checked against its upstream
+    source (components/data/verified_pins.yaml); a never-released version fails the `up`."""
+    charts = verified_charts()
+    for release in plan.of_type(HELM_RELEASE):
+        chart, version = release.inputs.get("chart"), str(release.inputs.get("version"))
+        if version not in charts.get(chart, {}):
+            known = ", ".join(sorted(charts.get(chart, {}))) or "none"
+            yield Finding("chart-pin-verified", release.stack, release.name,
+                          f"chart {chart} {version} is not a verified release (verified: {known}); "
+                          "check the chart's repository and record it in "
+                          "components/data/verified_pins.yaml")
+
+
 RULES: tuple[Rule, ...] = (
+    chart_pin_verified,
     storage_class_exists, no_deploy_time_read_of_own_data, no_image_from_own_registry,
     await_covers_start, exist_only_resources_do_not_wait, runner_outlasts_awaits,
     controller_accepts_its_values, fallback_is_schedulable)

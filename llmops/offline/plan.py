@@ -47,6 +47,8 @@ class Plan:
     secret_outputs: tuple[str, ...] = ()
     #: each stack's own outputs ({"platform": {...}, "workloads": {...}})
     stack_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: each stack's secret output names ({"platform": ("kubeconfig",), ...})
+    stack_secret_outputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     invokes: list[RecordedInvoke] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
@@ -132,6 +134,7 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
                 outputs={**platform.outputs, **workloads.outputs},
                 secret_outputs=platform.secret_outputs + workloads.secret_outputs,
                 stack_outputs={label: r.outputs for label, r in recordings.items()},
+                stack_secret_outputs={label: r.secret_outputs for label, r in recordings.items()},
                 invokes=platform.invokes + workloads.invokes)
 
 

@@ -8,8 +8,8 @@ fallback to a secondary model when the primary is overloaded or its breaker is o
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -23,33 +23,23 @@ from serving.gateway.audit import AuditLog
 from serving.gateway.auth import KeyStore
 from serving.gateway.cache import ResponseCache, cache_key, is_deterministic
 from serving.gateway.config import ApiKey, GatewayConfig
+from serving.gateway.errors import Refusal, shown
 from serving.gateway.metrics import GatewayMetrics
-from serving.gateway.pii import StreamRedactor, redact
 from serving.gateway.ratelimit import RateLimiter
+from serving.gateway.redaction import StreamRedaction, redact_payload
+from serving.gateway.request import OPENAI_ROUTES, Checked, check_body, model_field, parse_json, read_body
 from serving.gateway.routing import BackendState, Router
+from serving.gateway.streaming import relay_stream
+from serving.gateway.upstream import TRANSPORT_ERRORS, Fault, fault_of, json_body, tgi_error
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                   "X-Accel-Buffering": "no"}
-OPENAI_ROUTES = ("/v1/chat/completions", "/v1/completions")
 #: TGI's response headers worth passing through (timings, token counts).
 PASS_HEADERS = ("x-compute-time", "x-total-time", "x-validation-time", "x-queue-time",
                 "x-inference-time", "x-time-per-token", "x-prompt-tokens", "x-generated-tokens",
                 "x-compute-type")
 APP_STATE = web.AppKey("gateway", object)
-
-
-class Refusal(Exception):
-    """A request the gateway answers itself, in TGI's error shape."""
-
-    def __init__(self, status: int, error: str, error_type: str, reason: str,
-                 headers: dict[str, str] | None = None):
-        super().__init__(error)
-        self.status, self.error, self.error_type, self.reason = status, error, error_type, reason
-        self.headers = headers or {}
-
-    def response(self) -> web.Response:
-        return web.json_response({"error": self.error, "error_type": self.error_type},
-                                 status=self.status, headers=self.headers)
+LOG = logging.getLogger("llmops.gateway")
 
 
 @dataclass
@@ -60,32 +50,72 @@ class Call:
     model: str
     key: ApiKey
     body: dict[str, Any]
+    checked: Checked
     stream: bool
     raw: bytes = b""
     cache_key: str | None = None
     tokens: int = 0
+    reserved: int = 0
     backend: str = "none"
+    answered_by: str = ""         # the model whose backend answered (the fallback's, if used)
+    responding: bool = False      # a streamed response has started: no other answer possible
     started: float = field(default_factory=time.perf_counter)
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class Overloaded(Exception):
+    """The backend answered 429: it is full, which is not a fault."""
+
+
+@dataclass
+class Attempts:
+    """What happened on the way through a model's backends (and its fallback's)."""
+
+    full: bool = False
+    open: bool = False
+    faults: list[Fault] = field(default_factory=list)
+
+    def refusal(self, model: str) -> Refusal:
+        if self.full:
+            return Refusal(429, f"model {model!r} is overloaded; retry later", "overloaded",
+                           "overloaded", {"Retry-After": "1"})
+        broken = [f for f in self.faults if f.kind == "broken"]
+        if broken:
+            return Refusal(502, f"the model server for {model!r} failed: {broken[-1].detail}",
+                           "unavailable", "upstream_error")
+        return Refusal(503, f"no healthy backend for model {model!r}", "unavailable",
+                       "circuit_open" if self.open and not self.faults else "upstream_error")
+
+
 class Gateway:
+    """One gateway process: the state its decisions share (keys, budgets, cache, breakers,
+    metrics) and the handlers that apply them in order: authenticate, read and check,
+    reserve, cache, route (with fallback), relay (with redaction), settle."""
+
     def __init__(self, config: GatewayConfig):
         self.config = config
         self.keys = KeyStore(config.keys)
         self.limiter = RateLimiter()
-        self.cache = ResponseCache(config.cache.max_entries, config.cache.ttl_s)
+        self.cache = ResponseCache(config.cache.max_entries, config.cache.ttl_s,
+                                   config.cache.max_bytes, config.cache.max_entry_bytes)
         self.router = Router(config.models, config.breaker, config.limits.max_inflight_per_backend,
                              seed=config.seed)
         self.metrics = GatewayMetrics()
         self.audit = AuditLog(config.audit_log)
         self.deny = [re.compile(p, re.IGNORECASE) for p in config.limits.deny_patterns]
         self.session: aiohttp.ClientSession | None = None
+        for backend in self.router.backends.values():  # read at scrape time: never stale
+            self.metrics.breaker_state.labels(backend.model, backend.track).set_function(
+                lambda breaker=backend.breaker: breaker.state)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self, _app: web.Application) -> None:
         limits = self.config.limits
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            skip_auto_headers=("User-Agent",),
             timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
                                           sock_read=limits.request_timeout_s))
 
@@ -96,28 +126,25 @@ class Gateway:
 
     # -- request parsing -------------------------------------------------------------------
     async def _parse(self, request: web.Request) -> Call:
-        limit = self.config.limits.max_body_bytes
-        if request.content_length and request.content_length > limit:
-            raise Refusal(413, f"request body is larger than {limit} bytes", "validation", "validation")
-        raw = await request.content.read(limit + 1)
-        if len(raw) > limit:
-            raise Refusal(413, f"request body is larger than {limit} bytes", "validation", "validation")
-        try:
-            body = json.loads(raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise Refusal(400, f"request body is not valid JSON: {exc}", "validation", "validation") from None
-        if not isinstance(body, dict):
-            raise Refusal(422, "request body must be a JSON object", "validation", "validation")
+        """Authenticate first (from headers alone), then read and check the body."""
+        key = self.keys.authenticate(request.headers.get("Authorization"))
+        if key is None:
+            self.audit.record(None, request.headers.get("X-Model", "")[:100] or None, request.path,
+                              False, "unauthenticated")
+            raise Refusal(401, "missing or invalid API key (Authorization: Bearer <key>)",
+                          "unauthorized", "unauthorized", close=not request.content.is_eof())
+        limits = self.config.limits
+        raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+        body = parse_json(raw)
         model = self._model_of(request, body)
-        key = self._authorize(request, model)
-        route = request.path
-        stream = (route == "/generate_stream") or bool(body.get("stream"))
-        call = Call(route=route, model=model, key=key, body=body, stream=stream, raw=raw)
-        self._check_input(call)
-        return call
+        self._authorize(key, model, request.path)
+        checked = check_body(request.path, body, model, self.config.models[model].max_new_tokens,
+                             self.deny)
+        return Call(route=request.path, model=model, key=key, body=body, checked=checked,
+                    stream=checked.stream, raw=raw)
 
     def _model_of(self, request: web.Request, body: dict[str, Any]) -> str:
-        model = request.headers.get("X-Model") or body.get("model")
+        model = request.headers.get("X-Model") or model_field(body)
         if model is None:
             model = self.config.default_model or (
                 next(iter(self.config.models)) if len(self.config.models) == 1 else None)
@@ -125,64 +152,31 @@ class Gateway:
             raise Refusal(422, "name a model with the X-Model header or a 'model' field; models: "
                           + ", ".join(self.config.models), "validation", "validation")
         if model not in self.config.models:
-            raise Refusal(404, f"unknown model {model!r}; models: {', '.join(self.config.models)}",
+            raise Refusal(404, f"unknown model {shown(model)}; models: {', '.join(self.config.models)}",
                           "validation", "validation")
         return model
 
-    def _authorize(self, request: web.Request, model: str) -> ApiKey:
-        key = self.keys.authenticate(request.headers.get("Authorization"))
-        if key is None:
-            self.audit.record(None, model, request.path, False, "unauthenticated")
-            raise Refusal(401, "missing or invalid API key (Authorization: Bearer <key>)",
-                          "unauthorized", "unauthorized")
+    def _authorize(self, key: ApiKey, model: str, action: str) -> None:
         if not self.keys.allows(key, model):
-            self.audit.record(key.id, model, request.path, False, "model not allowed")
+            self.audit.record(key.id, model, action, False, "model not allowed")
             raise Refusal(403, f"key {key.id!r} may not use model {model!r}", "unauthorized",
                           "unauthorized")
-        self.audit.record(key.id, model, request.path, True)
-        return key
-
-    def _check_input(self, call: Call) -> None:
-        body, cap = call.body, self.config.models[call.model].max_new_tokens
-        if call.route in OPENAI_ROUTES:
-            field_name = "messages" if call.route.endswith("chat/completions") else "prompt"
-            if not body.get(field_name):
-                raise Refusal(422, f"'{field_name}' is required", "validation", "validation")
-            texts = ([m.get("content") for m in body["messages"] if isinstance(m, dict)]
-                     if field_name == "messages" else [body["prompt"]])
-            requested = body.get("max_tokens")
-        else:
-            inputs = body.get("inputs")
-            if not isinstance(inputs, str) or not inputs:
-                raise Refusal(422, "'inputs' is required and must be a non-empty string",
-                              "validation", "validation")
-            parameters = body.get("parameters") or {}
-            if not isinstance(parameters, dict):
-                raise Refusal(422, "'parameters' must be an object", "validation", "validation")
-            texts, requested = [inputs], parameters.get("max_new_tokens")
-        if requested is not None and (not isinstance(requested, int) or requested < 1 or requested > cap):
-            raise Refusal(422, f"max_new_tokens must be an integer from 1 to {cap} for model "
-                          f"{call.model!r} (got {requested!r})", "validation", "validation")
-        for text in texts:
-            for pattern in self.deny:
-                if isinstance(text, str) and pattern.search(text):
-                    raise Refusal(422, "the prompt matches a denied pattern", "validation", "validation")
+        self.audit.record(key.id, model, action, True)
 
     def _cacheable(self, call: Call) -> str | None:
         if not self.config.cache.enabled:
             return None
-        if call.route in OPENAI_ROUTES:
-            params = {k: v for k, v in call.body.items() if k not in ("stream", "model")}
+        params = call.checked.parameters
+        if call.checked.openai:
             deterministic = params.get("seed") is not None or params.get("temperature") == 0
             inputs: Any = None
         else:
-            params = dict(call.body.get("parameters") or {})
             deterministic = is_deterministic(params)
             inputs = call.body["inputs"]
         if not deterministic:
             return None
         mode = "stream" if call.stream else "whole"
-        return cache_key(call.model, f"{call.route}:{mode}", inputs, params)
+        return cache_key(call.key.id, call.model, f"{call.route}:{mode}", inputs, params)
 
     # -- handlers --------------------------------------------------------------------------
     async def handle_inference(self, request: web.Request) -> web.StreamResponse:
@@ -192,171 +186,223 @@ class Gateway:
             call = await self._parse(request)
             model = call.model
             self._rate_limit(call)
-            self.metrics.active.labels(model).inc()
+            self.metrics.child(self.metrics.active, model).inc()
             try:
                 return await self._serve(request, call)
             finally:
-                self.metrics.active.labels(model).dec()
+                self.metrics.child(self.metrics.active, model).dec()
+                self.limiter.settle(call.key.id, call.reserved, call.tokens)
         except Refusal as refusal:
-            backend = call.backend if call else "none"
-            self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
-            self.metrics.requests.labels(model, backend, request.path, f"{refusal.status // 100}xx").inc()
-            return refusal.response()
+            return self._refused(request, call, model, refusal)
+        except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
+            if call is not None and call.responding:
+                raise
+            LOG.exception("unexpected error on %s", request.path)
+            return self._refused(request, call, model, Refusal(
+                500, "the gateway failed on this request; the error is in its log", "internal",
+                "internal_error"))
+
+    def _refused(self, request: web.Request, call: Call | None, model: str,
+                 refusal: Refusal) -> web.Response:
+        backend = call.backend if call else "none"
+        self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
+        self.metrics.child(self.metrics.requests, model, backend, request.path,
+                           f"{refusal.status // 100}xx").inc()
+        return refusal.response()
 
     def _rate_limit(self, call: Call) -> None:
-        limited = self.limiter.check(call.key.id, call.key.requests_per_minute,
-                                     call.key.tokens_per_minute)
+        key = call.key
+        requested = call.checked.max_new_tokens or self.config.models[call.model].max_new_tokens
+        reserve = min(requested, key.tokens_per_minute)
+        limited = self.limiter.check(key.id, key.requests_per_minute, key.tokens_per_minute, reserve)
         if limited:
             which, retry_after = limited
             self.metrics.rate_limited.labels(call.model, which).inc()
-            self.audit.record(call.key.id, call.model, call.route, False, f"rate limit ({which})")
-            raise Refusal(429, f"rate limit exceeded: {which} per minute for key {call.key.id!r}",
+            self.audit.record(key.id, call.model, call.route, False, f"rate limit ({which})")
+            raise Refusal(429, f"rate limit exceeded: {which} per minute for key {key.id!r}",
                           "overloaded", "rate_limited", {"Retry-After": str(retry_after)})
+        call.reserved = reserve
 
     async def _serve(self, request: web.Request, call: Call) -> web.StreamResponse:
         call.cache_key = self._cacheable(call)
         if call.cache_key:
             hit = self.cache.get(call.cache_key)
             if hit is not None:
-                self.metrics.cache_hits.labels(call.model).inc()
+                self.metrics.child(self.metrics.cache_hits, call.model).inc()
                 call.backend = "cache"
                 return await self._replay(request, call, hit)
-            self.metrics.cache_misses.labels(call.model).inc()
-        return await self._route(request, call, call.model, fallback_depth=0)
+            self.metrics.child(self.metrics.cache_misses, call.model).inc()
+        return await self._route(request, call)
 
-    async def _route(self, request: web.Request, call: Call, model: str,
-                     fallback_depth: int) -> web.StreamResponse:
-        saw_full = saw_open = False
+    async def _route(self, request: web.Request, call: Call) -> web.StreamResponse:
+        """Try the model's backends, then its fallback (if the key may use it)."""
+        model = call.model
+        attempts = Attempts()
+        while True:
+            answer = await self._try_model(request, call, model, attempts)
+            if answer is not None:
+                return answer
+            fallback = self.config.models[model].fallback
+            if model != call.model or fallback is None:
+                break
+            if not self.keys.allows(call.key, fallback):
+                self.audit.record(call.key.id, fallback, call.route, False,
+                                  f"fallback from {model!r} not allowed for this key")
+                break
+            self.audit.record(call.key.id, fallback, call.route, True, f"fallback from {model!r}")
+            self.metrics.fallback.labels(call.model, fallback).inc()
+            model = fallback
+        raise attempts.refusal(call.model)
+
+    async def _try_model(self, request: web.Request, call: Call, model: str,
+                         attempts: Attempts) -> web.StreamResponse | None:
         for backend in self.router.candidates(model, call.key.id):
             if not backend.has_room():
-                saw_full = True
+                attempts.full = True
                 continue
-            if not backend.breaker.allow():
-                saw_open = True
+            probe = backend.breaker.acquire()
+            if probe is None:
+                attempts.open = True
                 continue
-            outcome = await self._forward(request, call, backend)
-            if outcome == "retry":  # nothing reached the backend: try the next one
-                continue
-            if outcome == "overloaded":
-                saw_full = True
+            try:
+                return await self._forward(request, call, backend, probe)
+            except Fault as fault:
+                attempts.faults.append(fault)
+                if fault.kind == "timeout":
+                    raise Refusal(504, f"model {call.model!r} did not answer in time", "timeout",
+                                  "timeout") from None
+            except Overloaded:
+                attempts.full = True
                 break
-            return outcome
-        route = self.config.models[model]
-        if route.fallback and fallback_depth == 0 and (saw_full or saw_open):
-            self.metrics.fallback.labels(call.model, route.fallback).inc()
-            return await self._route(request, call, route.fallback, fallback_depth=1)
-        if saw_full:
-            raise Refusal(429, f"model {model!r} is overloaded; retry later", "overloaded",
-                          "overloaded", {"Retry-After": "1"})
-        raise Refusal(503, f"no healthy backend for model {model!r}", "unavailable",
-                      "circuit_open" if saw_open else "upstream_error")
+        return None
 
-    async def _forward(self, request: web.Request, call: Call, backend: BackendState):
-        """Send the call to one backend. Returns a response, "retry" or "overloaded"."""
-        if "model" in call.body and call.route not in OPENAI_ROUTES:  # TGI rejects unknown fields
-            payload = json.dumps({k: v for k, v in call.body.items() if k != "model"}).encode()
-        else:
-            payload = call.raw  # forward the client's bytes untouched
+    async def _forward(self, request: web.Request, call: Call, backend: BackendState,
+                       probe: bool) -> web.StreamResponse:
+        """Send the call to one backend and relay its answer; raises Fault or Overloaded."""
+        payload = self._payload(call, backend.model)
         track = backend.track if backend.model == call.model else "fallback"
-        call.backend = track
-        self.metrics.canary.labels(call.model, track).inc()
+        call.backend, call.answered_by = track, backend.model
+        self.metrics.child(self.metrics.canary, call.model, track).inc()
         backend.inflight += 1
-        upstream = None
+        upstream: aiohttp.ClientResponse | None = None
+        settled = False
         try:
             try:
-                upstream = await self.session.post(backend.url + call.route, data=payload,
-                                                   headers={"Content-Type": "application/json"})
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError):
-                self._backend_failed(backend, call, "upstream_error")
-                return "retry"
-            except TimeoutError:
-                self._backend_failed(backend, call, "timeout")
-                raise Refusal(504, f"model {call.model!r} did not answer in time", "timeout",
-                              "timeout") from None
+                upstream = await self.session.post(backend.url_for(call.route), data=payload,
+                                                   headers=JSON_HEADERS)
+                streaming = (call.stream and upstream.status == 200
+                             and upstream.content_type == "text/event-stream")
+                raw = b"" if streaming else await upstream.read()
+            except TRANSPORT_ERRORS as exc:
+                fault = fault_of(exc, answered=upstream is not None)
+                settled = True
+                self._backend_failed(backend, call)
+                raise fault from None
             if upstream.status == 429:
+                settled = True
                 backend.breaker.success()
-                upstream.release()
-                return "overloaded"
-            if upstream.status >= 500:
-                self._backend_failed(backend, call, "upstream_error")
-            else:
+                raise Overloaded
+            if streaming:
+                settled = True
                 backend.breaker.success()
-            self.metrics.breaker_state.labels(backend.model, backend.track).set(backend.breaker.state)
-            if call.stream and upstream.status == 200:
-                return await self._relay_stream(request, call, upstream)
-            return await self._relay_whole(call, upstream)
+                response, complete = await self._relay_stream(request, call, upstream)
+                if not complete:
+                    self._backend_failed(backend, call)
+                return response
+            answer = self._check_answer(call, backend, upstream.status, upstream.content_type, raw,
+                                        payload)
+            settled = True
+            if answer is None:
+                backend.breaker.success()
+                return self._relay_whole(call, upstream, raw)
+            return answer
         finally:
             backend.inflight -= 1
+            if not settled:
+                backend.breaker.release(probe)
             if upstream is not None:
                 upstream.release()
 
-    def _backend_failed(self, backend: BackendState, call: Call, reason: str) -> None:
-        """Count a failure against the backend's breaker (the request may still succeed)."""
-        if backend.breaker.failure():
+    def _payload(self, call: Call, model: str) -> bytes:
+        """The body for `model`'s server: the client's bytes untouched when possible; else
+        without `model` (TGI rejects unknown fields) and with the token limit the request
+        reserved when the client named none (so TGI cannot generate past the reservation)."""
+        limit_missing = call.checked.max_new_tokens is None
+        if not limit_missing and ("model" not in call.body or call.checked.openai):
+            return call.raw
+        body = dict(call.body)
+        limit = min(call.reserved or self.config.models[model].max_new_tokens,
+                    self.config.models[model].max_new_tokens)
+        if call.checked.openai:
+            body["max_tokens"] = limit
+        else:
+            body.pop("model", None)
+            if limit_missing:
+                body["parameters"] = {**(body.get("parameters") or {}), "max_new_tokens": limit}
+        return json.dumps(body).encode()
+
+    def _check_answer(self, call: Call, backend: BackendState, status: int, content_type: str,
+                      raw: bytes, payload: bytes) -> web.Response | None:
+        """None for an answer to relay; else the TGI-shaped error to send (fault counted)."""
+        error = tgi_error(raw) if status >= 400 else None
+        if status >= 500 and error is not None:  # the model's own error: pass it on
+            self._backend_failed(backend, call, cause=hash(payload))
+            self._finish(call, status)
+            return web.json_response(error, status=status)
+        if status >= 400 and error is None:
+            problem = f"answered {status} without a TGI error body"
+        elif status < 400 and content_type != "application/json" and json_body(raw) is None:
+            problem = f"answered {status} with a body that is not JSON"
+        else:
+            return None
+        self._backend_failed(backend, call)
+        self._finish(call, 502)
+        return web.json_response({"error": f"the model server for {backend.model!r} {problem}",
+                                  "error_type": "unavailable"}, status=502)
+
+    def _backend_failed(self, backend: BackendState, call: Call, cause: int | None = None) -> None:
+        """Count a failure against the backend's breaker (the request's outcome is counted
+        once, where it is answered)."""
+        if backend.breaker.failure(cause):
             self.metrics.breaker_opened.labels(backend.model, backend.track).inc()
-        self.metrics.breaker_state.labels(backend.model, backend.track).set(backend.breaker.state)
 
     # -- responses -------------------------------------------------------------------------
-    async def _relay_whole(self, call: Call, upstream: aiohttp.ClientResponse) -> web.Response:
-        raw = await upstream.read()
+    def _relay_whole(self, call: Call, upstream: aiohttp.ClientResponse, raw: bytes) -> web.Response:
         headers = {h: upstream.headers[h] for h in PASS_HEADERS if h in upstream.headers}
-        payload: Any = None
         if upstream.status == 200:
-            try:
-                payload = json.loads(raw)
-            except json.JSONDecodeError:
-                payload = None
-        if payload is not None:
-            call.tokens = generated_tokens(payload, upstream.headers.get("x-generated-tokens"))
-            if self.config.models[call.model].redact_pii:
-                payload = redact_payload(payload)
-                raw = json.dumps(payload).encode()
-            if call.cache_key:
-                self.cache.put(call.cache_key, ("whole", raw, headers))
+            counted = upstream.headers.get("x-generated-tokens")
+            redact = self.config.models[call.answered_by].redact_pii
+            payload: Any = json_body(raw) if redact or not counted else None  # parse only if needed
+            call.tokens = generated_tokens(payload, counted)
+            if redact and payload is not None:
+                raw = json.dumps(redact_payload(payload)).encode()
+            if call.cache_key and call.answered_by == call.model:  # never a fallback's words
+                self.cache.put(call.cache_key, ("whole", raw, headers), len(raw))
         self._finish(call, upstream.status)
         return web.Response(body=raw, status=upstream.status, headers=headers,
-                            content_type=upstream.content_type or "application/json")
+                            content_type="application/json")
 
     async def _relay_stream(self, request: web.Request, call: Call,
-                            upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+                            upstream: aiohttp.ClientResponse) -> tuple[web.StreamResponse, bool]:
+        """Relay SSE events as they arrive; False if the model server broke the stream."""
         response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+        call.responding = True
         await response.prepare(request)
-        redactor = StreamRedactor() if self.config.models[call.model].redact_pii else None
-        recorded: list[bytes] | None = [] if call.cache_key else None
-        first_token, failed = True, False
-        try:
-            async for line in upstream.content:
-                if line.startswith(b"data:") and not line.startswith(b"data: [DONE]"):
-                    if first_token:
-                        first_token = False
-                        self.metrics.ttft.labels(call.model, call.backend).observe(
-                            time.perf_counter() - call.started)
-                    if redactor is not None:
-                        event = parse_event(line)
-                        if event is not None:
-                            line = b"data:" + json.dumps(redact_event(event, redactor)).encode() + b"\n"
-                    # cheap checks on the hot path: TGI's events are flat JSON objects
-                    if b'"error"' in line and b'"error_type"' in line:
-                        failed = True
-                    elif b'"token"' in line or b'"content"' in line or b'"text"' in line:
-                        call.tokens += 1
-                await response.write(line)
-                if recorded is not None:
-                    recorded.append(line)
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError):
-            failed = True
-            error = {"error": "the model server closed the stream before the generation finished",
-                     "error_type": "incomplete_generation"}
-            await response.write(b"data:" + json.dumps(error).encode() + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
-            upstream.close()  # the client left: abort the upstream request, don't drain it
+        redaction = StreamRedaction() if self.config.models[call.answered_by].redact_pii else None
+        cacheable = call.cache_key is not None and call.answered_by == call.model
+        ttft = self.metrics.child(self.metrics.ttft, call.model, call.backend)
+        outcome = await relay_stream(
+            response, upstream, redaction, self.cache.max_entry_bytes if cacheable else None,
+            lambda: ttft.observe(time.perf_counter() - call.started))
+        call.tokens = outcome.tokens
+        if outcome.client_left:
             self._finish(call, 499)
-            raise
-        if recorded is not None and not failed:
-            self.cache.put(call.cache_key, ("stream", recorded))
-        self._finish(call, 500 if failed else 200)
+            return response, True
+        if outcome.recorded is not None and not outcome.failed:
+            self.cache.put(call.cache_key, ("stream", outcome.recorded), outcome.recorded_bytes)
+        self._finish(call, 500 if outcome.failed else 200)
         await response.write_eof()
-        return response
+        return response, not outcome.broken
 
     async def _replay(self, request: web.Request, call: Call, hit) -> web.StreamResponse:
         if hit[0] == "stream":
@@ -373,14 +419,14 @@ class Gateway:
                             content_type="application/json")
 
     def _finish(self, call: Call, status: int) -> None:
-        self.metrics.requests.labels(call.model, call.backend, call.route, f"{status // 100}xx").inc()
-        self.metrics.duration.labels(call.model, call.backend, call.route).observe(
+        m = self.metrics
+        m.child(m.requests, call.model, call.backend, call.route, f"{status // 100}xx").inc()
+        self.metrics.child(self.metrics.duration, call.model, call.backend, call.route).observe(
             time.perf_counter() - call.started)
         if status >= 500:
             self.metrics.failed.labels(call.model, call.backend, call.route, "upstream_error").inc()
         if call.tokens:
-            self.metrics.tokens.labels(call.model, call.backend).inc(call.tokens)
-            self.limiter.charge_tokens(call.key.id, call.tokens)
+            self.metrics.child(self.metrics.tokens, call.model, call.backend).inc(call.tokens)
 
     # -- open routes -----------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
@@ -404,14 +450,6 @@ class Gateway:
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def parse_event(line: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(line[5:])
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def generated_tokens(payload: Any, header: str | None) -> int:
     if header and header.isdigit():
         return int(header)
@@ -423,34 +461,6 @@ def generated_tokens(payload: Any, header: str | None) -> int:
         if isinstance(payload.get("usage"), dict):
             return int(payload["usage"].get("completion_tokens", 0))
     return 0
-
-
-def redact_payload(payload: Any) -> Any:
-    if isinstance(payload, list):
-        return [redact_payload(p) for p in payload]
-    if not isinstance(payload, dict):
-        return payload
-    out = dict(payload)
-    if isinstance(out.get("generated_text"), str):
-        out["generated_text"] = redact(out["generated_text"])
-    for choice in out.get("choices") or []:
-        if isinstance(choice.get("message"), dict) and isinstance(choice["message"].get("content"), str):
-            choice["message"]["content"] = redact(choice["message"]["content"])
-        if isinstance(choice.get("text"), str):
-            choice["text"] = redact(choice["text"])
-    return out
-
-
-def redact_event(event: dict[str, Any], redactor: StreamRedactor) -> dict[str, Any]:
-    """Rewrite a token's text with what is safe to show; the final event flushes the rest."""
-    out = dict(event)
-    if isinstance(event.get("token"), dict):
-        text = redactor.feed(event["token"].get("text", ""))
-        if event.get("generated_text") is not None:
-            text += redactor.flush()
-            out["generated_text"] = redact(event["generated_text"])
-        out["token"] = {**event["token"], "text": text}
-    return out
 
 
 def create_app(config: GatewayConfig) -> web.Application:

@@ -1,4 +1,8 @@
-"""One JSON line per access decision: who (key id), what (model, action), allowed, when."""
+"""One JSON line per access decision: who (key id), what (model, action), allowed, when.
+
+Written on the request path, so the line is assembled from pre-encoded pieces: key ids,
+model names and routes repeat (they come from config), and only new strings are encoded.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,31 @@ import sys
 import time
 from typing import TextIO
 
+#: Encoded strings kept at most; values beyond it (client-sent names) are encoded each time.
+MEMO_SIZE = 4096
+
 
 class AuditLog:
     def __init__(self, target: str):
         self._stream: TextIO = sys.stdout if target == "-" else open(target, "a", buffering=1)  # noqa: SIM115
+        self._encoded: dict[str | None, str] = {None: "null"}
+
+    def _json(self, value: str | None) -> str:
+        encoded = self._encoded.get(value)
+        if encoded is None:
+            encoded = json.dumps(value)
+            if len(self._encoded) < MEMO_SIZE:
+                self._encoded[value] = encoded
+        return encoded
 
     def record(self, key_id: str | None, model: str | None, action: str, allowed: bool,
                reason: str | None = None) -> None:
-        line = {"time": round(time.time(), 3), "key_id": key_id, "model": model,
-                "action": action, "allowed": allowed}
+        line = (f'{{"time": {time.time():.3f}, "key_id": {self._json(key_id)}, '
+                f'"model": {self._json(model)}, "action": {self._json(action)}, '
+                f'"allowed": {"true" if allowed else "false"}')
         if reason:
-            line["reason"] = reason
-        self._stream.write(json.dumps(line) + "\n")
+            line += f', "reason": {json.dumps(reason)}'
+        self._stream.write(line + "}\n")
 
     def close(self) -> None:
         if self._stream is not sys.stdout:

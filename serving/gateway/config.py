@@ -61,6 +61,8 @@ class Limits(Section):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     request_timeout_s: float = Field(default=120, gt=0)
     connect_timeout_s: float = Field(default=2, gt=0)
+    body_timeout_s: float = Field(default=10, gt=0, description="time a client has to send its "
+                                  "body; a stalled client loses its connection")
     max_inflight_per_backend: int = Field(default=256, ge=1)
     deny_patterns: list[str] = []
 
@@ -84,6 +86,9 @@ class Cache(Section):
     enabled: bool = True
     ttl_s: float = Field(default=300, gt=0)
     max_entries: int = Field(default=10_000, ge=1)
+    max_bytes: int = Field(default=64 << 20, ge=1024, description="all entries together")
+    max_entry_bytes: int = Field(default=1 << 20, ge=1024, description="one answer; larger ones "
+                                 "are not cached")
 
 
 class GatewayConfig(Section):
@@ -114,20 +119,47 @@ class GatewayConfig(Section):
         return self
 
 
+class KeysFile(Section):
+    """The mounted keys file: `{keys: [...]}`."""
+
+    keys: list[ApiKey] = []
+
+
 def load_config(path: Path) -> GatewayConfig:
-    """Read and validate the config file and the keys file it points at."""
+    """Read and validate the config file and the keys file it points at; every problem in
+    either is reported at once, keys-file problems under the keys file's name."""
     raw = _read_yaml(path)
-    keys_file = raw.get("keysFile") if isinstance(raw, dict) else None
-    if keys_file:
-        keys_path = (path.parent / keys_file) if not Path(keys_file).is_absolute() else Path(keys_file)
-        keys = _read_yaml(keys_path)
-        raw["keys"] = (keys or {}).get("keys", []) if isinstance(keys, dict) else keys
+    if not isinstance(raw, dict):
+        raise GatewayConfigError(f"{path} must be a mapping of settings (got {type(raw).__name__})")
+    problems: list[str] = []
+    keys: list[ApiKey] | None = None
+    keys_file = raw.get("keysFile")
+    if isinstance(keys_file, str) and keys_file:
+        keys, problems = _load_keys(path.parent / keys_file)  # absolute paths stay absolute
+        raw = {**raw, "keys": []}
     try:
-        return GatewayConfig.model_validate(raw)
+        config = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = describe_errors(GatewayConfig, exc)
+        problems = describe_errors(GatewayConfig, exc) + problems
+    if problems:
         raise GatewayConfigError(f"{path} has {len(problems)} problem(s):\n"
-                                 + "\n".join(f"  - {p}" for p in problems)) from None
+                                 + "\n".join(f"  - {p}" for p in problems))
+    if keys is not None:
+        config = config.model_copy(update={"keys": keys})
+    return config
+
+
+def _load_keys(keys_path: Path) -> tuple[list[ApiKey], list[str]]:
+    try:
+        raw = _read_yaml(keys_path)
+    except GatewayConfigError as exc:
+        return [], [f"keysFile: {exc}"]
+    if isinstance(raw, list):  # a bare list of keys is accepted too
+        raw = {"keys": raw}
+    try:
+        return KeysFile.model_validate(raw).keys, []
+    except ValidationError as exc:
+        return [], [f"{keys_path}: {p}" for p in describe_errors(KeysFile, exc)]
 
 
 def _read_yaml(path: Path):
@@ -135,5 +167,7 @@ def _read_yaml(path: Path):
         return yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise GatewayConfigError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
     except yaml.YAMLError as exc:
         raise GatewayConfigError(f"{path} is not valid YAML: {exc}") from None

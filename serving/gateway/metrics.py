@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120)
@@ -10,6 +12,7 @@ TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 
 class GatewayMetrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry = CollectorRegistry()
         self.requests = Counter("llm_requests", "Requests by outcome",
                                 ["model", "backend", "route", "status_class"], registry=r)
@@ -35,3 +38,12 @@ class GatewayMetrics:
                               ["model", "backend"], registry=r)
         self.fallback = Counter("llm_fallback", "Requests served by a fallback model",
                                 ["model", "fallback_model"], registry=r)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: label sets come from config (models,
+        tracks, routes), so this stays small, and the hot path skips prometheus' lookup."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

@@ -7,7 +7,9 @@ import hashlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from yarl import URL
 
 from serving.gateway.config import Breaker, ModelRoute
 
@@ -15,7 +17,14 @@ CLOSED, HALF_OPEN, OPEN = 0, 1, 2
 
 
 class CircuitBreaker:
-    """Opens after N consecutive failures; lets one probe through after the reset time."""
+    """Opens after N consecutive failures; lets one probe through after the reset time.
+
+    Every admission is settled: `success()`, `failure()`, or `release()` for a request that
+    ended without a verdict (client gone, gateway error), so a probe can never be lost and
+    leave the breaker refusing forever. A model's answer that fails for one request body is
+    counted once per failure run (`cause`), so one client cannot open it for everyone by
+    repeating a request the model chokes on.
+    """
 
     def __init__(self, config: Breaker, clock: Callable[[], float] = time.monotonic):
         self._threshold, self._reset = config.failure_threshold, config.reset_after_s
@@ -23,6 +32,7 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at: float | None = None
         self._probing = False
+        self._causes: set[int] = set()
 
     @property
     def state(self) -> int:
@@ -30,20 +40,33 @@ class CircuitBreaker:
             return CLOSED
         return HALF_OPEN if self._clock() - self.opened_at >= self._reset else OPEN
 
-    def allow(self) -> bool:
-        state = self.state
-        if state == CLOSED:
-            return True
-        if state == HALF_OPEN and not self._probing:
+    def acquire(self) -> bool | None:
+        """None if refused; else whether this request is the half-open probe."""
+        if self.opened_at is None:
+            return False
+        if not self._probing and self._clock() - self.opened_at >= self._reset:
             self._probing = True
             return True
-        return False
+        return None
+
+    def allow(self) -> bool:
+        return self.acquire() is not None
+
+    def release(self, probe: bool) -> None:
+        """The request ended without a verdict; a probe frees the slot for the next one."""
+        if probe:
+            self._probing = False
 
     def success(self) -> None:
         self.failures, self.opened_at, self._probing = 0, None, False
+        self._causes.clear()
 
-    def failure(self) -> bool:
+    def failure(self, cause: int | None = None) -> bool:
         """Record a failure; True when this failure opened the breaker."""
+        if cause is not None and not self._probing:
+            if cause in self._causes:
+                return False
+            self._causes.add(cause)
         self.failures += 1
         if self._probing or (self.opened_at is None and self.failures >= self._threshold):
             self.opened_at, self._probing = self._clock(), False
@@ -59,9 +82,17 @@ class BackendState:
     breaker: CircuitBreaker
     max_inflight: int
     inflight: int = 0
+    _urls: dict[tuple[str, str], URL] = field(default_factory=dict)
 
     def has_room(self) -> bool:
         return self.inflight < self.max_inflight
+
+    def url_for(self, route: str) -> URL:
+        """The parsed URL of a route on this backend (parsed once, not per request)."""
+        url = self._urls.get((self.url, route))
+        if url is None:
+            url = self._urls[(self.url, route)] = URL(self.url + route)
+        return url
 
 
 def canary_bucket(key_id: str) -> int:

@@ -16,8 +16,9 @@ from typing import Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 
-from serving.registry import transfer
+from serving.registry import fetch, transfer
 from serving.registry.errors import (
     PromotionConflict,
     RegistryError,
@@ -25,6 +26,7 @@ from serving.registry.errors import (
     UnknownVersion,
     VersionConflict,
 )
+from serving.registry.fetch import FetchReport, FetchSettings
 from serving.registry.identity import caller_identity
 from serving.registry.layout import STAGES, Layout, check_name, check_stage, iso_timestamp
 from serving.registry.manifest import build_manifest, check_metadata, differences
@@ -34,6 +36,23 @@ from serving.registry.store import JsonStore
 MiB = 1024 * 1024
 DEFAULT_TRANSFER = TransferConfig(multipart_threshold=64 * MiB, multipart_chunksize=64 * MiB,
                                   max_concurrency=8)
+
+
+def make_s3_client(settings: FetchSettings | None = None) -> Any:
+    """An S3 client whose connection pool fits the fetch's concurrency (botocore's default of
+    10 would make urllib3 open and discard connections), with standard retries."""
+    concurrency = (settings or FetchSettings()).concurrency
+    return boto3.client("s3", config=Config(max_pool_connections=max(10, concurrency + 2),
+                                            retries={"mode": "standard", "max_attempts": 5},
+                                            tcp_keepalive=True))
+
+
+@dataclass(frozen=True)
+class Download:
+    """The outcome of download(): the version record and what moved."""
+
+    manifest: dict[str, Any]
+    report: FetchReport
 
 
 @dataclass(frozen=True)
@@ -58,11 +77,13 @@ class ModelRegistry:
 
     def __init__(self, bucket: str, prefix: str = "registry/", s3_client: Any = None, *,
                  sts_client: Any = None, transfer_config: TransferConfig | None = None,
-                 identity: str | None = None, clock: Callable[[], datetime] | None = None):
+                 identity: str | None = None, clock: Callable[[], datetime] | None = None,
+                 fetch_settings: FetchSettings | None = None):
         if not bucket:
             raise RegistryError("no registry bucket given")
         self.layout = Layout(bucket, prefix)
-        self.s3 = s3_client or boto3.client("s3")
+        self.fetch_settings = fetch_settings or FetchSettings()
+        self.s3 = s3_client or make_s3_client(self.fetch_settings)
         self.store = JsonStore(self.s3, bucket)
         self.transfer_config = transfer_config or DEFAULT_TRANSFER
         self._sts = sts_client
@@ -118,10 +139,16 @@ class ModelRegistry:
     def download(self, name: str, dest: Path | str, version: str | None = None, stage: str = "production",
                  progress: Progress | None = None) -> dict[str, Any]:
         """Download a version (or a stage's version) into dest, every file checksum-verified."""
-        manifest = self.get(name, stage=stage, version=version)
-        transfer.download(self.s3, self.layout, manifest, Path(dest), self.transfer_config,
-                          progress or NoProgress())
-        return manifest
+        return self.fetch(name, dest, version=version, stage=stage, progress=progress).manifest
+
+    def fetch(self, name: str, dest: Path | str, version: str | None = None, stage: str = "production",
+              progress: Progress | None = None, manifest: dict[str, Any] | None = None) -> Download:
+        """download(), also saying how many bytes moved (a resumed or repeated fetch moves fewer)."""
+        fetch.check_dest(Path(dest))
+        manifest = manifest or self.get(name, stage=stage, version=version)
+        report = transfer.download(self.s3, self.layout, manifest, Path(dest), self.fetch_settings,
+                                   progress or NoProgress())
+        return Download(manifest, report)
 
     # -- writing -------------------------------------------------------------------------
 

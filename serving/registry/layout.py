@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath
 
 from serving.registry.errors import InvalidName
 
@@ -47,8 +46,8 @@ def check_stage(stage: str) -> str:
 
 def check_relative_path(path: str) -> str:
     """A manifest file path must stay inside the version's files/ prefix and a download dir."""
-    parts = PurePosixPath(path).parts
-    if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+    parts = path.split("/") if isinstance(path, str) else [""]
+    if not path or "\\" in path or any(p in ("", ".", "..") for p in parts):
         raise InvalidName(f"unsafe file path {path!r} in model files: paths must be relative, "
                           "without '.' or '..' segments")
     return path

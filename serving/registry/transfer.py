@@ -7,7 +7,6 @@ re-check every file just before the manifest is created."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,10 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from serving.registry.errors import ChecksumMismatch, RegistryError, SourceNotFound, VersionConflict
+from serving.registry.errors import SourceNotFound, VersionConflict
+from serving.registry.fetch import Fetcher, FetchReport, FetchSettings
 from serving.registry.layout import Layout, check_relative_path, parse_s3_uri
-from serving.registry.manifest import FileEntry, local_files, sha256_file, sha256_stream
+from serving.registry.manifest import FileEntry, entries, local_files, sha256_file, sha256_stream
 from serving.registry.progress import Progress
 from serving.registry.store import MISSING_CODES, error_code, list_objects, s3_errors
 
@@ -136,41 +136,10 @@ def verify_uploaded(s3: Any, layout: Layout, name: str, version: str, files: lis
 
 
 def download(s3: Any, layout: Layout, manifest: dict[str, Any], dest: Path,
-             config: TransferConfig, progress: Progress) -> list[Path]:
-    """Download every manifest file under dest and verify size and SHA-256 before keeping it."""
+             settings: FetchSettings, progress: Progress) -> FetchReport:
+    """Download every manifest file under dest; each one is verified (size and SHA-256) before
+    it appears under its final name. See serving.registry.fetch for how."""
     name, version = manifest["name"], manifest["version"]
-    files = [FileEntry(check_relative_path(f["path"]), int(f["size"]), f["sha256"])
-             for f in manifest["files"]]
-    dest = dest.resolve()
-    progress.start("downloading", sum(f.size for f in files))
-    written = []
-    for f in files:
-        target = dest / f.path
-        if target.is_file() and sha256_file(target) == (f.sha256, f.size):
-            progress.advance(f.size)
-            written.append(target)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        key = layout.file_key(name, version, f.path)
-        try:
-            s3.download_file(layout.bucket, key, str(partial), Config=config, Callback=progress.advance)
-        except ClientError as exc:
-            partial.unlink(missing_ok=True)
-            if error_code(exc) in MISSING_CODES:
-                raise RegistryError(f"{name} {version}: file {f.path} is in the manifest but "
-                                    f"s3://{layout.bucket}/{key} is missing") from exc
-            with s3_errors(f"downloading s3://{layout.bucket}/{key}"):
-                raise
-        sha, size = sha256_file(partial)
-        if (sha, size) != (f.sha256, f.size):
-            partial.unlink()
-            raise ChecksumMismatch(
-                f"{name} {version}: checksum mismatch for file {f.path} "
-                f"(s3://{layout.bucket}/{key}): the manifest says {f.size} bytes, sha256 {f.sha256}; "
-                f"the object has {size} bytes, sha256 {sha}. The object is corrupted or was replaced "
-                "after registration; the file was not kept")
-        os.replace(partial, target)
-        written.append(target)
-    progress.finish()
-    return written
+    fetcher = Fetcher(s3, layout.bucket, lambda path: layout.file_key(name, version, path),
+                      f"{name} {version}", settings, progress)
+    return fetcher.fetch(entries(manifest), dest)

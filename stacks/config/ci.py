@@ -29,7 +29,7 @@ class RunnerConfig(Section):
     image: str = Field(default="aws/codebuild/amazonlinux-x86_64-standard:5.0",
                        pattern=r"^aws/codebuild/[a-z0-9._/-]+:\d+\.\d+$")
     build_timeout_minutes: int = Field(
-        default=120, ge=30, le=480,
+        default=120, ge=5, le=480,
         description="a workloads `up` waits for TGI rollouts (node scale-up, image pull, "
         "weights, load); must exceed the longest model's await budget")
 

@@ -15,9 +15,11 @@ from stacks.config.ci import CiConfig
 from stacks.config.cluster import ClusterConfig
 from stacks.config.gateway import GatewayConfig
 from stacks.config.gpu import GpuPool, check_unique_pool_names
+from stacks.config.images import ImagesConfig
 from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
 from stacks.config.network import NetworkConfig
 from stacks.config.placement import model_placement_problems
+from stacks.config.release import ReleaseConfig
 from stacks.config.serving import ModelConfig, ServingConfig
 from stacks.config.storage import StorageConfig
 
@@ -57,7 +59,9 @@ class PlatformConfig(Section):
     models: list[ModelConfig] = Field(default=[], alias="llmops:models")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, alias="llmops:monitoring")
     gateway: GatewayConfig = Field(alias="llmops:gateway")
+    release: ReleaseConfig = Field(default=ReleaseConfig(), alias="llmops:release")
     ci: CiConfig = Field(alias="llmops:ci")
+    images: ImagesConfig = Field(default=ImagesConfig(), alias="llmops:images")
     platform_stack: str | None = Field(
         default=None, alias="llmops:platformStack", pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$",
         description="the platform stack the workloads stack reads (org/project/stack); "

@@ -14,10 +14,12 @@ from aiohttp import web
 from serving.gateway.app import APP_STATE, create_app
 from serving.gateway.auth import hash_key
 from serving.gateway.config import GatewayConfig
+from tests.gateway.bad_upstream import Misbehaviour, start_bad_upstream
 from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
 
 KEYS = {"full": "sk-full-0123456789", "small-only": "sk-small-0123456789",
-        "tight": "sk-tight-0123456789"}
+        "tight": "sk-tight-0123456789", "flaky-only": "sk-flaky-0123456789",
+        "tokens40": "sk-tokens40-0123456789"}
 
 
 class Loop:
@@ -76,9 +78,11 @@ def gateway_config(urls: dict[str, str], audit_log: str, **overrides) -> Gateway
             {"id": "small-only", "sha256": hash_key(KEYS["small-only"]), "models": ["small"]},
             {"id": "tight", "sha256": hash_key(KEYS["tight"]), "models": ["*"],
              "requestsPerMinute": 2, "tokensPerMinute": 1000},
+            {"id": "tokens40", "sha256": hash_key(KEYS["tokens40"]), "models": ["*"],
+             "requestsPerMinute": 1000, "tokensPerMinute": 40},
         ],
-        "limits": {"maxBodyBytes": 4096, "denyPatterns": ["ignore (all )?previous instructions"],
-                   "requestTimeoutS": 5},
+        "limits": {"maxBodyBytes": 16384, "denyPatterns": ["ignore (all )?previous instructions"],
+                   "requestTimeoutS": 5, "bodyTimeoutS": 1},
         "breaker": {"failureThreshold": 2, "resetAfterS": 60},
         "auditLog": audit_log,
         "defaultModel": "llama",
@@ -93,6 +97,13 @@ def gateway_config(urls: dict[str, str], audit_log: str, **overrides) -> Gateway
 def loop() -> Iterator[Loop]:
     loop = Loop()
     yield loop
+
+    async def cancel_leftovers() -> None:  # keep-alive handlers of servers already cleaned up
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    loop.run(cancel_leftovers())
     loop.loop.call_soon_threadsafe(loop.loop.stop)
 
 
@@ -114,3 +125,67 @@ def stack(loop: Loop, tmp_path) -> Iterator[GatewayStack]:
     loop.run(gateway_runner.cleanup())
     for runner in stack.runners.values():
         loop.run(runner.cleanup())
+
+
+@dataclass
+class BadStack:
+    """The gateway in front of a misbehaving model server ("flaky", falling back to "steady",
+    a well-behaved fake) and a second one with no fallback ("lonely"); short timeouts."""
+
+    url: str
+    flaky: Misbehaviour
+    lonely: Misbehaviour
+    steady: FakeBehaviour
+    app: web.Application
+
+    @property
+    def gateway(self):
+        return self.app[APP_STATE]
+
+    def headers(self, key: str = "full", model: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {KEYS[key]}"}
+        if model:
+            headers["X-Model"] = model
+        return headers
+
+
+def bad_stack_config(urls: dict[str, str], audit_log: str) -> dict:
+    return {
+        "models": {
+            "flaky": {"backends": {"stable": {"url": urls["flaky"]}}, "fallback": "steady"},
+            "steady": {"backends": {"stable": {"url": urls["steady"]}}, "redactPii": True},
+            "lonely": {"backends": {"stable": {"url": urls["lonely"]}}, "redactPii": True},
+        },
+        "keys": [
+            {"id": "full", "sha256": hash_key(KEYS["full"]), "models": ["*"],
+             "requestsPerMinute": 10**9, "tokensPerMinute": 10**12},
+            {"id": "flaky-only", "sha256": hash_key(KEYS["flaky-only"]), "models": ["flaky"]},
+        ],
+        "limits": {"requestTimeoutS": 1, "connectTimeoutS": 1, "bodyTimeoutS": 1},
+        "breaker": {"failureThreshold": 3, "resetAfterS": 60},
+        "cache": {"enabled": False},
+        "auditLog": audit_log,
+        "seed": 3,
+    }
+
+
+@pytest.fixture
+def bad_stack(loop: Loop, tmp_path) -> Iterator[BadStack]:
+    flaky, lonely = Misbehaviour(), Misbehaviour()
+    steady = FakeBehaviour(name="steady", reply="steady answer")
+    servers = [loop.run(start_bad_upstream(b)) for b in (flaky, lonely)]
+    steady_runner, steady_url = loop.run(loop.serve(create_fake_tgi(steady)))
+    urls = {"flaky": servers[0][1], "lonely": servers[1][1], "steady": steady_url}
+    app = create_app(GatewayConfig.model_validate(bad_stack_config(urls, str(tmp_path / "audit.jsonl"))))
+    runner, url = loop.run(loop.serve(app))
+    yield BadStack(url, flaky, lonely, steady, app)
+    loop.run(runner.cleanup())
+    loop.run(steady_runner.cleanup())
+    for server, _ in servers:
+        server.close()
+
+    async def stop_handlers() -> None:
+        flaky.stop()
+        lonely.stop()
+        await asyncio.sleep(0)
+    loop.run(stop_handlers())

@@ -52,7 +52,8 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
         tokens = _tokens(b)
         stream = request.path.endswith("_stream") or bool(body.get("stream"))
         if stream:
-            return await _stream(request, tokens, openai=request.path.startswith("/v1/"))
+            return await _stream(request, tokens, openai=request.path.startswith("/v1/"),
+                                 chat=request.path == "/v1/chat/completions")
         text = "".join(tokens)
         headers = {"x-generated-tokens": str(len(tokens)), "x-compute-time": "0.01"}
         if request.path == "/v1/chat/completions":
@@ -67,11 +68,18 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
                                       "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens),
                                                 "total_tokens": 3 + len(tokens)}})
         payload = {"generated_text": text, "details": _details(tokens)}
+        best_of = (body.get("parameters") or {}).get("best_of") or 1
+        if best_of > 1:  # TGI returns the other candidates in details.best_of_sequences
+            payload["details"]["best_of_sequences"] = [
+                {"generated_text": text, "finish_reason": "length", "generated_tokens": len(tokens),
+                 "seed": i, "prefill": [], "tokens": _details(tokens)["tokens"]}
+                for i in range(best_of - 1)]
         if request.path == "/":  # the compat route answers a list
             return web.json_response([payload], headers=headers)
         return web.json_response(payload, headers=headers)
 
-    async def _stream(request: web.Request, tokens: list[str], openai: bool) -> web.StreamResponse:
+    async def _stream(request: web.Request, tokens: list[str], openai: bool,
+                      chat: bool = False) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "X-Accel-Buffering": "no"})
         await response.prepare(request)
@@ -81,7 +89,10 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
                     request.transport.close()  # the server dies mid-stream
                     return response
                 if openai:
-                    event = {"choices": [{"index": 0, "delta": {"content": text}}]}
+                    last = i == len(tokens) - 1
+                    choice = {"index": 0, "finish_reason": "length" if last else None}
+                    choice.update({"delta": {"content": text}} if chat else {"text": text})
+                    event = {"choices": [choice]}
                     await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
                 else:
                     last = i == len(tokens) - 1

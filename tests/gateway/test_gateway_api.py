@@ -63,7 +63,9 @@ def test_openai_completions_route(stack):
 def test_the_model_comes_from_the_header_then_body_then_default(stack):
     requests.post(f"{stack.url}/generate", headers=stack.headers(),
                   json={"inputs": "x", "model": "small"})
-    assert stack.upstreams["small"].requests[-1]["body"] == {"inputs": "x"}  # model stripped for TGI
+    # model stripped for TGI, the reserved limit named
+    forwarded = stack.upstreams["small"].requests[-1]["body"]
+    assert forwarded == {"inputs": "x", "parameters": {"max_new_tokens": 1024}}
     requests.post(f"{stack.url}/generate", headers=stack.headers(), json={"inputs": "x"})
     assert len(stack.upstreams["llama-stable"].requests) + len(stack.upstreams["llama-canary"].requests) == 1
 

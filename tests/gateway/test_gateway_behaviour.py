@@ -53,9 +53,10 @@ def test_keys_are_stored_hashed():
 # -- limits ------------------------------------------------------------------------------
 
 def test_request_rate_limit_answers_429_with_retry_after_in_tgi_shape(stack):
-    assert _post(stack, key="tight", model="small", inputs="x").status_code == 200
-    assert _post(stack, key="tight", model="small", inputs="x").status_code == 200
-    third = _post(stack, key="tight", model="small", inputs="x")
+    small = {"max_new_tokens": 5}
+    assert _post(stack, key="tight", model="small", inputs="x", parameters=small).status_code == 200
+    assert _post(stack, key="tight", model="small", inputs="x", parameters=small).status_code == 200
+    third = _post(stack, key="tight", model="small", inputs="x", parameters=small)
     assert third.status_code == 429
     assert 1 <= int(third.headers["Retry-After"]) <= 60
     assert third.json() == {"error": "rate limit exceeded: requests per minute for key 'tight'",
@@ -70,7 +71,7 @@ def test_token_limit_counts_tgi_generated_tokens():
     now = [0.0]
     limiter = RateLimiter(clock=lambda: now[0])
     assert limiter.check("k", 100, 10) is None
-    limiter.charge_tokens("k", 10)
+    limiter.settle("k", 0, 10)
     assert limiter.check("k", 100, 10) == ("tokens", 60)
     now[0] = 61.0
     assert limiter.check("k", 100, 10) is None
@@ -101,9 +102,9 @@ def test_malformed_json_and_oversized_bodies_are_refused(stack):
     bad = requests.post(f"{stack.url}/generate", headers=stack.headers(), data=b"{not json")
     assert bad.status_code == 400 and bad.json()["error"].startswith("request body is not valid JSON")
     big = requests.post(f"{stack.url}/generate", headers=stack.headers(),
-                        json={"inputs": "x" * 5000})
+                        json={"inputs": "x" * 17000})
     assert big.status_code == 413
-    assert big.json()["error"] == "request body is larger than 4096 bytes"
+    assert big.json()["error"] == "request body is larger than 16384 bytes"
 
 
 # -- cache -------------------------------------------------------------------------------
@@ -146,10 +147,10 @@ def test_cache_is_bounded_and_expires():
 
     now = [0.0]
     cache = ResponseCache(max_entries=2, ttl_s=10, clock=lambda: now[0])
-    cache.put("a", 1)
-    cache.put("b", 2)
+    cache.put("a", 1, size=1)
+    cache.put("b", 2, size=1)
     cache.get("a")          # a is now most recent
-    cache.put("c", 3)       # evicts b
+    cache.put("c", 3, size=1)  # evicts b
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
     now[0] = 11
     assert cache.get("a") is None
@@ -259,3 +260,60 @@ def test_a_mid_stream_upstream_failure_reaches_the_client_as_an_sse_error_event(
     assert [e["token"]["text"] for e in events[:-1]] == ["one", " two"]
     assert events[-1] == {"error": "the model server closed the stream before the generation finished",
                           "error_type": "incomplete_generation"}
+
+
+def test_concurrent_requests_cannot_spend_more_tokens_than_the_key_has(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(i):
+        response = _post(stack, key="tokens40", model="llama", inputs=f"q{i}",
+                         parameters={"max_new_tokens": 10, "do_sample": True})
+        return response.status_code, response.headers.get("x-generated-tokens")
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(ask, range(50)))
+    generated = sum(int(tokens) for status, tokens in results if status == 200)
+    assert {status for status, _ in results} == {200, 429}
+    assert 0 < generated <= 40
+
+
+def test_a_client_that_leaves_mid_stream_does_not_count_against_the_model_server(stack):
+    stack.upstreams["small"].reply = "one two three four five six"
+    stack.upstreams["small"].token_delay_s = 0.3
+    response = requests.post(f"{stack.url}/generate_stream", headers=stack.headers(model="small"),
+                             json={"inputs": "q", "parameters": {"do_sample": True}}, stream=True)
+    next(line for line in response.iter_lines() if line)
+    response.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and not stack.upstreams["small"].cancelled.is_set():
+        time.sleep(0.05)
+    assert stack.upstreams["small"].cancelled.is_set()
+    assert stack.gateway.router.backends[("small", "stable")].breaker.failures == 0
+    assert 'status_class="4xx"' in requests.get(f"{stack.url}/metrics").text  # counted as 499
+
+
+def test_a_gateway_bug_is_a_tgi_shaped_500_and_a_log_line_not_a_text_traceback(stack, caplog):
+    def broken(_call):
+        raise RuntimeError("a bug in the cache key")
+    stack.gateway._cacheable = broken  # stands in for any unexpected error in the gateway's code
+    response = _post(stack, model="small", inputs="x")
+    assert response.status_code == 500
+    assert response.json() == {"error": "the gateway failed on this request; the error is in its log",
+                               "error_type": "internal"}
+    assert any("unexpected error on /generate" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize(("key", "path", "body", "sent"), [
+    ("full", "/generate", {"inputs": "x"}, ("parameters", "max_new_tokens", 256)),
+    ("full", "/generate", {"inputs": "x", "parameters": {"max_new_tokens": 7}},
+     ("parameters", "max_new_tokens", 7)),
+    ("tokens40", "/generate", {"inputs": "x", "parameters": {"do_sample": True}},
+     ("parameters", "max_new_tokens", 40)),
+    ("full", "/v1/chat/completions", {"model": "llama", "messages": [{"role": "user", "content": "x"}]},
+     (None, "max_tokens", 256)),
+])
+def test_the_model_server_is_told_the_limit_the_request_reserved(stack, key, path, body, sent):
+    response = requests.post(f"{stack.url}{path}", headers=stack.headers(key, "llama"), json=body, timeout=10)
+    assert response.status_code == 200
+    forwarded = [r for n in ("llama-stable", "llama-canary") for r in stack.upstreams[n].requests][-1]["body"]
+    section, field, value = sent
+    assert (forwarded[section] if section else forwarded)[field] == value

@@ -95,3 +95,60 @@ def test_progress_bar_renders_fraction_and_sizes():
     bar.advance(3 * 1024 * 1024)
     bar.finish()
     assert stream.getvalue().endswith("\ruploading [##########] 100% 4.0 MiB/4.0 MiB\n")
+
+
+def test_download_into_a_file_prints_one_error_line_and_exits_1(tmp_path):
+    """Run as a user would (a subprocess): the check happens before any network call."""
+    import os
+    import subprocess
+    import sys
+    taken = tmp_path / "weights"
+    taken.write_text("not a directory")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-m", "llmops.cli", "registry", "--bucket", BUCKET, "download",
+                           "tiny-llm", str(taken), "--version", "v1", "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == f"error: download destination {str(taken)!r} exists and is not a directory\n"
+    assert done.stdout == ""
+
+
+def test_download_reports_what_moved_and_rejects_bad_fetch_settings(cli, capsys, model_dir, tmp_path):
+    cli(["registry", "register", "tiny-llm", "v1", str(model_dir), "--no-progress"])
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert cli(["registry", "download", "tiny-llm", str(out), "--version", "v1", "--no-progress",
+                "--concurrency", "3", "--part-size-mib", "1"]) == 0
+    assert capsys.readouterr().out == (f"downloaded tiny-llm v1 (4 files, checksums verified) to {out}: "
+                                       "16.0 KiB fetched, 0 files already present\n")
+    assert cli(["registry", "download", "tiny-llm", str(out), "--version", "v1", "--no-progress"]) == 0
+    assert capsys.readouterr().out.endswith(": 0 B fetched, 4 files already present\n")
+    assert cli(["registry", "download", "tiny-llm", str(out), "--concurrency", "0"]) == 1
+    assert capsys.readouterr().err == "error: fetch concurrency must be 1-512, got 0\n"
+
+
+def test_fetch_into_the_cache_then_hit_and_clean_errors(cli, capsys, model_dir, tmp_path):
+    cli(["registry", "register", "tiny-llm", "v1", str(model_dir), "--metadata", "revision=r1",
+         "--no-progress"])
+    capsys.readouterr()
+    cache, link = tmp_path / "cache", tmp_path / "model"
+    args = ["registry", "fetch", "tiny-llm", "--version", "v1", "--cache-dir", str(cache), "--no-progress",
+            "--reserve-gib", "0"]
+
+    assert cli([*args, "--link-to", str(link)]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"fetched tiny-llm v1 (revision r1) into {cache}/entries/tiny-llm/v1/r1/files: 16.0 KiB in ")
+    assert (link / "config.json").read_bytes() == b'{"model_type": "llama"}'
+    assert cli([*args, "--revision", "r1"]) == 0
+    assert capsys.readouterr().out == (f"cache hit: tiny-llm v1 (revision r1) at "
+                                       f"{cache}/entries/tiny-llm/v1/r1/files; no bytes moved\n")
+
+    assert cli([*args, "--max-cache-gib", "-1"]) == 1
+    assert capsys.readouterr().err == "error: --max-cache-gib must not be negative, got -1\n"
+    (tmp_path / "real-dir").mkdir()
+    assert cli([*args, "--link-to", str(tmp_path / "real-dir")]) == 1
+    assert capsys.readouterr().err == (f"error: --link-to {str(tmp_path / 'real-dir')!r} exists and is not "
+                                       "a symlink; not replacing it\n")
+    assert cli(["registry", "cache", "list", "--cache-dir", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err == f"error: cache directory {str(tmp_path / 'nowhere')!r} does not exist\n"

@@ -185,3 +185,18 @@ def test_a_failed_audit_write_says_the_pointer_moved(three_versions, s3, monkeyp
     assert "could not be written: writing s3://models-test/registry/audit/tiny-llm/" in message
     assert message.endswith("failed: AccessDenied: Access Denied")
     assert three_versions.get("tiny-llm")["version"] == "v1"
+
+
+def test_an_audit_record_that_already_exists_is_an_error_not_silence(three_versions, s3):
+    from datetime import UTC, datetime
+    fixed = datetime(2025, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
+    three_versions._clock = lambda: fixed
+    audit_key = "registry/audit/tiny-llm/20250131T120000.123456Z-production-v1.json"
+    s3.put_object(Bucket=BUCKET, Key=audit_key, Body=b'{"planted": true}')
+
+    with pytest.raises(RegistryError) as err:
+        three_versions.promote("tiny-llm", "v1", "production")
+
+    assert str(err.value) == (f"production of tiny-llm now points at v1, but the audit record {audit_key} "
+                              "already existed and was not overwritten")
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=audit_key)["Body"].read()) == {"planted": True}

@@ -1,0 +1,37 @@
+"""`llmops:images`: where model-server images come from.
+
+TGI's image (~10 GB) lives on ghcr.io; pulled from there, every new GPU node fetches it
+through the NAT gateway (paid per GB, slow across regions). An ECR pull-through cache keeps
+a copy in the cluster's region behind the VPC endpoints; ghcr.io needs credentials for
+that, kept in a Secrets Manager secret the account owner creates once.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from stacks.config.base import Section
+
+#: ECR requires the credential secret's name to start with this prefix.
+CREDENTIAL_ARN = re.compile(r"^arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:"
+                            r"ecr-pullthroughcache/[\w/+=.@-]+$")
+
+
+class ImagesConfig(Section):
+    """The pull-through cache for ghcr.io (off without a credential)."""
+
+    ghcr_credential_arn: str | None = Field(
+        default=None, description="Secrets Manager secret (name ecr-pullthroughcache/...) "
+        "holding a GitHub username and token that can read public packages")
+    prepull: bool = Field(default=True, description="pull model-server images onto GPU nodes "
+                          "as they join, before a model pod needs them")
+
+    @field_validator("ghcr_credential_arn")
+    @classmethod
+    def _credential(cls, value: str | None) -> str | None:
+        if value is not None and not CREDENTIAL_ARN.match(value):
+            raise ValueError(f"{value!r} is not a Secrets Manager secret ARN whose name starts "
+                             "with ecr-pullthroughcache/ (ECR refuses other names)")
+        return value
