@@ -47,6 +47,7 @@ class ModelServing(pulumi.ComponentResource):
         keda_ns = k8s.core.v1.Namespace(f"{name}-keda-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
             name=KEDA_NAMESPACE, labels=namespace_labels(KEDA_LEVEL)), opts=child)
         #: what must exist before anything is applied into these namespaces (network policies)
+        self.namespace = serving_ns
         self.namespaces = [serving_ns, keda_ns]
         k8s.helm.v3.Release(
             f"{name}-keda", name="keda", namespace=KEDA_NAMESPACE, chart="keda",

@@ -15,9 +15,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-#: Permissions a job may ask for, and why.
-ALLOWED_PERMISSIONS = {"contents": {"read"}, "id-token": {"write"},  # OIDC to AWS
-                       "pull-requests": {"write"}}                   # preview comments
+#: Permissions a job may ask for.
+ALLOWED_PERMISSIONS = {"contents": {"read", "write"}, "id-token": {"write"}, "pull-requests": {"write"}}
 PIN = re.compile(r"^\s*-?\s*uses: (?P<action>[\w./-]+)@(?P<ref>\S+)(?P<comment>.*)$")
 
 
@@ -67,6 +66,11 @@ def test_checkout_keeps_no_credentials_and_jobs_ask_for_least_permissions():
             assert isinstance(permissions, dict) and permissions, f"{name} names its permissions"
             for scope, level in permissions.items():
                 assert level in ALLOWED_PERMISSIONS.get(scope, set()), (name, scope, level)
+            scripts = "\n".join(step.get("run", "") for step in job["steps"])
+            comments = any(step.get("with", {}).get("comment-on-pr") for step in job["steps"])
+            # write access only where the job uses it: pushing a branch, commenting or opening PRs
+            assert (permissions.get("contents") == "write") == ("git push" in scripts), name
+            assert ("pull-requests" in permissions) == ("gh pr create" in scripts or comments), name
             for step in job["steps"]:
                 if step.get("uses", "").startswith("actions/checkout@"):
                     assert step["with"]["persist-credentials"] is False, name

@@ -111,6 +111,25 @@ def test_the_gateway_may_call_only_tgi_and_dns(plans, stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_services_the_gateway_calls_keep_service_port_equal_to_container_port(plans, stack):
+    """The VPC CNI resolves egress to a ClusterIP only when the Service port equals the
+    container port (named ports by the same name): otherwise gateway -> TGI would be dropped."""
+    plan = plans[stack]
+    serving = [d for d in plan.of_type("kubernetes:apps/v1:Deployment")
+               if d.inputs["metadata"]["namespace"] == "llm-serving"]
+    container_ports = {p["name"]: p["containerPort"] for d in serving
+                       for c in d.inputs["spec"]["template"]["spec"]["containers"]
+                       for p in c.get("ports", [])}
+    services = [s for s in plan.of_type("kubernetes:core/v1:Service")
+                if s.inputs["metadata"]["namespace"] == "llm-serving"]
+    assert services
+    for service in services:
+        for port in service.inputs["spec"]["ports"]:
+            assert port["targetPort"] == port["name"], service.name
+            assert port["port"] == container_ports[port["name"]], service.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_monitoring_keda_and_node_agents_accept_only_their_callers(plans, stack):
     policies, ep = policies_from(plans[stack].resources), _endpoints(plans[stack])
     assert allowed(policies, ep["keda"], ep["prometheus"], 9090)     # the scaler's queries
