@@ -283,7 +283,7 @@ POOL = "llmops:gpuPools.0"
                                           ("a", False), ("a" * 32, False), ("4l-spot", False),
                                           ("L4-spot", False), ("l4_spot", False)])
 def test_pool_names_are_dns_safe(name, ok):
-    found = problems({f"{POOL}.name": name, f"{MODEL}.pool": name})
+    found = problems({f"{POOL}.name": name})
     assert found == ([] if ok else [f"llmops:gpuPools[0].name: {name!r} must be 2-31 lowercase letters, "
                                     "digits or dashes, starting with a letter"])
 
@@ -299,7 +299,7 @@ def test_pool_sizes_are_ordered_and_bounded():
     assert "greater than or equal to 0" in refused({f"{POOL}.minSize": -1})
 
 
-@pytest.mark.parametrize(("key", "low", "high"), [("rootVolumeGib", 100, 2000),
+@pytest.mark.parametrize(("key", "low", "high"), [("rootVolumeGib", 30, 2000),
                                                   ("maxUnavailablePercentage", 1, 100)])
 def test_pool_volume_and_rollout_bounds(key, low, high):
     assert problems({f"{POOL}.{key}": low}) == [] and problems({f"{POOL}.{key}": high}) == []
@@ -309,25 +309,29 @@ def test_pool_volume_and_rollout_bounds(key, low, high):
 
 def test_spot_pools_list_at_least_two_types_on_demand_pools_may_list_one():
     assert refused({f"{POOL}.instanceTypes": ["g6.xlarge"]}) == (
-        "llmops:gpuPools[0]: spot pool 'l4-spot' lists one instance type; list at least 2 with the "
+        "llmops:gpuPools[0]: spot pool 'gpu24-x1-spot' lists one instance type; list at least 2 with the "
         "same GPU count so spot capacity can be found")
     assert problems({f"{POOL}.instanceTypes": ["g6.xlarge", "g5.xlarge"]}) == []
     assert problems({f"{POOL}.instanceTypes": ["g6.xlarge"], f"{POOL}.capacityType": "ON_DEMAND"}) == []
 
 
-def test_pool_types_are_known_unique_and_of_one_gpu_count():
+def test_pool_types_are_known_unique_and_of_one_node_shape():
     assert refused({f"{POOL}.instanceTypes": ["g6.xlarge", "g9.xlarge"]}).startswith(
         "llmops:gpuPools[0].instanceTypes: unknown GPU instance types ['g9.xlarge']; known: g4dn.12xlarge,")
     assert refused({f"{POOL}.instanceTypes": ["g6.xlarge", "g6.xlarge"]}) == (
         "llmops:gpuPools[0].instanceTypes: instance types are listed more than once")
     assert refused({f"{POOL}.instanceTypes": ["g6.xlarge", "g6.12xlarge"]}) == (
-        "llmops:gpuPools[0]: pool 'l4-spot' mixes GPU counts (g6.xlarge=1, g6.12xlarge=4); a model's "
-        "shards must fit every node, so use types with the same GPU count")
+        "llmops:gpuPools[0]: pool 'gpu24-x1-spot' mixes node shapes (g6.xlarge=1x24GiB/4vCPU/16GiB, "
+        "g6.12xlarge=4x24GiB/48vCPU/192GiB); pods are sized to one node shape and cluster-autoscaler "
+        "models a group by one type, so list types with the same GPU count, GPU memory, vCPU and memory")
+    # same GPU count and memory, but a different GPU model: one shape (A10G and L4 are both 24 GiB)
+    assert problems({f"{POOL}.instanceTypes": ["g6.xlarge", "g5.xlarge"]}) == []
 
 
-def test_a_pool_is_sized_by_its_smallest_type():
-    pool = validate({f"{POOL}.instanceTypes": ["g6e.xlarge", "g5.2xlarge", "g6.xlarge"]}).gpu_pools[0]
-    assert pool.smallest.name == "g6.xlarge" and pool.gpus_per_node == 1 and pool.has_local_nvme
+def test_a_pool_has_one_shape_and_is_sized_by_its_smallest_type():
+    pool = validate({f"{POOL}.instanceTypes": ["g5.xlarge", "g6.xlarge"]}).gpu_pools[0]
+    assert pool.smallest.name == "g5.xlarge" and pool.gpus_per_node == 1 and pool.has_local_nvme
+    assert pool.shape == "24gib-x1" and pool.root_volume == 50
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -370,8 +374,8 @@ def test_a_model_without_dtype_or_quantize_is_sized_as_bfloat16():
 def test_shards_divide_the_gpus_of_the_node(shards, ok):
     found = problems({"llmops:models.0.shards": shards}, stack="prod")
     assert found == ([] if ok else [
-        f"llmops:models[0] (llama-3-8b).shards: {shards} must divide the 4 GPU(s) per node of pool "
-        "'a10g-x4-ondemand'"])
+        f"llmops:models[0] (llama-3-8b).shards: {shards} must divide the 4 GPU(s) per node of shape "
+        "'24gib-x4'"])
 
 
 def test_shards_are_bounded_and_add_gpu_memory():
@@ -383,9 +387,9 @@ def test_shards_are_bounded_and_add_gpu_memory():
                                        stack="prod")
 
 
-def test_a_model_names_an_existing_pool():
-    assert refused({f"{MODEL}.pool": "h100"}) == (
-        "llmops:models[0] (llama-3-8b).pool: 'h100' is not a GPU pool; pools: l4-spot")
+def test_a_model_names_a_gpu_shape_some_pool_has():
+    assert refused({f"{MODEL}.gpuShape": "80gib-x8"}) == (
+        "llmops:models[0] (llama-3-8b).gpuShape: no GPU pool has shape '80gib-x8'; pool shapes: 24gib-x1")
 
 
 @pytest.mark.parametrize(("name", "ok"), [("ab", True), ("a" * 40, True), ("a", False), ("a" * 41, False),
@@ -554,10 +558,11 @@ def test_unknown_keys_list_the_allowed_ones_and_the_closest():
         "abortMultipartDays, accessLogDays, noncurrentVersionDays, registryPrefix")
     assert refused({"llmops:models.0.replicas.mn": 1}) == (
         "llmops:models[0].replicas.mn: unknown key; did you mean min?; allowed keys: max, min")
-    assert refused({"llmops:zzz": 1}) == (
-        "llmops:zzz: unknown key; did you mean llmops:tags?; allowed keys: aws:region, llmops:cluster, "
-        "llmops:gateway, llmops:gatewayApiKeys, llmops:gpuPools, llmops:models, llmops:monitoring, "
-        "llmops:network, llmops:serving, llmops:storage, llmops:tags")
+    assert refused({"llmops:tagz": 1}) == (
+        "llmops:tagz: unknown key; did you mean llmops:tags?; allowed keys: aws:region, llmops:ci, "
+        "llmops:cluster, llmops:gateway, llmops:gatewayApiKeys, llmops:gpuPools, llmops:images, "
+        "llmops:models, llmops:monitoring, llmops:network, llmops:platformStack, llmops:release, "
+        "llmops:serving, llmops:storage, llmops:tags")
 
 
 # -- survivors of the first mutation run -----------------------------------------------------
@@ -576,10 +581,10 @@ def test_values_of_80_characters_are_shown_whole_and_longer_ones_shortened():
     assert refused({"llmops:network.nat": longer}).endswith(f"(got '{'x' * 76}...)")
 
 
-def test_every_model_is_checked_even_after_one_names_a_missing_pool():
+def test_every_model_is_checked_even_after_one_names_a_missing_shape():
     second = {**read_stack_config("dev").values["llmops:models"][0], "name": "big", "paramsBillion": 70}
-    assert problems({f"{MODEL}.pool": "h100", "llmops:models.1": second}) == [
-        "llmops:models[0] (llama-3-8b).pool: 'h100' is not a GPU pool; pools: l4-spot",
+    assert problems({f"{MODEL}.gpuShape": "80gib-x8", "llmops:models.1": second}) == [
+        "llmops:models[0] (llama-3-8b).gpuShape: no GPU pool has shape '80gib-x8'; pool shapes: 24gib-x1",
         "llmops:models[1] (big): 70B parameters at bfloat16 need 130.4 GiB of weights but 1 x L4 "
         "(24 GiB, g6.xlarge) leave 19.2 GiB after KV cache headroom; quantize, add shards or use a "
         "larger GPU class"]
@@ -634,7 +639,7 @@ def test_left_out_settings_get_the_documented_production_defaults():
 def test_pool_names_and_interface_endpoints_are_unique():
     second = {**read_stack_config("dev").values["llmops:gpuPools"][0]}
     assert refused({"llmops:gpuPools.1": second}) == (
-        "llmops:gpuPools: pool names must be unique; repeated: l4-spot")
+        "llmops:gpuPools: pool names must be unique; repeated: gpu24-x1-spot")
     assert refused({"llmops:network.interfaceEndpoints": ["sts", "logs", "sts"]}) == (
         "llmops:network.interfaceEndpoints: listed more than once: sts")
     assert problems({"llmops:network.interfaceEndpoints": ["sts"]}) == []
