@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from llmops.offline.manifests import write_manifests
+from llmops.offline.output_paths import check_targets
 from llmops.offline.plan import Plan, run_plan
 from llmops.offline.stackfile import STACKS_DIR, available_stacks
 from policies.runner import evaluate, mandatory, render
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_targets(args.json, args.manifests)
     plan = run_plan(args.stack, stacks_dir=args.stacks_dir)
     print(render_summary(plan, quiet=args.quiet))
     if args.json:
