@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, in the order `llmops --help` lists them.
-COMMANDS = ("llmops.commands.plan", "llmops.commands.policy", "llmops.commands.registry",
-            "llmops.commands.gateway")
+COMMANDS = ("llmops.commands.plan", "llmops.commands.secrets", "llmops.commands.policy",
+            "llmops.commands.registry", "llmops.commands.gateway")
 
 #: Exit statuses, the same for every subcommand (documented in `llmops --help` and README).
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

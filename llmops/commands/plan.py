@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from llmops.offline.manifests import write_manifests
+from llmops.offline.notes import plan_notes
 from llmops.offline.output_paths import check_targets
 from llmops.offline.plan import Plan, run_plan
 from llmops.offline.stackfile import STACKS_DIR, available_stacks
@@ -69,4 +70,5 @@ def render_summary(plan: Plan, quiet: bool = False) -> str:
     for key in sorted(plan.outputs):
         shown = "[secret]" if key in plan.secret_outputs else json.dumps(plan.outputs[key])
         lines.append(f"  {key}: {shown}")
+    lines += ["", *plan_notes(plan)]
     return "\n".join(lines)

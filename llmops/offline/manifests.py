@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from llmops.offline.recorder import RecordedResource
+from llmops.offline.recorder import RecordedResource, mask
 
 #: The list of files the last write put in a manifests directory; the next write removes
 #: exactly those, so a reused directory holds one plan and never loses a user's own files.
@@ -23,8 +23,9 @@ def is_kubernetes_object(resource: RecordedResource) -> bool:
 
 
 def to_manifest(resource: RecordedResource) -> dict[str, Any]:
-    """The recorded inputs are the manifest (apiVersion/kind included); fill the name."""
-    manifest = dict(resource.inputs)
+    """The recorded inputs are the manifest (apiVersion/kind included); fill the name.
+    Secret values (a Secret's data, a password in Helm-free YAML) are masked as in --json."""
+    manifest = dict(mask(resource.inputs, resource.secret_paths, keep_shape=True))
     metadata = dict(manifest.get("metadata") or {})
     metadata.setdefault("name", resource.name)
     manifest["metadata"] = metadata

@@ -20,6 +20,7 @@ from pulumi.runtime import settings as runtime_settings
 from llmops.offline.mocks import OfflineMocks
 from llmops.offline.recorder import RecordedInvoke, RecordedResource, RecordingMonitor, mask
 from llmops.offline.registry_file import load_offline_registry
+from llmops.offline.secrets import SecretProblems, SecretStatus, secret_statuses
 from llmops.offline.stackfile import (
     OFFLINE_SECRET,
     STACKS_DIR,
@@ -49,6 +50,8 @@ class Plan:
     #: each stack's own outputs ({"platform": {...}, "workloads": {...}})
     stack_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     invokes: list[RecordedInvoke] = field(default_factory=list)
+    #: the secrets the stack reads; offline every one is a placeholder, set or not
+    secrets: list[SecretStatus] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -99,6 +102,7 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
     # Secrets live encrypted in the workloads stack's own config, not in the environment
     # file; offline, stand in for the ones that are absent so the rest can be planned.
     workloads_file = read_workloads_config(stack, stacks_dir)
+    secret_problems = SecretProblems(stack_config, workloads_file)
     stack_config = stack_config.with_overrides(workloads_file.values)
     stack_config.secret_keys.update(workloads_file.secret_keys)
     stack_config = stack_config.with_overrides(
@@ -106,8 +110,10 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
     stack_config.secret_keys.update(secret_config_keys())
     if overrides:
         stack_config = stack_config.with_overrides(overrides)
-    config = parse_platform_config(stack_config.values, project=PRODUCT, stack=stack,
-                                   source=stack_config.source)
+    with secret_problems.reported_with_config_errors():
+        config = parse_platform_config(stack_config.values, project=PRODUCT, stack=stack,
+                                       source=stack_config.source)
+    secret_problems.check(config)
     missing = [k for k in config.monitoring_secret_keys() if k not in stack_config.values]
     stack_config = stack_config.with_overrides({key: OFFLINE_SECRET for key in missing})
     stack_config.secret_keys.update(config.monitoring_secret_keys())
@@ -134,6 +140,7 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
                 outputs={**platform.outputs, **workloads.outputs},
                 secret_outputs=platform.secret_outputs + workloads.secret_outputs,
                 stack_outputs={label: r.outputs for label, r in recordings.items()},
+                secrets=secret_statuses(config, workloads_file),
                 invokes=platform.invokes + workloads.invokes)
 
 
