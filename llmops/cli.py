@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, in the order `llmops --help` lists them.
-COMMANDS = ("llmops.commands.plan", "llmops.commands.secrets", "llmops.commands.policy",
+COMMANDS = ("llmops.commands.plan", "llmops.commands.outputs", "llmops.commands.diff",
+            "llmops.commands.cost", "llmops.commands.secrets", "llmops.commands.policy",
             "llmops.commands.registry", "llmops.commands.gateway")
 
 #: Exit statuses, the same for every subcommand (documented in `llmops --help` and README).

@@ -33,6 +33,10 @@ class RecordedResource:
     options: dict[str, Any] = field(default_factory=dict)
     #: which of the environment's stacks registers it ("platform" or "workloads")
     stack: str = ""
+    #: inputs the provider SDK wraps as secret whatever their value (its schema marks them
+    #: sensitive, e.g. aws.ssm.Parameter `value`): a secret mark there says nothing about
+    #: whether the program's data was secret
+    schema_secrets: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The plan JSON entry; secret values are masked."""
@@ -145,7 +149,7 @@ class RecordingMonitor(MockMonitor):
             else None,
             custom=request.custom, inputs=inputs, secret_paths=tuple(secrets),
             dependencies=tuple(sorted(request.dependencies)), options=resource_options(request),
-            stack=self.stack_label))
+            stack=self.stack_label, schema_secrets=tuple(request.additionalSecretOutputs)))
         return response
 
     def Invoke(self, request):

@@ -65,9 +65,11 @@ def test_no_output_of_a_plan_contains_a_secret_value(tmp_path: Path, capsys):
     summary = render_summary(plan)
     plan.write_json(tmp_path / "plan.json")
     write_manifests(plan.resources, tmp_path / "manifests")
+    from llmops.commands.outputs import render, to_json
+    shown = render(plan) + json.dumps(to_json(plan))
     written = [p.read_text() for p in tmp_path.rglob("*") if p.is_file()]
     assert written and len(written) > 30
-    for text in [summary, *written]:
+    for text in [summary, shown, *written]:
         assert PLANTED not in text
 
 
@@ -76,7 +78,8 @@ def test_cli_outputs_never_show_the_offline_placeholder(tmp_path: Path):
     plan_json, manifests = tmp_path / "plan.json", tmp_path / "manifests"
     run = llmops("plan", "--stack", "prod", "--json", str(plan_json), "--manifests", str(manifests))
     assert run.returncode == 0
-    texts = [run.stdout, plan_json.read_text(),
+    outputs = llmops("outputs", "--stack", "prod", "--json")
+    texts = [run.stdout, outputs.stdout, plan_json.read_text(),
              *(p.read_text() for p in manifests.glob("*.yaml"))]
     assert all(OFFLINE_SECRET not in text for text in texts)
     assert any("[secret]" in p.read_text() for p in manifests.glob("*.yaml"))
