@@ -201,6 +201,8 @@ def record(program: Callable[[], Any], *, stack: str = "test", project: str = PL
 
     try:
         run()
+    except KeyboardInterrupt:
+        raise  # leave at once; the CLI exits without tearing the runtime down
     except BaseException:
         _settle(loop)
         raise
