@@ -52,8 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def answer_version(argv: Sequence[str] | None) -> None:
+    """`llmops --version` without loading the subcommands (Pulumi, pydantic...): exits.
+    Only as the first argument: subcommands have options of that name
+    (`llmops registry show NAME --version V`)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["--version"]:
+        print(f"llmops {distribution_version()}")
+        raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        answer_version(argv)
         args = build_parser().parse_args(argv)
         return int(args.handler(args) or EXIT_OK)
     except KeyboardInterrupt:

@@ -123,3 +123,22 @@ def test_help_documents_the_exit_codes_and_version_prints_the_package_version():
     run = llmops("--version")
     assert run.returncode == 0
     assert run.first_line == f"llmops {version('llmops-platform')}"
+
+
+def test_version_answers_without_loading_the_subcommands():
+    """`llmops --version` must not pay for importing Pulumi and every command (seconds)."""
+    probe = ("import sys\nfrom llmops.cli import main\ntry:\n    main(['--version'])\n"
+             "except SystemExit:\n    pass\nprint(sorted(m for m in ('pulumi', 'pydantic') "
+             "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert result.stdout.startswith("llmops ")
+
+
+def test_a_subcommands_own_version_option_is_not_taken_for_llmops_version(capsys):
+    from llmops.cli import main
+
+    # `registry show NAME --version V` selects a model version; without a bucket it is an error
+    assert main(["registry", "--bucket", "", "show", "tiny", "--version", "v2"]) != 0
+    assert not capsys.readouterr().out.startswith("llmops ")
