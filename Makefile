@@ -8,11 +8,16 @@ STACK  ?= dev
 
 .PHONY: setup plan plans test lint promtool bench mutate clean
 
+# Not quiet: a fresh install takes about a minute, and a silent minute looks like a hang.
 $(STAMP): pyproject.toml
+	@echo "==> [1/3] creating the virtualenv $(VENV) with $$($(PYTHON) --version)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "==> [2/3] upgrading pip"
+	$(BIN)/python -m pip install --upgrade pip
+	@echo "==> [3/3] installing llmops and its test tools into $(VENV) (about a minute when fresh)"
+	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
+	@echo "==> ready: $(BIN)/llmops --help"
 
 setup: $(STAMP)
 

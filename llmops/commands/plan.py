@@ -8,6 +8,8 @@ from pathlib import Path
 
 from llmops.offline import deploy_checks
 from llmops.offline.manifests import write_manifests
+from llmops.offline.notes import plan_notes
+from llmops.offline.output_paths import check_targets
 from llmops.offline.plan import Plan, run_plan
 from llmops.offline.stackfile import STACKS_DIR, available_stacks
 from policies.runner import evaluate, mandatory, render
@@ -38,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_targets(args.json, args.manifests)
     plan = run_plan(args.stack, stacks_dir=args.stacks_dir)
     print(render_summary(plan, quiet=args.quiet))
     if args.json:
@@ -74,4 +77,5 @@ def render_summary(plan: Plan, quiet: bool = False) -> str:
         for key in sorted(outputs):
             shown = "[secret]" if key in plan.secret_outputs else json.dumps(outputs[key])
             lines.append(f"  {key}: {shown}")
+    lines += ["", *plan_notes(plan)]
     return "\n".join(lines)

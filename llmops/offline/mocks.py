@@ -83,10 +83,13 @@ class OfflineMocks(pulumi.runtime.Mocks):
     """
 
     def __init__(self, region: str, account_id: str = ACCOUNT_ID,
-                 registry: dict[str, Any] | None = None):
+                 registry: dict[str, Any] | None = None,
+                 registry_source: str = "stacks/offline-registry.yaml"):
         self.region = region
         self.account_id = account_id
         self.registry = registry or {}
+        #: how messages name the file `registry` came from
+        self.registry_source = registry_source
         self.output_hooks: dict[str, OutputHook] = dict(OUTPUT_HOOKS)
         #: org/project/stack -> (outputs, secret output names): what StackReferences read
         self.stack_references: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
@@ -172,7 +175,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "state": "available", "id": self.region}
 
     def _registry_object(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Answer registry reads (stage pointers, manifests) from stacks/offline-registry.yaml."""
+        """Answer registry reads (stage pointers, manifests) from the offline registry file."""
         bucket, key = args.get("bucket", ""), args.get("key", "")
         stage = STAGE_KEY.match(key)
         manifest = MANIFEST_KEY.match(key)
@@ -184,7 +187,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
         if facts is None:
             raise LlmopsError(
                 f"reading s3://{bucket}/{key}: NoSuchKey (the offline registry, "
-                "stacks/offline-registry.yaml, has no such model, stage or version)")
+                f"{self.registry_source}, has no such model, stage or version)")
         prefix, model = match["prefix"], match["model"]
         record = {"name": model, "version": version, "revision": facts["revision"],
                   "uri": f"s3://{bucket}/{prefix}models/{model}/{version}/files/"}

@@ -6,6 +6,7 @@ This is the harness behind `llmops plan` and behind the tests: one code path for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -14,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import settings as runtime_settings
 
 from llmops.offline.mocks import OfflineMocks
 from llmops.offline.recorder import RecordedInvoke, RecordedResource, RecordingMonitor, mask
+from llmops.offline.registry_file import load_offline_registry
+from llmops.offline.secrets import SecretProblems, SecretStatus, secret_statuses
 from llmops.offline.stackfile import (
     OFFLINE_SECRET,
     STACKS_DIR,
@@ -50,6 +52,8 @@ class Plan:
     #: each stack's secret output names ({"platform": ("kubeconfig",), ...})
     stack_secret_outputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     invokes: list[RecordedInvoke] = field(default_factory=list)
+    #: the secrets the stack reads; offline every one is a placeholder, set or not
+    secrets: list[SecretStatus] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -83,7 +87,7 @@ class Plan:
                             for i in self.invokes]}
 
     def write_json(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Into an existing directory (the CLI checks it before planning)."""
         path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")
 
 
@@ -100,6 +104,7 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
     # Secrets live encrypted in the workloads stack's own config, not in the environment
     # file; offline, stand in for the ones that are absent so the rest can be planned.
     workloads_file = read_workloads_config(stack, stacks_dir)
+    secret_problems = SecretProblems(stack_config, workloads_file)
     stack_config = stack_config.with_overrides(workloads_file.values)
     stack_config.secret_keys.update(workloads_file.secret_keys)
     stack_config = stack_config.with_overrides(
@@ -107,8 +112,10 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
     stack_config.secret_keys.update(secret_config_keys())
     if overrides:
         stack_config = stack_config.with_overrides(overrides)
-    config = parse_platform_config(stack_config.values, project=PRODUCT, stack=stack,
-                                   source=stack_config.source)
+    with secret_problems.reported_with_config_errors():
+        config = parse_platform_config(stack_config.values, project=PRODUCT, stack=stack,
+                                       source=stack_config.source)
+    secret_problems.check(config)
     missing = [k for k in config.monitoring_secret_keys() if k not in stack_config.values]
     stack_config = stack_config.with_overrides({key: OFFLINE_SECRET for key in missing})
     stack_config.secret_keys.update(config.monitoring_secret_keys())
@@ -116,13 +123,14 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
     from stacks.platform_stack import main as platform_main  # what `pulumi up` runs
     from stacks.workloads_stack import main as workloads_main
 
-    registry_file = stacks_dir / "offline-registry.yaml"
-    registry = yaml.safe_load(registry_file.read_text()) if registry_file.is_file() else {}
+    registry, registry_source = load_offline_registry(stacks_dir, needed=bool(config.models))
     runtime = stack_config.runtime_values()
     platform = record(platform_main, stack=stack, project=PLATFORM_PROJECT, label="platform",
                       region=config.region, config=runtime, secret_keys=stack_config.secret_keys,
-                      mocks=OfflineMocks(region=config.region, registry=registry))
-    workloads_mocks = OfflineMocks(region=config.region, registry=registry)
+                      mocks=OfflineMocks(region=config.region, registry=registry,
+                                         registry_source=registry_source))
+    workloads_mocks = OfflineMocks(region=config.region, registry=registry,
+                                   registry_source=registry_source)
     workloads_mocks.stack_references[platform_stack_name(config, OFFLINE_ORGANIZATION)] = (
         platform.outputs, platform.secret_outputs)
     workloads = record(workloads_main, stack=stack, project=WORKLOADS_PROJECT, label="workloads",
@@ -135,7 +143,24 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
                 secret_outputs=platform.secret_outputs + workloads.secret_outputs,
                 stack_outputs={label: r.outputs for label, r in recordings.items()},
                 stack_secret_outputs={label: r.secret_outputs for label, r in recordings.items()},
+                secrets=secret_statuses(config, workloads_file),
                 invokes=platform.invokes + workloads.invokes)
+
+
+def _settle(loop: asyncio.AbstractEventLoop) -> None:
+    """After the program failed: cancel the registrations still pending and retrieve every
+    task's exception, so asyncio does not log "Task was destroyed but it is pending!" or
+    "exception was never retrieved" tracebacks after the one error the user should read."""
+    for task in asyncio.all_tasks(loop):
+        if task.done() and not task.cancelled():
+            task.exception()  # marks it retrieved
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks and not loop.is_running():
+        # best effort: the program's own error is what propagates
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 @dataclass
@@ -179,6 +204,11 @@ def record(program: Callable[[], Any], *, stack: str = "test", project: str = PL
 
     try:
         run()
+    except KeyboardInterrupt:
+        raise  # leave at once; the CLI exits without tearing the runtime down
+    except BaseException:
+        _settle(loop)
+        raise
     finally:
         asyncio.set_event_loop(None)
         loop.close()

@@ -35,6 +35,10 @@ class RecordedResource:
     stack: str = ""
     #: what the (mock) provider answered: ids, names, ARNs, URLs other resources refer to
     outputs: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: inputs the provider SDK wraps as secret whatever their value (its schema marks them
+    #: sensitive, e.g. aws.ssm.Parameter `value`): a secret mark there says nothing about
+    #: whether the program's data was secret
+    schema_secrets: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The plan JSON entry; secret values are masked."""
@@ -97,14 +101,29 @@ def decode(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
     return value
 
 
-def mask(value: Any, secret_paths: tuple[str, ...], path: str = "") -> Any:
+SECRET_MARK = "[secret]"
+
+
+def mask(value: Any, secret_paths: tuple[str, ...], path: str = "", keep_shape: bool = False) -> Any:
+    """`value` with every secret path replaced by "[secret]". With `keep_shape`, a secret
+    mapping or list keeps its keys and length and only its leaves are replaced, so a masked
+    Kubernetes Secret is still a valid manifest (`stringData` stays an object)."""
     if path and path in secret_paths:
-        return "[secret]"
+        return _redact(value) if keep_shape else SECRET_MARK
     if isinstance(value, dict):
-        return {k: mask(v, secret_paths, f"{path}.{k}" if path else k) for k, v in value.items()}
+        return {k: mask(v, secret_paths, f"{path}.{k}" if path else k, keep_shape)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [mask(v, secret_paths, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [mask(v, secret_paths, f"{path}[{i}]", keep_shape) for i, v in enumerate(value)]
     return value
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return None if value is None else SECRET_MARK
 
 
 class RecordingMonitor(MockMonitor):
@@ -132,7 +151,8 @@ class RecordingMonitor(MockMonitor):
             else None,
             custom=request.custom, inputs=inputs, secret_paths=tuple(secrets),
             dependencies=tuple(sorted(request.dependencies)), options=resource_options(request),
-            stack=self.stack_label, outputs=decode(json_format.MessageToDict(response.object))))
+            stack=self.stack_label, outputs=decode(json_format.MessageToDict(response.object)),
+            schema_secrets=tuple(request.additionalSecretOutputs)))
         return response
 
     def Invoke(self, request):

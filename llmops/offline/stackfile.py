@@ -40,6 +40,16 @@ class StackConfig:
         return StackConfig(self.stack, self.source, values, set(self.secret_keys))
 
 
+def display_path(path: Path) -> str:
+    """How a message names a file: relative to the working directory when it is below it
+    (`stacks/Pulumi.dev.yaml`), else absolute, so `--stacks-dir` errors name the real file."""
+    absolute = path.absolute()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
 def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
 
@@ -47,7 +57,7 @@ def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
 def read_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
     """The environment file: the platform stack's config, which both stacks read."""
     path = stacks_dir / f"Pulumi.{stack}.yaml"
-    source = f"stacks/{path.name}"
+    source = display_path(path)
     if not path.is_file():
         known = ", ".join(available_stacks(stacks_dir)) or "none"
         raise LlmopsError(f"no stack {stack!r}: {source} does not exist; stacks: {known}")
@@ -59,8 +69,8 @@ def read_workloads_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackCon
     Absent before `pulumi stack init` there, which is fine offline."""
     path = stacks_dir / "workloads" / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        return StackConfig(stack, f"stacks/workloads/{path.name}", {})
-    return _read(stack, path, f"stacks/workloads/{path.name}")
+        return StackConfig(stack, display_path(path), {})
+    return _read(stack, path, display_path(path))
 
 
 def _read(stack: str, path: Path, source: str) -> StackConfig:

@@ -43,8 +43,11 @@ def parse_platform_config(values: Mapping[str, Any], *, project: str, stack: str
         return PlatformConfig.model_validate(data)
     except ValidationError as exc:
         from stacks.config.base import describe_errors
+        from stacks.config.platform import cross_section_problems
 
-        raise ConfigError(source or f"stack {stack!r}", describe_errors(PlatformConfig, exc)) from None
+        problems = describe_errors(PlatformConfig, exc)
+        problems += [p for p in cross_section_problems(data) if p not in problems]
+        raise ConfigError(source or f"stack {stack!r}", problems) from None
 
 
 def _decode(value: Any) -> Any:

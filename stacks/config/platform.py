@@ -7,8 +7,10 @@ field here with the alias `llmops:<key>` the YAML uses. Nothing else changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stacks.config.base import Section, repeated
 from stacks.config.ci import CiConfig
@@ -19,6 +21,7 @@ from stacks.config.images import ImagesConfig
 from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
 from stacks.config.network import NetworkConfig
 from stacks.config.placement import model_placement_problems
+from stacks.config.regions import region_problem
 from stacks.config.release import ReleaseConfig
 from stacks.config.serving import ModelConfig, ServingConfig
 from stacks.config.storage import StorageConfig
@@ -49,7 +52,7 @@ class PlatformConfig(Section):
 
     project: str = Field(json_schema_extra={"derived": True})  # the Pulumi project name
     environment: str = Field(json_schema_extra={"derived": True})  # the stack name
-    region: str = Field(alias="aws:region", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    region: str = Field(alias="aws:region")
     tags: TagsConfig = Field(alias="llmops:tags")
     network: NetworkConfig = Field(alias="llmops:network")
     cluster: ClusterConfig = Field(alias="llmops:cluster")
@@ -71,6 +74,14 @@ class PlatformConfig(Section):
                                   description="the gateway's key file (hashed keys); set it with "
                                   "`pulumi config set --secret llmops:gatewayApiKeys < keys.yaml`")
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        problem = region_problem(region)
+        if problem:
+            raise ValueError(problem)
+        return region
+
     @field_validator("models")
     @classmethod
     def _unique_models(cls, models: list[ModelConfig]) -> list[ModelConfig]:
@@ -82,9 +93,7 @@ class PlatformConfig(Section):
     @model_validator(mode="after")
     def _models_fit_their_pools(self) -> PlatformConfig:
         """Cross-section checks: each model's GPU shape has pools, and its shards and weights fit."""
-        problems = [f"llmops:models[{i}] ({model.name}){problem}"
-                    for i, model in enumerate(self.models)
-                    for problem in model_placement_problems(model, self.gpu_pools, self.serving)]
+        problems = placement_problems(enumerate(self.models), self.gpu_pools, self.serving)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -113,3 +122,34 @@ class PlatformConfig(Section):
     @property
     def cluster_name(self) -> str:
         return f"{self.project}-{self.environment}"
+
+
+def placement_problems(models, pools: list[GpuPool], serving: ServingConfig) -> list[str]:
+    """Each (index, model)'s placement problems, prefixed with the model's key path."""
+    return [f"llmops:models[{i}] ({model.name}){problem}"
+            for i, model in models
+            for problem in model_placement_problems(model, pools, serving)]
+
+
+def cross_section_problems(data: Mapping[str, Any]) -> list[str]:
+    """The cross-section checks for a config that has field errors elsewhere.
+
+    Pydantic skips a model's after-validators once any field fails, which would make users
+    fix config in rounds (an `azCount` typo hides that a model does not fit its GPU). So the
+    sections the checks need are validated on their own: the checks run when the pools and
+    serving sections are valid, for every model that is valid by itself.
+    """
+    try:
+        pools = [GpuPool.model_validate(p) for p in data.get("llmops:gpuPools") or []]
+        serving = ServingConfig.model_validate(data.get("llmops:serving", {}))
+    except (ValidationError, TypeError):
+        return []
+    if not pools:
+        return []
+    models = []
+    for i, raw in enumerate(data.get("llmops:models") or []):
+        try:
+            models.append((i, ModelConfig.model_validate(raw)))
+        except (ValidationError, TypeError):
+            continue
+    return placement_problems(models, pools, serving)

@@ -1,0 +1,39 @@
+"""Where `llmops plan` writes (--json FILE, --manifests DIR), checked before anything runs:
+a bad target must fail before the plan has written half of its outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmops.errors import LlmopsError
+from llmops.offline.stackfile import display_path
+
+
+def check_json_target(path: Path) -> None:
+    """A file in an existing directory: a typo in the directory is an error, not a new tree."""
+    if path.is_dir():
+        raise LlmopsError(f"--json {display_path(path)} is a directory; give a file name "
+                          "such as plan.json")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise LlmopsError(f"--json {display_path(path)}: directory {display_path(parent)} {what}; "
+                          "create it first or write elsewhere")
+
+
+def check_manifests_target(directory: Path) -> None:
+    """A directory (created if missing, under an existing parent), never a file."""
+    if directory.exists() and not directory.is_dir():
+        raise LlmopsError(f"--manifests {display_path(directory)} is a file; give a directory "
+                          "(the plan writes one YAML file per Kubernetes object into it)")
+    if not directory.exists() and not directory.parent.is_dir():
+        raise LlmopsError(f"--manifests {display_path(directory)}: directory "
+                          f"{display_path(directory.parent)} does not exist; create it first")
+
+
+def check_targets(json_file: Path | None, manifests_dir: Path | None) -> None:
+    """Both of `llmops plan`'s output targets, before the plan runs."""
+    if json_file is not None:
+        check_json_target(json_file)
+    if manifests_dir is not None:
+        check_manifests_target(manifests_dir)

@@ -1,0 +1,126 @@
+"""The commands users reach for after `plan`: outputs, diff, cost; each run as a user would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from llmops.offline.cost import estimate
+from llmops.offline.plan_diff import ENV, diff_plans, flatten, normaliser
+from llmops.offline.stackfile import read_stack_config
+from policies.gpu_cost import check_budget
+from policies.runner import to_resource
+from stacks.config import PRODUCT, parse_platform_config
+from tests.cli.conftest import llmops
+
+
+def test_outputs_shows_plain_ssm_values_and_masks_only_secrets():
+    run = llmops("outputs", "--stack", "dev")
+    assert run.returncode == 0
+    assert run.first_line.startswith("Outputs of stack 'dev' (us-west-2)")
+    lines = run.stdout.splitlines()
+    assert any(line.split() == ["/llmops/dev/clusterName", "String", "llmops-dev"] for line in lines)
+    assert any(line.split() == ["kubeconfig", "[secret]"] for line in lines)
+
+
+def test_outputs_json_has_both_stacks_and_every_published_parameter(plans):
+    run = llmops("outputs", "--stack", "prod", "--json")
+    assert run.returncode == 0
+    document = json.loads(run.stdout)
+    assert set(document["outputs"]) == {"platform", "workloads"}
+    assert document["outputs"]["platform"]["kubeconfig"] == "[secret]"
+    parameters = {p["name"]: p for p in document["ssmParameters"]}
+    assert len(parameters) == len(plans["prod"].of_type("aws:ssm/parameter:Parameter"))
+    assert parameters["/llmops/prod/clusterName"]["value"] == "llmops-prod"
+    assert parameters["/llmops/prod/gatewayUrl"]["stack"] == "workloads"
+    assert all(p["value"] != "[secret]" for p in parameters.values())
+
+
+def test_a_parameter_mirroring_a_secret_output_stays_masked(plans):
+    """The mirror of a secret output is masked although the SDK marks every value secret."""
+    from llmops.offline.published import is_secret_value
+
+    plan = plans["dev"]
+    parameter = plan.one("aws:ssm/parameter:Parameter", "published-clusterName")
+    assert not is_secret_value(plan, parameter)
+    plan.secret_outputs = (*plan.secret_outputs, "clusterName")
+    try:
+        assert is_secret_value(plan, parameter)
+    finally:
+        plan.secret_outputs = plan.secret_outputs[:-1]
+
+
+def test_diff_of_two_stacks_names_resources_and_property_paths():
+    run = llmops("diff", "dev", "prod")
+    assert run.returncode == 0
+    assert run.first_line.startswith("Plan diff dev -> prod ('dev' and 'prod' appear as <env>):")
+    assert "+ [platform] aws:ec2/natGateway:NatGateway network-nat-us-east-1b" in run.stdout
+    assert "~ [platform] aws:cloudwatch/logGroup:LogGroup network-flow-logs" in run.stdout
+    assert "    retentionInDays: 14 -> 365" in run.stdout
+    # the environments' names are not differences
+    assert '"llmops-dev" -> "llmops-prod"' not in run.stdout
+    assert "/llmops/dev/" not in run.stdout
+
+
+def test_diff_of_a_plan_file_against_its_own_stack_is_empty(tmp_path: Path):
+    target = tmp_path / "dev.json"
+    assert llmops("plan", "--stack", "dev", "--quiet", "--no-policy", "--json",
+                  str(target)).returncode == 0
+    run = llmops("diff", str(target), "dev")
+    assert run.returncode == 0
+    assert run.first_line.endswith(": 0 added, 0 removed, 0 changed, 152 unchanged")
+
+
+def test_diff_refuses_what_is_neither_a_plan_nor_a_stack(tmp_path: Path):
+    not_a_plan = tmp_path / "x.json"
+    not_a_plan.write_text('{"a": 1}')
+    run = llmops("diff", str(not_a_plan), "qa")
+    assert run.returncode == 1
+    assert run.first_line.startswith(f"error: {not_a_plan} is not a plan")
+    run = llmops("diff", "dev", "qa")
+    assert run.first_line == "error: 'qa' is neither a plan JSON file nor a stack; stacks: dev, prod, staging"
+
+
+def test_normalising_keeps_device_paths_and_hosts_that_merely_contain_the_name():
+    normalise = normaliser("dev")
+    assert normalise(["llmops-dev", "/llmops/dev/vpcId", "urn:pulumi:dev::llmops::x", "dev",
+                      "/dev/shm", "llm.dev.example.com", "CC-4410-dev"]) == [
+        f"llmops-{ENV}", f"/llmops/{ENV}/vpcId", f"urn:pulumi:{ENV}::llmops::x", ENV,
+        "/dev/shm", "llm.dev.example.com", "CC-4410-dev"]
+
+
+def test_json_inside_strings_is_compared_by_path():
+    before = {"stack": "a", "outputs": {}, "resources": [{"stack": "platform", "type": "t",
+              "name": "r", "inputs": {"policy": json.dumps({"Statement": [{"Action": "s3:Get"}]})}}]}
+    after = json.loads(json.dumps(before).replace("s3:Get", "s3:Put"))
+    (change,) = diff_plans(before, after).changed
+    assert change.changes == [("policy{json}.Statement[0].Action", "s3:Get", "s3:Put")]
+    assert dict(flatten({"a": []})) == {"a": []}
+
+
+def test_cost_prices_pools_and_models_from_the_instance_table():
+    run = llmops("cost", "--stack", "prod")
+    assert run.returncode == 0
+    assert run.first_line.startswith("GPU cost of stack 'prod' (us-east-1), per month of 730 h")
+    spot = next(line for line in run.stdout.splitlines() if line.strip().startswith("gpu24-x4-spot"))
+    # g5.12xlarge spot estimate 2.27/h, 0/0/8 nodes: 8 x 2.27 x 730 = 13,257; 60% below 5.672/h
+    assert spot.split()[-4:] == ["$0", "/", "$13,257", "60%"]
+    assert "Budget: $60,000/month (policies/config/prod.yaml)" in run.stdout
+    assert "qwen-2-5-32b  24gib-x4  2-4" in run.stdout
+
+
+def test_cost_max_is_the_fleet_the_budget_policy_checks(plans):
+    """Same table, same rule: the policy's worst case equals the estimate's max."""
+    for stack, plan in plans.items():
+        config = parse_platform_config(read_stack_config(stack).values, project=PRODUCT,
+                                       stack=stack)
+        high = estimate(config).total[2]
+        resources = [r for r in map(to_resource, plan.resources) if r is not None]
+        findings = check_budget(resources, {"monthlyBudgetUsd": 0})
+        assert f"costs ${high:,.0f}/month" in findings[0].message, stack
+
+
+def test_every_plan_ends_with_a_cost_line():
+    run = llmops("plan", "--stack", "staging", "--no-policy")
+    assert ("GPU cost: $350-$5,417/month, typically $701 (60% below on-demand); "
+            "`llmops cost --stack staging` for the breakdown") in run.stdout
