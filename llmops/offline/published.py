@@ -39,7 +39,7 @@ def stack_outputs(plan: Plan) -> dict[str, dict[str, Any]]:
 
 
 def _mirrored_output_is_secret(plan: Plan, resource: RecordedResource, name: str) -> bool:
-    """Whether the stack output a parameter mirrors (/<project>/<env>/<output>) is a secret;
+    """Whether the stack output a parameter mirrors (/<project>/<env>/<stack>/<output>) is a secret;
     a parameter that mirrors no output is treated as one."""
     key = name.rsplit("/", 1)[-1]
     outputs = plan.stack_outputs.get(resource.stack, {})
@@ -50,7 +50,8 @@ def is_secret_value(plan: Plan, resource: RecordedResource) -> bool:
     inputs = resource.inputs
     if inputs.get("type") == "SecureString":
         return True
-    if "value" in resource.secret_paths and "value" not in resource.schema_secrets:
+    if "insecureValue" in resource.secret_paths or (
+            "value" in resource.secret_paths and "value" not in resource.schema_secrets):
         return True  # the program's data was secret
     return _mirrored_output_is_secret(plan, resource, str(inputs.get("name", "")))
 
@@ -60,7 +61,9 @@ def published_parameters(plan: Plan) -> list[PublishedParameter]:
     parameters = []
     for resource in plan.of_type(SSM_PARAMETER):
         inputs = resource.inputs
-        shown = SECRET_MARK if is_secret_value(plan, resource) else inputs.get("value")
+        # String parameters carry their value as `insecureValue` (components/published_outputs.py)
+        value = inputs.get("insecureValue", inputs.get("value"))
+        shown = SECRET_MARK if is_secret_value(plan, resource) else value
         parameters.append(PublishedParameter(str(inputs.get("name")), str(inputs.get("type")),
                                              resource.stack, shown))
     return sorted(parameters, key=lambda p: p.name)
