@@ -75,7 +75,9 @@ class Gateway(pulumi.ComponentResource):
             name="gateway",
             image=pulumi.Output.concat(args.image_repository, ":", cfg.image_tag),
             command=["llmops", "gateway", "--config", f"{CONFIG_DIR}/config.yaml",
-                     "--host", "0.0.0.0", "--port", str(PORT)],
+                     "--host", "0.0.0.0", "--port", str(PORT),
+                     # streams may finish after SIGTERM, within the pod's grace period
+                     "--drain-seconds", str(STREAM_SECONDS)],
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
             resources={"requests": {"cpu": "500m", "memory": "512Mi"},
                        "limits": {"cpu": "2", "memory": "1Gi"}},

@@ -130,8 +130,14 @@ def test_gateway_rollouts_do_not_drop_connections(plans):
     annotations = plan.one("kubernetes:networking.k8s.io/v1:Ingress").inputs["metadata"]["annotations"]
     assert annotations["alb.ingress.kubernetes.io/target-group-attributes"] == (
         "deregistration_delay.timeout_seconds=300")
-    # preStop + the longest stream the ALB allows + margin
+    # preStop + the longest stream the ALB allows + margin, and the gateway drains that long
     assert pod["terminationGracePeriodSeconds"] >= 15 + 300
+    command = container["command"]
+    assert command[command.index("--drain-seconds") + 1] == "300"
+    from llmops.cli import build_parser
+
+    parsed = build_parser().parse_args(command[1:])
+    assert parsed.drain_seconds == 300
 
 
 PLACEMENT_ERRORS = [

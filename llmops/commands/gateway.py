@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="gateway config YAML (models, keysFile, limits, breaker, cache)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--drain-seconds", type=float, default=60.0,
+                        help="on SIGTERM, how long in-flight requests and streams may finish "
+                        "before they are cut (default: %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     try:
         web.run_app(create_app(config), host=args.host, port=args.port, access_log=None,
+                    shutdown_timeout=args.drain_seconds,
                     print=lambda msg: print(msg, flush=True))
     except OSError as exc:
         reason = ("address already in use" if exc.errno == errno.EADDRINUSE
