@@ -189,3 +189,67 @@ def test_audit_lines_are_json_whatever_the_names_hold(tmp_path):
         ("k", 'we"ird\nmodel\\', False, "model not allowed"), (None, None, True, None),
         ("k", 'we"ird\nmodel\\', True, None)]
     assert all(isinstance(x["time"], float) for x in lines)
+
+
+# -- survivors of the sampled mutation run (make mutate AREAS=gateway) -------------------
+
+def test_the_reset_time_counts_from_the_opening_whatever_the_clock_reads():
+    clock = Clock()
+    clock.now = 10.0                      # a clock near zero, as time.monotonic may be
+    breaker = _opened(clock)
+    clock.now += 29.9
+    assert breaker.state == OPEN
+    clock.now += 0.1
+    assert breaker.state == HALF_OPEN
+
+
+def test_a_single_generated_token_is_charged():
+    limiter = RateLimiter(clock=Clock())
+    for _ in range(2):
+        assert limiter.check("k", 100, 2, reserve=1) is None
+        limiter.settle("k", reserved=1, tokens=1)
+    assert limiter.check("k", 100, 2, reserve=1) == ("tokens", 60)
+
+
+def test_an_entry_of_exactly_the_entry_limit_is_cached_and_the_default_total_is_64_mib():
+    from serving.gateway.cache import ResponseCache
+
+    cache = ResponseCache(max_entries=10, ttl_s=60, max_entry_bytes=100)
+    cache.put("exact", "v", 100)
+    cache.put("over", "v", 101)
+    assert cache.get("exact") == "v" and cache.get("over") is None
+    big = ResponseCache(max_entries=10, ttl_s=60, max_entry_bytes=16 << 20)
+    for i in range(4):
+        big.put(str(i), "v", 16 << 20)      # 64 MiB in all: every entry fits
+    assert len(big) == 4 and big.size_bytes == 64 << 20
+    big.put("more", "v", 1)
+    assert len(big) == 4 and big.get("0") is None   # one byte over: the oldest goes
+
+
+# Published test card numbers (Luhn-valid), and the Luhn reference example padded to 13
+# digits with zeros (which leave the checksum unchanged): it doubles a 9.
+VALID_CARDS = ["4111111111111111", "5555555555554444", "378282246310005", "6011111111111117",
+               "4012888888881881", "0079927398713"]
+
+
+@pytest.mark.parametrize("number", VALID_CARDS)
+def test_luhn_accepts_valid_card_numbers_and_refuses_a_changed_check_digit(number):
+    from serving.gateway.pii import luhn_valid
+
+    assert luhn_valid(number)
+    changed = number[:-1] + str((int(number[-1]) + 1) % 10)
+    assert not luhn_valid(changed)
+
+
+def test_luhn_takes_13_to_19_digits():
+    from serving.gateway.pii import luhn_valid
+
+    assert luhn_valid("0" * 13) and luhn_valid("0" * 19)
+    assert not luhn_valid("0" * 12) and not luhn_valid("0" * 20)
+
+
+def test_the_stream_hold_back_is_exactly_the_longest_match():
+    from serving.gateway.pii import EMAIL, max_width, undecided_tail
+
+    width = max_width(EMAIL)
+    assert undecided_tail("x" * (width + 10)) == 10
