@@ -213,9 +213,10 @@ def retest_survivors(area: str, label: str) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import MutationSpec, TestOutcome
 
-    where = WORK / f"{area}-{label}"
+    run = f"{area}-{label}" if label else area   # the same directory run_area wrote
+    where = WORK / run
     old_tree = where / "tree"
-    tree = scratch_copy(f"{area}-{label}-retest")
+    tree = scratch_copy(f"{run}-retest")
     spec = AREAS[area]
     tests = " ".join(spec.tests)
     command = f"{sys.executable} {PYTEST} {tests}"
@@ -238,7 +239,7 @@ def retest_survivors(area: str, label: str) -> dict:
                                  command, spec.timeout)
         line = f"{relative}:{m.start_pos[0]} {m.operator_name} #{m.occurrence}"
         (killed if result.test_outcome == TestOutcome.KILLED else still).append((line, result.diff))
-    report = [f"retest of {len(survivors)} survivors of {area}-{label}: {len(killed)} killed now, "
+    report = [f"retest of {len(survivors)} survivors of {run}: {len(killed)} killed now, "
               f"{len(still)} still survive, {len(stale)} in modules changed since (not retested)"]
     report += [f"KILLED NOW {line}" for line, _ in killed]
     report += [f"SURVIVED {line}\n{diff}" for line, diff in still]
