@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from components.gpu_nodes import CAPACITY_LABEL, GPU_TAINT_KEY
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
 
@@ -46,8 +47,6 @@ LBC_RESERVED_TAGS = frozenset({
 EXIST_ONLY_KINDS = frozenset({"ScaledObject", "PodMonitor", "ServiceMonitor", "PrometheusRule",
                               "PodDisruptionBudget", "Service", "HorizontalPodAutoscaler"})
 VERIFIED_PINS = Path(__file__).resolve().parents[2] / "components" / "data" / "verified_pins.yaml"
-GPU_TAINT_KEY = "nvidia.com/gpu"
-CAPACITY_LABEL = "llmops.io/capacity-type"
 
 
 @dataclass(frozen=True)

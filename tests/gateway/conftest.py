@@ -40,17 +40,10 @@ class Loop:
         return runner, f"http://127.0.0.1:{port}"
 
 
-@dataclass
-class GatewayStack:
-    url: str
-    upstreams: dict[str, FakeBehaviour]
-    app: web.Application
-    loop: Loop
-    runners: dict[str, web.AppRunner]
+class GatewayClient:
+    """What every test stack offers: the running gateway's state and request headers."""
 
-    def stop_upstream(self, name: str) -> None:
-        """Take a fake model server down, as if its pods were gone."""
-        self.loop.run(self.runners.pop(name).cleanup())
+    app: web.Application
 
     @property
     def gateway(self):
@@ -61,6 +54,20 @@ class GatewayStack:
         if model:
             headers["X-Model"] = model
         return headers
+
+
+@dataclass
+class GatewayStack(GatewayClient):
+    url: str
+    upstreams: dict[str, FakeBehaviour]
+    app: web.Application
+    loop: Loop
+    runners: dict[str, web.AppRunner]
+
+    def stop_upstream(self, name: str) -> None:
+        """Take a fake model server down, as if its pods were gone."""
+        self.loop.run(self.runners.pop(name).cleanup())
+
 
 
 def gateway_config(urls: dict[str, str], audit_log: str, **overrides) -> GatewayConfig:
@@ -128,7 +135,7 @@ def stack(loop: Loop, tmp_path) -> Iterator[GatewayStack]:
 
 
 @dataclass
-class BadStack:
+class BadStack(GatewayClient):
     """The gateway in front of a misbehaving model server ("flaky", falling back to "steady",
     a well-behaved fake) and a second one with no fallback ("lonely"); short timeouts."""
 
@@ -138,15 +145,6 @@ class BadStack:
     steady: FakeBehaviour
     app: web.Application
 
-    @property
-    def gateway(self):
-        return self.app[APP_STATE]
-
-    def headers(self, key: str = "full", model: str | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {KEYS[key]}"}
-        if model:
-            headers["X-Model"] = model
-        return headers
 
 
 def bad_stack_config(urls: dict[str, str], audit_log: str) -> dict:
