@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from serving.registry import ChecksumMismatch, RegistryError
+from serving.registry.fetch import JOURNAL_SUFFIX, PART_SUFFIX
 from tests.registry.conftest import BUCKET, MiB, write_model
 
 WEIGHTS = "registry/models/tiny-llm/v1/files/model-00001-of-00001.safetensors"
@@ -61,7 +62,12 @@ def test_a_corrupted_object_is_detected_and_named(registry, s3, model_dir, tmp_p
     assert f"s3://{BUCKET}/{WEIGHTS}" in message
     out = tmp_path / "out"
     assert not (out / "model-00001-of-00001.safetensors").exists()
-    assert not list(out.glob("*.part")), "the corrupted bytes are not left behind"
+    # the corrupted bytes are not left behind; another file cut off by the failure may keep
+    # its partial bytes with their journal, to resume (the resume re-verifies them)
+    assert not (out / "model-00001-of-00001.safetensors.part").exists()
+    for partial in out.glob("*.part"):
+        journal = partial.with_name(partial.name.removesuffix(PART_SUFFIX) + JOURNAL_SUFFIX)
+        assert journal.exists(), f"{partial.name} has no journal"
 
 
 def test_a_truncated_object_is_detected(registry, s3, model_dir, tmp_path):
