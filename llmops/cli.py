@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,8 @@ def answer_version(argv: Sequence[str] | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        _leave_on_ctrl_c()
     try:
         answer_version(argv)
         args = build_parser().parse_args(argv)
@@ -97,6 +100,17 @@ def _report(exc: Exception) -> int:
     print(f"error: unexpected {type(exc).__name__}: {exc} (a bug in llmops: rerun with "
           "LLMOPS_DEBUG=1 for the traceback and report it)", file=sys.stderr)
     return EXIT_ERROR
+
+
+def _leave_on_ctrl_c() -> None:
+    """From the console script, Ctrl-C ends the process at once, wherever it lands.
+
+    A KeyboardInterrupt raised inside Pulumi's event loop can be swallowed by a task (the
+    plan then finishes and exits 0) or strand a future the program waits on (the plan
+    hangs). Leaving from the signal handler cannot be caught. Nothing is lost: downloads
+    are journalled and resume, locks are flocks the kernel releases. Commands that must
+    shut down gracefully (the gateway server, `registry cache hold`) install their own."""
+    signal.signal(signal.SIGINT, lambda *_: _interrupted(leave_process=True))
 
 
 def _interrupted(leave_process: bool) -> int:
