@@ -6,6 +6,10 @@ Levels (https://kubernetes.io/docs/concepts/security/pod-security-standards/):
 - baseline: no host namespaces, hostPath, privileged or added capabilities; root allowed.
 - privileged: anything; only for node agents that read the host.
 
+A namespace that needs one thing PSA cannot grant alone (the serving namespace's model-cache
+hostPath) enforces `privileged` and carries `BOUND_LABEL: baseline`; a ValidatingAdmissionPolicy
+bound to that label enforces baseline with that one exception (components/serving_admission.py).
+
 Every namespace also warns and audits at `restricted`, so a workload below it is visible at
 apply time (kubectl warnings, API audit log) even where the namespace enforces less.
 """
@@ -20,19 +24,23 @@ Level = Literal["privileged", "baseline", "restricted"]
 LEVELS: tuple[Level, ...] = ("privileged", "baseline", "restricted")
 LABEL_PREFIX = "pod-security.kubernetes.io/"
 ENFORCE = LABEL_PREFIX + "enforce"
+#: The level an admission policy enforces where PSA enforces less (see module doc).
+BOUND_LABEL = "llmops.io/pod-security-bound"
 
 #: Namespaces the workloads stack creates, and why each enforces what it does.
-SERVING_LEVEL: Level = "baseline"       # TGI's image runs as root (docs/isolation.md)
+SERVING_LEVEL: Level = "privileged"     # the model cache's hostPath; bounded below
+SERVING_BOUND: Level = "baseline"       # TGI's image runs as root (docs/isolation.md)
 GATEWAY_LEVEL: Level = "restricted"
 KEDA_LEVEL: Level = "restricted"        # the KEDA chart is non-root/drop ALL/RuntimeDefault
 MONITORING_LEVEL: Level = "baseline"    # chart subcomponents not all proven restricted
 NODE_AGENTS_LEVEL: Level = "privileged"  # node-exporter (host net/pid, hostPath), dcgm (SYS_ADMIN)
 
 
-def namespace_labels(level: Level) -> dict[str, str]:
-    """PSA labels: enforce `level`; warn and audit at restricted (latest policy version)."""
+def namespace_labels(level: Level, bound: Level | None = None) -> dict[str, str]:
+    """PSA labels: enforce `level`; warn and audit at restricted (latest policy version);
+    `bound`: the level the serving admission policy enforces in the namespace."""
     return {ENFORCE: level, LABEL_PREFIX + "warn": "restricted",
-            LABEL_PREFIX + "audit": "restricted"}
+            LABEL_PREFIX + "audit": "restricted", **({BOUND_LABEL: bound} if bound else {})}
 
 
 def runtime_default_pod() -> k8s.core.v1.PodSecurityContextArgs:

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.model_cache import CACHE_HOST_PATH
 from components.model_release import resolve
-from components.pod_security import KEDA_LEVEL, SERVING_LEVEL, namespace_labels
+from components.pod_security import KEDA_LEVEL, SERVING_BOUND, SERVING_LEVEL, namespace_labels
+from components.serving_admission import ServingAdmission
 from components.tgi import RegistryAccess, TgiService, TgiServiceArgs
 from stacks.config.gpu import GpuPool
-from stacks.config.placement import pools_of_shape
+from stacks.config.placement import pools_of_shape, shape_cache_reserve_gib
 from stacks.config.serving import ModelConfig, ServingConfig
 
 KEDA_REPO = "https://kedacore.github.io/charts"
@@ -41,8 +43,11 @@ class ModelServing(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:serving:ModelServing", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # the admission policy exists before the namespace that relaxes PSA to privileged
+        admission = ServingAdmission(f"{name}-admission", (CACHE_HOST_PATH,), opts=child)
         self.namespace = serving_ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=args.serving.namespace, labels=namespace_labels(SERVING_LEVEL)), opts=child)
+            name=args.serving.namespace, labels=namespace_labels(SERVING_LEVEL, bound=SERVING_BOUND)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[admission]))
         # our own Namespace (not the chart's create_namespace) so it carries PSA labels
         keda_ns = k8s.core.v1.Namespace(f"{name}-keda-ns", metadata=k8s.meta.v1.ObjectMetaArgs(
             name=KEDA_NAMESPACE, labels=namespace_labels(KEDA_LEVEL)), opts=child)
@@ -72,7 +77,9 @@ class ModelServing(pulumi.ComponentResource):
                                        opts=pulumi.InvokeOptions(parent=self))
                         for track, ref in refs.items()}
             service = TgiService(model.name, TgiServiceArgs(
-                model=model, node=smallest_node(args.pools, model.gpu_shape), serving=args.serving,
+                model=model, node=smallest_node(args.pools, model.gpu_shape),
+                cache_reserve_gib=shape_cache_reserve_gib(pools_of_shape(args.pools, model.gpu_shape)),
+                serving=args.serving,
                 versions=versions, access=args.access,
                 reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m]),
                 image=args.tgi_image), opts=child)

@@ -1,5 +1,5 @@
 """One model served by TGI: service account with a model-reader IRSA role, Deployment(s)
-that pull verified weights to node-local disk, Services, a disruption budget and a KEDA
+whose pods read verified weights from the node-shared model cache, Services, a disruption budget and a KEDA
 scaler on queue depth. Releases: a canary track, or blue/green colours."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.gpu_nodes import GPU_SHAPE_LABEL, GPU_TAINT_KEY
+from components.model_cache import WEIGHTS_DIR, cache_pod
 from components.model_release import ResolvedVersion
 from components.pod_security import hardened_container, runtime_default_pod
 from components.tgi_render import (
@@ -20,7 +21,6 @@ from components.tgi_render import (
     pod_resources,
     shm_size_gib,
     start_budgets,
-    weights_cache_gib,
 )
 from components.workload_roles import model_reader_account
 from serving.registry.cache import cache_files_path
@@ -32,9 +32,6 @@ TRACK_LABEL = "llmops.io/track"
 VERSION_ANNOTATION = "llmops.io/model-version"
 REVISION_ANNOTATION = "llmops.io/model-revision"
 STAGE_ANNOTATION = "llmops.io/registry-stage"
-WEIGHTS_DIR = "/data/models"
-#: The platform image's user (serving/Dockerfile); the fetcher never needs root.
-FETCH_UID = 10001
 
 
 @dataclass(frozen=True)
@@ -53,6 +50,7 @@ class TgiServiceArgs:
 
     model: ModelConfig
     node: GpuPool          # the smallest pool of the model's shape: what every pod must fit
+    cache_reserve_gib: int  # free disk a weights fetch leaves on any node of the shape
     serving: ServingConfig
     versions: dict[str, pulumi.Output[ResolvedVersion]]  # track -> resolved registry version
     access: RegistryAccess
@@ -118,17 +116,12 @@ class TgiService(pulumi.ComponentResource):
             http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"), **kw)
         budgets = start_budgets(model, args.node.smallest)
         access = args.access
-        # line-rate, resumable, checksum-verified fetch into the pod's cache directory (on the
-        # NVMe RAID0 where kubelet's root lives); a restarted container finds it complete
-        fetch = k8s.core.v1.ContainerArgs(
-            name="fetch-weights", image=access.weights_image,
-            command=["llmops", "registry", "--bucket", access.bucket, "--prefix", access.registry_prefix,
-                     "fetch", model.name, "--cache-dir", WEIGHTS_DIR, "--version", version.version,
-                     "--revision", version.revision, "--no-progress"],
-            env=[k8s.core.v1.EnvVarArgs(name="AWS_REGION", value=args.access.region)],
-            resources=budgets.fetch_resources,
-            security_context=hardened_container(non_root_uid=FETCH_UID),
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_DIR)])
+        # line-rate, resumable, checksum-verified fetch into the node-shared cache, held for
+        # the pod's life (components/model_cache.py)
+        weights = cache_pod(model.name, version, image=access.weights_image, bucket=access.bucket,
+                            registry_prefix=access.registry_prefix, region=access.region,
+                            reserve_gib=args.cache_reserve_gib,
+                            fetch_resources=budgets.fetch_resources)
         tgi = k8s.core.v1.ContainerArgs(
             name="tgi", image=args.image,
             args=local.apply(lambda path: launcher_args(model, path)),
@@ -144,8 +137,7 @@ class TgiService(pulumi.ComponentResource):
             # TGI's image runs as root (its Dockerfile sets no USER; the interpreter lives under
             # /root): baseline, everything else dropped; writable root for its caches
             security_context=hardened_container(non_root_uid=None, read_only_root=False),
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_DIR,
-                                                       read_only=True),
+            volume_mounts=[weights.tgi_mount,
                            k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")])
         annotations = pulumi.Output.from_input(version).apply(lambda v: {
             VERSION_ANNOTATION: v.version, REVISION_ANNOTATION: v.revision, STAGE_ANNOTATION: v.source})
@@ -162,15 +154,13 @@ class TgiService(pulumi.ComponentResource):
             label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels))
             for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")]
         volumes = [
-            # node-local: kubelet's root is the NVMe RAID0 on GPU nodes that have NVMe
-            k8s.core.v1.VolumeArgs(name="weights", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
-                size_limit=f"{weights_cache_gib(model)}Gi")),
+            *weights.volumes,
             k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
                 medium="Memory", size_limit=f"{shm_size_gib(model)}Gi"))]
         pod_spec = k8s.core.v1.PodSpecArgs(
             service_account_name=account, termination_grace_period_seconds=TERMINATION_GRACE_S,
             security_context=runtime_default_pod(),
-            init_containers=[fetch], containers=[tgi],
+            init_containers=weights.init_containers, containers=[tgi],
             tolerations=[k8s.core.v1.TolerationArgs(key=GPU_TAINT_KEY, operator="Exists",
                                                     effect="NoSchedule")],
             affinity=shape_affinity, topology_spread_constraints=spread, volumes=volumes)

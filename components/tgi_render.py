@@ -84,8 +84,3 @@ def start_budgets(model: ModelConfig, instance: GpuInstance) -> StartBudgets:
         startup_probe_s=probe,
         await_s=NODE_PROVISION_S + max(cold_start.await_budget_s(start), probe),
         fetch_resources=cold_start.fetch_container_resources(instance))
-
-
-def weights_cache_gib(model: ModelConfig) -> int:
-    """Node-local space for the weights copy (plus headroom for tokenizer and adapters)."""
-    return math.ceil(model.weights_gib * 1.2) + 5

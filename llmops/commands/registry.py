@@ -15,7 +15,7 @@ from typing import Any
 
 from serving.registry import STAGES, ModelRegistry, NoProgress, RegistryError, TextProgress
 from serving.registry.cache import EntryKey, ModelCache
-from serving.registry.fetch import FetchSettings, MiB
+from serving.registry.fetch import FetchSettings, MiB, os_errors
 from serving.registry.layout import NAME_RULE
 from serving.registry.progress import human_bytes
 
@@ -104,6 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hold.add_argument("--version", required=True)
     hold.add_argument("--revision", required=True)
     hold.add_argument("--cache-dir", type=Path, required=True)
+    hold.add_argument("--ready-file", type=Path, metavar="PATH",
+                      help="create PATH once the version is held (a pod's startupProbe waits for "
+                      "it, so the fetch starts only after the hold is in place)")
     hold.set_defaults(handler=run_cache_hold)
 
 
@@ -288,7 +291,15 @@ def run_cache_hold(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with cache.using(key):
-        print(f"holding {key.name} {key.version} (revision {key.revision}) in {cache.root}", flush=True)
-        while not stop.wait(3600):
-            pass
+        if args.ready_file is not None:
+            with os_errors(f"writing --ready-file {args.ready_file}"):
+                args.ready_file.write_text(f"{os.getpid()}\n")
+        try:
+            print(f"holding {key.name} {key.version} (revision {key.revision}) in {cache.root}",
+                  flush=True)
+            while not stop.wait(3600):
+                pass
+        finally:
+            if args.ready_file is not None:  # a restarted sidecar must not look held before it is
+                args.ready_file.unlink(missing_ok=True)
     return 0

@@ -6,8 +6,42 @@ the same shape are all candidates and cluster-autoscaler's priorities decide whi
 
 from __future__ import annotations
 
+import math
+
 from stacks.config.gpu import GpuPool
 from stacks.config.serving import WEIGHTS_SHARE_OF_GPU, ModelConfig, ServingConfig
+
+#: kubelet evicts pods when imagefs has less than 15% free (nodefs: 10%); the model cache,
+#: kubelet and containerd share the node's disk, so a cache fill leaves that much free...
+EVICTION_FREE_SHARE = 0.15
+#: ...plus room for TGI's image (~10 GB compressed, twice that unpacked) and the next one.
+IMAGE_ALLOWANCE_GIB = 40
+GB_PER_GIB = 1024**3 / 1e9
+
+
+def node_disk_gib(pool: GpuPool) -> int:
+    """The disk the node-shared model cache lives on: the smallest NVMe RAID0 of the pool's
+    types (sold in GB), or the root volume where there is no NVMe."""
+    if pool.has_local_nvme:
+        return math.floor(min(t.local_nvme_gb for t in pool.instances) / GB_PER_GIB)
+    return pool.root_volume
+
+
+def cache_reserve_gib(disk_gib: int) -> int:
+    """Free space a cache fill must leave: enough that the cache never puts the node under
+    disk pressure (kubelet would evict the model servers) and images still fit."""
+    return math.ceil(disk_gib * EVICTION_FREE_SHARE) + IMAGE_ALLOWANCE_GIB
+
+
+def shape_cache_reserve_gib(pools: list[GpuPool]) -> int:
+    """One reserve for every node a model's pods may land on (a fetch cannot tell which pool
+    its node came from): the largest any of them needs."""
+    return max(cache_reserve_gib(node_disk_gib(p)) for p in pools)
+
+
+def cache_entry_gib(model: ModelConfig) -> int:
+    """A version's cache entry: the weights plus headroom for tokenizer and adapters."""
+    return math.ceil(model.weights_gib * 1.2) + 5
 
 
 def pools_of_shape(pools: list[GpuPool], shape: str) -> list[GpuPool]:
@@ -35,6 +69,16 @@ def model_placement_problems(model: ModelConfig, pools: list[GpuPool],
             f"{model.weights_gib:.1f} GiB of weights but {model.shards} x {gpu.gpu_model} "
             f"({gpu.gpu_memory_gib} GiB, {gpu.name}) leave {usable:.1f} GiB after KV cache "
             "headroom; quantize, add shards or use a larger GPU class")
+    reserve = shape_cache_reserve_gib(candidates)
+    tightest = min(candidates, key=node_disk_gib)
+    if cache_entry_gib(model) > node_disk_gib(tightest) - reserve:
+        problems.append(
+            f": needs {cache_entry_gib(model)} GiB in the node's model cache but pool "
+            f"{tightest.name!r} has {node_disk_gib(tightest)} GiB of "
+            f"{'NVMe' if tightest.has_local_nvme else 'root volume'} of which {reserve} GiB stay "
+            "free (kubelet's eviction threshold and images); "
+            + ("use types with more instance storage" if tightest.has_local_nvme
+               else "raise the pool's rootVolumeGiB"))
     capacity = {p.capacity_type for p in candidates}
     if serving.on_demand_fallback and capacity != {"SPOT", "ON_DEMAND"}:
         missing = "on-demand" if "ON_DEMAND" not in capacity else "spot"

@@ -44,10 +44,11 @@ def test_field_errors_and_cross_section_errors_come_in_one_round(stacks_dir: Pat
     edit_config(stacks_dir / "Pulumi.dev.yaml", change)
     run = llmops("plan", "--stack", "dev", "--stacks-dir", str(stacks_dir))
     assert run.returncode == 2
-    assert run.first_line.endswith("Pulumi.dev.yaml has 2 configuration problems:")
+    assert run.first_line.endswith("Pulumi.dev.yaml has 3 configuration problems:")
     assert "llmops:network.azCount: Input should be less than or equal to 6 (got 7)" in run.stderr
     assert ("llmops:models[0] (llama-3-8b): 70B parameters at bfloat16 need 130.4 GiB of weights"
             in run.stderr)
+    assert "llmops:models[0] (llama-3-8b): needs 162 GiB in the node's model cache" in run.stderr
 
 
 def test_an_unknown_region_is_refused_with_the_closest_real_ones(stacks_dir: Path):

@@ -587,7 +587,10 @@ def test_every_model_is_checked_even_after_one_names_a_missing_shape():
         "llmops:models[0] (llama-3-8b).gpuShape: no GPU pool has shape '80gib-x8'; pool shapes: 24gib-x1",
         "llmops:models[1] (big): 70B parameters at bfloat16 need 130.4 GiB of weights but 1 x L4 "
         "(24 GiB, g6.xlarge) leave 19.2 GiB after KV cache headroom; quantize, add shards or use a "
-        "larger GPU class"]
+        "larger GPU class",
+        "llmops:models[1] (big): needs 162 GiB in the node's model cache but pool 'gpu24-x1-spot' has "
+        "232 GiB of NVMe of which 75 GiB stay free (kubelet's eviction threshold and images); use "
+        "types with more instance storage"]
 
 
 def test_explicit_private_subnets_with_carved_public_ones():

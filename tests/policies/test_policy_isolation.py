@@ -8,8 +8,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
 
+from components.model_cache import CACHE_HOST_PATH
 from components.network_policies import default_deny_ingress
-from components.pod_security import hardened_container, namespace_labels, runtime_default_pod
+from components.pod_security import BOUND_LABEL, hardened_container, namespace_labels, runtime_default_pod
+from components.serving_admission import ServingAdmission
 from policies.tagging import takes_tags
 from tests.policies.helpers import messages, recorded, replace_inputs
 from tests.policies.workloads import tgi_container, tgi_deployment
@@ -17,6 +19,7 @@ from tests.policies.workloads import tgi_container, tgi_deployment
 PSA = "k8s-namespace-pod-security-level"
 LEVEL = "k8s-workload-meets-namespace-pod-security"
 DENY = "k8s-serving-namespace-default-deny"
+BOUNDED = "k8s-bounded-namespace-has-admission-policy"
 CONFIG_MAP = "k8s-configmap-no-secrets"
 TAGS = "required-cost-tags"
 COST_TAGS = {"Environment": "dev", "Project": "llmops", "Owner": "ml", "CostCentre": "CC-1",
@@ -100,21 +103,73 @@ def test_host_access_is_below_baseline_and_allowed_in_a_privileged_namespace():
         "container 'web' adds capabilities SYS_ADMIN, which namespace 'serving' (enforce: baseline) rejects"]
 
 
+def test_a_bounded_namespace_admits_only_the_model_cache_host_path_at_its_bound():
+    """llm-serving enforces privileged for PSA and is judged at the baseline its admission
+    policy enforces: the cache's hostPath passes, any other hostPath or privilege does not."""
+    bounded = namespace_labels("privileged", bound="baseline")
+    cache = [{"name": "model-cache", "host_path": {"path": CACHE_HOST_PATH, "type": "DirectoryOrCreate"}}]
+    root = hardened_container(non_root_uid=None, read_only_root=False)
+    resources = recorded(lambda: (
+        _namespace("serving", bounded), _namespace("other", bounded),
+        ServingAdmission("admission", (CACHE_HOST_PATH,)),
+        _gateway_like("serving", root, runtime_default_pod(), volumes=cache),
+        _gateway_like("other", {"privileged": True},
+                      volumes=[{"name": "etc", "host_path": {"path": "/etc"}}])))
+    assert messages(LEVEL, resources) == [
+        "mounts hostPath volume 'etc', which namespace 'other' (admission policy: baseline) rejects",
+        "container 'web' is privileged, which namespace 'other' (admission policy: baseline) rejects"]
+    assert messages(BOUNDED, resources) == []
+
+
+def test_a_bound_label_without_a_denying_admission_policy_fails():
+    bounded = namespace_labels("privileged", bound="baseline")
+
+    def audit_only():
+        admission = ServingAdmission("admission", (CACHE_HOST_PATH,))
+        return admission, _namespace("serving", bounded)
+
+    without = recorded(lambda: _namespace("serving", bounded))
+    warning = ("namespace 'serving' is labelled llmops.io/pod-security-bound: baseline but no "
+               "ValidatingAdmissionPolicyBinding of this stack denies (failurePolicy Fail, pods CREATE) "
+               "in namespaces with that label: its pods are admitted at privileged only")
+    assert messages(BOUNDED, without) == [warning]
+    with_policy = recorded(audit_only)
+    assert messages(BOUNDED, with_policy) == []
+    [binding] = [r for r in with_policy if r.type.endswith("ValidatingAdmissionPolicyBinding")]
+    for change in ({"validationActions": ["Audit"]}, {"policyName": "elsewhere"},
+                   {"matchResources": {"namespaceSelector": {"matchLabels": {"team": "ml"}}}}):
+        spec = {**binding.inputs["spec"], **change}
+        assert messages(BOUNDED, replace_inputs(with_policy, binding.type, binding.name, spec=spec)) == [
+            warning], change
+    [policy] = [r for r in with_policy if r.type.endswith("ValidatingAdmissionPolicy")]
+    ignoring = replace_inputs(with_policy, policy.type, policy.name,
+                              spec={**policy.inputs["spec"], "failurePolicy": "Ignore"})
+    assert messages(BOUNDED, ignoring) == [warning]
+    typo = recorded(lambda: _namespace("serving", {**bounded, BOUND_LABEL: "strict"}))
+    assert messages(BOUNDED, typo) == [
+        "namespace 'serving': llmops.io/pod-security-bound: 'strict' is not one of privileged, "
+        "baseline, restricted"]
+
+
 def test_namespaces_the_stack_does_not_create_are_not_judged():
     resources = recorded(lambda: _gateway_like("kube-system", {"privileged": True}))
     assert messages(LEVEL, resources) == []
 
 
-def test_the_shipped_tgi_pods_would_fail_restricted_only_for_running_as_root(plans):
-    """The honest cost of baseline for llm-serving: the only restricted gap is TGI's root user."""
+def test_the_shipped_tgi_pods_would_fail_restricted_only_for_root_and_the_model_cache(plans):
+    """The honest cost of baseline for llm-serving: TGI's root user, and the node cache's
+    hostPath with the root chown that hands it to the fetcher."""
     plan = plans["prod"]
     [serving] = [r for r in plan.of_type("kubernetes:core/v1:Namespace")
                  if r.inputs["metadata"]["name"] == "llm-serving"]
     restricted = replace_inputs(plan.resources, serving.type, serving.name, metadata={
         "name": "llm-serving", "labels": namespace_labels("restricted")})
-    found = set(messages(LEVEL, restricted))
-    assert found == {"container 'tgi' does not set runAsNonRoot: true, which namespace 'llm-serving' "
-                     "(enforce: restricted) rejects"}
+    found = {m.split(", which")[0] for m in messages(LEVEL, restricted)}
+    assert found == {"container 'tgi' does not set runAsNonRoot: true",
+                     "mounts hostPath volume 'model-cache'",
+                     "init container 'prepare-cache' does not set runAsNonRoot: true",
+                     "init container 'prepare-cache' runs as uid 0",
+                     "init container 'prepare-cache' adds CHOWN (restricted allows only NET_BIND_SERVICE)"}
 
 
 # -- default deny in serving namespaces ----------------------------------------------------------
