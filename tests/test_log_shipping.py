@@ -200,7 +200,8 @@ def test_fluent_bit_reaches_the_api_server_sts_and_cloudwatch_logs(plans, stack)
     dns = Pod("kube-system", {"k8s-app": "kube-dns"}, ip=host(30))
     assert allowed(policies, shipper, dns, 53, "UDP")
     endpoints = {e.inputs["serviceName"] for e in plan.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
-    assert f"com.amazonaws.{plan.config.region}.logs" in endpoints  # shipping stays in the VPC
+    region = plan.config.region
+    assert {f"com.amazonaws.{region}.logs", f"com.amazonaws.{region}.sts"} <= endpoints  # in the VPC
 
 
 def test_the_removed_add_on_key_is_rejected_by_name():
