@@ -115,6 +115,26 @@ def model_reader_policy(bucket_arn: str, prefix: str, key_arn: str, region: str)
     ])
 
 
+#: What a log shipper does in a group that already exists: add its streams and write them
+#: (DescribeLogStreams: to find a stream's sequence state). No CreateLogGroup, no retention or
+#: key changes: the platform owns the groups (components/container_logs.py).
+LOG_WRITER_ACTIONS = ("logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents")
+
+
+def log_group_arn(region: str, account_id: str, group: str) -> str:
+    return f"arn:aws:logs:{region}:{account_id}:log-group:{group}"
+
+
+def log_writer_policy(region: str, account_id: str, log_groups: Sequence[str]) -> str:
+    """Fluent Bit: write streams into the named groups (group ARN, and `:*` for their
+    streams), nothing else."""
+    groups = [log_group_arn(region, account_id, g) for g in log_groups]
+    return document([
+        {"Sid": "WriteOwnLogGroups", "Effect": "Allow", "Action": list(LOG_WRITER_ACTIONS),
+         "Resource": [*groups, *(f"{g}:*" for g in groups)]},
+    ])
+
+
 def registry_publisher_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) -> str:
     """CI: register and promote models under the registry prefix; no deletes."""
     return document([

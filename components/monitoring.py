@@ -207,6 +207,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=child)
         #: what must exist before anything is applied into these namespaces (network policies)
         self.namespaces = [namespace, agents]
+        self.node_agents = agents  # other node agents (log shipping) are applied into it
         ns = namespace.metadata.apply(lambda m: m["name"])
 
         grafana_secret = k8s.core.v1.Secret(

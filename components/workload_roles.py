@@ -7,6 +7,7 @@ service-account names here are the contract both stacks share.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -16,12 +17,16 @@ from components.iam import (
     IrsaRoleArgs,
     cluster_autoscaler_policy,
     load_balancer_controller_policy,
+    log_writer_policy,
     model_reader_policy,
 )
+from components.monitoring import NODE_AGENTS_NAMESPACE
 from stacks.config.serving import ModelConfig
 
 AUTOSCALER_ACCOUNT = ("kube-system", "cluster-autoscaler")
 LOAD_BALANCER_CONTROLLER_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
+#: Fluent Bit (components/log_shipping.py): a node agent, it reads the host's /var/log.
+LOG_SHIPPER_ACCOUNT = (NODE_AGENTS_NAMESPACE, "aws-for-fluent-bit")
 
 
 def model_reader_account(model: str) -> str:
@@ -41,10 +46,12 @@ class WorkloadRolesArgs:
     bucket_arn: pulumi.Input[str]
     key_arn: pulumi.Input[str]
     registry_prefix: str
+    log_groups: Sequence[str]   # the groups the log shipper writes (they exist, encrypted)
 
 
 class WorkloadRoles(pulumi.ComponentResource):
-    """`arns` is what the workloads stack reads: autoscaler, loadBalancerController, models."""
+    """`arns` is what the workloads stack reads: autoscaler, loadBalancerController,
+    logShipper, models."""
 
     def __init__(self, name: str, args: WorkloadRolesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:iam:WorkloadRoles", name, None, opts)
@@ -60,6 +67,8 @@ class WorkloadRoles(pulumi.ComponentResource):
         controller = role("lbc", *LOAD_BALANCER_CONTROLLER_ACCOUNT,
                           load_balancer_controller_policy(args.cluster_name, args.region,
                                                           args.account_id))
+        shipper = role("log-shipper", *LOG_SHIPPER_ACCOUNT,
+                       log_writer_policy(args.region, args.account_id, args.log_groups))
         readers = {}
         for model in args.models:
             prefix = f"{args.registry_prefix}models/{model.name}/"
@@ -68,5 +77,5 @@ class WorkloadRoles(pulumi.ComponentResource):
                 pulumi.Output.all(args.bucket_arn, args.key_arn).apply(
                     lambda v, p=prefix: model_reader_policy(v[0], p, v[1], args.region))).arn
         self.arns = {"autoscaler": autoscaler.arn, "loadBalancerController": controller.arn,
-                     "models": readers}
+                     "logShipper": shipper.arn, "models": readers}
         self.register_outputs({"arns": self.arns})

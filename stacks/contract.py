@@ -17,11 +17,11 @@ from stacks.outputs_schema import WORKLOADS
 
 PLATFORM_PROJECT, WORKLOADS_PROJECT = "llmops", "llmops-workloads"
 
-#: Platform outputs the workloads stack reads (all of them are also for applications).
+#: Platform outputs the workloads stack reads.
 PLATFORM_OUTPUTS = (
     "clusterName", "clusterEndpoint", "kubeconfig", "vpcId", "modelBucket", "registryPrefix",
     "platformRepositoryUrl", "workloadRoleArns", "imageMirrors", "configDigest",
-    "appReadPolicyArn",
+    "appReadPolicyArn", "applicationLogGroup",
 )
 #: Config sections that shape what the platform creates (and what the workloads rely on).
 PLATFORM_SECTIONS = ("region", "network", "cluster", "gpu_pools", "storage", "ci", "images")

@@ -102,7 +102,7 @@ def _version_output(label: str) -> OutputSpec:
                       "(major.minor); refuse a major you do not know", app_facing=True)
 
 
-PLATFORM = StackSchema("platform", "1.1", (
+PLATFORM = StackSchema("platform", "1.2", (
     _version_output("platform"),
     OutputSpec("environment", "string", "environment (stack) name", app_facing=True),
     OutputSpec("region", "string", "AWS region of the environment", app_facing=True),
@@ -123,7 +123,10 @@ PLATFORM = StackSchema("platform", "1.1", (
     OutputSpec("registryPublisherPolicyArn", "string", "IAM policy to register and promote models"),
     OutputSpec("platformRepositoryUrl", "string", "ECR repository of the platform image"),
     OutputSpec("workloadRoleArns", "object", "IRSA roles of the workloads (autoscaler, load "
-               "balancer controller, models.<name>)"),
+               "balancer controller, log shipper, models.<name>)"),
+    OutputSpec("applicationLogGroup", "string", "CloudWatch log group of container stdout (the "
+               "gateway's audit lines), KMS-encrypted, retained llmops:cluster.logRetentionDays; "
+               "the log shipper writes it"),
     OutputSpec("imageMirrors", "map<string>", "upstream registry -> its regional pull-through "
                "cache prefix (empty without llmops:images.ghcrCredentialArn)"),
     OutputSpec("ciRunnerRoleArn", "string", "service role of the in-VPC CI runner"),

@@ -12,7 +12,12 @@ import pulumi_aws as aws
 
 from components.ci_runner import CiRunner, CiRunnerArgs, build_log_group_name
 from components.cluster import Cluster, ClusterArgs, control_plane_log_group_name
-from components.container_logs import ContainerLogs, ContainerLogsArgs, container_log_group_names
+from components.container_logs import (
+    ContainerLogs,
+    ContainerLogsArgs,
+    application_log_group_name,
+    container_log_group_names,
+)
 from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.image_cache import ImageCache
 from components.log_encryption import LogEncryptionKey, LogEncryptionKeyArgs
@@ -56,11 +61,9 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         config=cfg.cluster, cluster_name=cfg.cluster_name, region=cfg.region,
         account_id=identity.account_id, private_subnet_ids=network.private_subnet_ids,
         resource_tags=cfg.resource_tags(), log_key_arn=log_key.arn))
-    ContainerLogs("container-logs", ContainerLogsArgs(
-        cluster_name=cfg.cluster_name, cluster=cluster.name,
-        retention_days=cfg.cluster.log_retention_days, kms_key_arn=log_key.arn,
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
-        addon_version=cfg.cluster.addons.amazon_cloudwatch_observability, after=[cluster.system_nodes]))
+    container_logs = ContainerLogs("container-logs", ContainerLogsArgs(
+        cluster_name=cfg.cluster_name, retention_days=cfg.cluster.log_retention_days,
+        kms_key_arn=log_key.arn))
     GpuNodePools("gpu", GpuNodePoolsArgs(
         pools=cfg.gpu_pools, cluster_name=cfg.cluster_name, cluster=cluster.name,
         node_role_arn=cluster.node_role_arn, subnet_ids=network.private_subnet_ids,
@@ -75,7 +78,8 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
         serving_namespace=cfg.serving.namespace, models=cfg.models,
         bucket_arn=storage.bucket_arn, key_arn=storage.key_arn,
-        registry_prefix=cfg.storage.registry_prefix))
+        registry_prefix=cfg.storage.registry_prefix,
+        log_groups=[application_log_group_name(cfg.cluster_name)]))
     runner = CiRunner("ci-runner", CiRunnerArgs(
         config=cfg.ci, project_name=runner_project, cluster_name=cfg.cluster_name,
         cluster=cluster.name, cluster_security_group_id=cluster.security_group_id,
@@ -97,6 +101,7 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "registryPublisherPolicyArn": storage.registry_publisher_policy_arn,
         "platformRepositoryUrl": storage.gateway_repository_url,
         "workloadRoleArns": roles.arns, "imageMirrors": images.mirrors,
+        "applicationLogGroup": container_logs.application_log_group,
         "ciRunnerRoleArn": runner.role_arn, "ciRunsOn": runner.runs_on,
         "configDigest": config_digest(cfg),
         VERSION_OUTPUT: PLATFORM.version,

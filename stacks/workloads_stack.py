@@ -2,7 +2,8 @@
 
 It reads the platform stack's outputs (stacks/contract.py) through `pulumi.StackReference`
 and deploys: the gp3 StorageClass, cluster-autoscaler and the NVIDIA device plugin, KEDA and
-TGI per model, the gateway with its load balancer controller, and monitoring. Run it after
+TGI per model, the gateway with its load balancer controller, monitoring, and Fluent Bit
+shipping container logs (the gateway's audit lines) to CloudWatch. Run it after
 the platform stack, once images are published and models registered (README).
 """
 
@@ -20,6 +21,7 @@ from components.gateway_routes import routing_document
 from components.gpu_instances import gpu_instances
 from components.image_cache import mirrored
 from components.image_prepull import ImagePrepull
+from components.log_shipping import LogShipping, LogShippingArgs
 from components.monitoring import NODE_AGENTS_NAMESPACE, Monitoring, MonitoringArgs
 from components.network_policies import Namespaces, NetworkIsolation, NetworkIsolationArgs, address_ranges
 from components.published_outputs import PublishedOutputs, PublishedOutputsArgs
@@ -94,6 +96,9 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         config=cfg.monitoring, models=[m.name for m in cfg.models], instance_prices=gpu_instances(),
         grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets,
         storage=[storage_class.storage_class]), opts=in_cluster)
+    LogShipping("logs", LogShippingArgs(
+        region=cfg.region, log_group=platform.require_output("applicationLogGroup"),
+        role_arn=roles["logShipper"], after=[monitoring.node_agents]), opts=in_cluster)
 
     # after the namespaces only: a policy must never wait behind a model's rollout
     NetworkIsolation("isolation", NetworkIsolationArgs(

@@ -83,21 +83,6 @@ def test_cloudwatch_logs_may_use_the_key_for_our_log_groups_only(plans, stack):
     assert sorted(a.split(":log-group:", 1)[1] for a in allowed) == sorted(_groups(plan))
 
 
-def test_the_container_insights_add_on_runs_only_when_pinned(plans):
-    def addons(plan):
-        return [a.inputs for a in plan.of_type("aws:eks/addon:Addon")
-                if a.inputs["addonName"] == "amazon-cloudwatch-observability"]
-
-    assert addons(plans["dev"]) == []  # no version verified for the shipped environments
-    pinned = run_plan("dev", overrides={
-        "llmops:cluster.addons.amazonCloudwatchObservability": "v4.1.0-eksbuild.1"})
-    [addon] = addons(pinned)
-    assert addon["addonVersion"] == "v4.1.0-eksbuild.1" and addon["serviceAccountRoleArn"]
-    roles = [r for r in pinned.of_type("aws:iam/role:Role") if "container-logs-agent" in r.name]
-    trust = json.loads(roles[0].inputs["assumeRolePolicy"])
-    assert "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent" in json.dumps(trust)
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_kubernetes_secrets_are_encrypted_with_the_clusters_own_rotated_key(plans, stack):
     plan = plans[stack]

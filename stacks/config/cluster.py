@@ -35,9 +35,6 @@ class AddonVersions(Section):
     coredns: str
     kube_proxy: str
     aws_ebs_csi_driver: str
-    amazon_cloudwatch_observability: str | None = Field(
-        default=None, description="the Container Insights add-on (ships container logs, incl. the "
-        "gateway's audit lines, to CloudWatch); unset: its log groups exist, no collector runs")
 
     @field_validator("vpc_cni", "coredns", "kube_proxy", "aws_ebs_csi_driver")
     @classmethod
@@ -45,11 +42,6 @@ class AddonVersions(Section):
         if not ADDON_VERSION.match(value):
             raise ValueError(f"{value!r} is not a pinned add-on version such as v1.33.5-eksbuild.2")
         return value
-
-    @field_validator("amazon_cloudwatch_observability")
-    @classmethod
-    def _pinned_if_set(cls, value: str | None) -> str | None:
-        return None if value is None else cls._pinned(value)
 
     @field_validator("vpc_cni")
     @classmethod
