@@ -170,6 +170,27 @@ def test_a_chart_version_never_released_is_found(plans):
         "chart kube-prometheus-stack 81.4.5 is not a verified release (verified: 81.4.3)")
 
 
+def test_a_weights_host_path_on_nodes_without_the_nvme_raid_is_found(plans):
+    """Drop the NodeConfig from the GPU pool's launch template: /mnt/k8s-disks/0 becomes a
+    directory on the 50 GiB root volume, which the cache would fill."""
+    plan = plans["dev"]
+    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate", "gpu-gpu24-x1-spot")
+    def changed(**inputs) -> Plan:  # the node group has the template's name: change by URN
+        return dataclasses.replace(plan, resources=[
+            dataclasses.replace(r, inputs={**r.inputs, **inputs}) if r.urn == template.urn else r
+            for r in plan.resources])
+
+    no_raid = changed(userData=None)
+    findings = _rules(no_raid)["host-cache-has-its-disk"]
+    assert {f.resource for f in findings} == {"llama-3-8b-stable"}
+    assert ("node group gpu-gpu24-x1-spot's launch template asks nodeadm for no instance-store "
+            "RAID, so they land on its 50 GiB root volume (98 GiB needed") in findings[0].message
+    mappings = template.inputs["blockDeviceMappings"]
+    big_root = [{**mappings[0], "ebs": {**mappings[0]["ebs"], "volumeSize": 200}}]
+    roomy = changed(userData=None, blockDeviceMappings=big_root)
+    assert "host-cache-has-its-disk" not in _rules(roomy)
+
+
 def test_every_verified_pin_names_its_upstream_source():
     for chart, versions in deploy_checks.verified_charts().items():
         for version, facts in versions.items():

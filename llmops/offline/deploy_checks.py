@@ -9,6 +9,8 @@ and returns findings; `llmops plan` prints them and fails on any.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import yaml
 from components.gpu_nodes import CAPACITY_LABEL, GPU_TAINT_KEY
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
+from stacks.config.placement import cache_entry_gib
 
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -31,6 +34,12 @@ REPOSITORY = "aws:ecr/repository:Repository"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 CODEBUILD_PROJECT = "aws:codebuild/project:Project"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+#: Where nodeadm mounts the instance-store RAID (localStorage; templates/al2023/runtime/bin/
+#: setup-local-disks in awslabs/amazon-eks-ami). A hostPath below it is on NVMe only on nodes
+#: whose NodeConfig asks for the RAID; elsewhere it is a directory on the root volume.
+LOCAL_DISKS = "/mnt/k8s-disks/"
+MODEL_LABEL = "llmops.io/model"
 #: StorageClasses an EKS cluster has without anyone creating them.
 EKS_STORAGE_CLASSES = frozenset({"gp2"})
 #: pulumi-kubernetes waits this long for a Deployment unless told otherwise.
@@ -327,11 +336,55 @@ def chart_pin_verified(plan: Plan) -> Iterator[Finding]:
                           "components/data/verified_pins.yaml")
 
 
+def _local_raid(template: RecordedResource) -> bool:
+    """The node's user data asks nodeadm for the instance-store RAID."""
+    try:
+        text = base64.b64decode(template.inputs.get("userData") or "").decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return re.search(r"localStorage:\s*\n\s*strategy:\s*RAID(0|10)\b", text) is not None
+
+
+def _root_volume_gib(template: RecordedResource) -> int:
+    return max((m.get("ebs", {}).get("volumeSize") or 0
+                for m in template.inputs.get("blockDeviceMappings", [])), default=0)
+
+
+def host_cache_has_its_disk(plan: Plan) -> Iterator[Finding]:
+    """A pod that keeps model weights in a hostPath under /mnt/k8s-disks gets NVMe only where
+    the node group's launch template asks nodeadm for the RAID; without it the weights fill
+    the root volume (50 GiB on NVMe pools) and kubelet evicts the model servers."""
+    groups = plan.of_type(NODE_GROUP)
+    templates = {t.urn: t for t in plan.of_type(LAUNCH_TEMPLATE)}
+    models = {m.name: m for m in plan.config.models}
+    for resource in (r for r in plan.resources if r.type in WORKLOADS):
+        paths = [v["hostPath"].get("path", "") for v in _pod_spec(resource).get("volumes", [])
+                 if isinstance(v.get("hostPath"), dict)]
+        if not any(path.startswith(LOCAL_DISKS) for path in paths):
+            continue
+        model = models.get(resource.inputs.get("metadata", {}).get("labels", {}).get(MODEL_LABEL))
+        reserve = next((int(float(c["command"][c["command"].index("--reserve-gib") + 1]))
+                        for c in _containers(resource) if "--reserve-gib" in c.get("command", [])), 0)
+        needed = reserve + (cache_entry_gib(model) if model else 0)
+        for group in _schedulable_groups(resource, groups):
+            template = next((templates[d] for d in group.dependencies if d in templates), None)
+            if template is None or _local_raid(template):
+                continue
+            root = _root_volume_gib(template)
+            if root < needed:
+                yield Finding("host-cache-has-its-disk", resource.stack, resource.name,
+                              f"keeps weights under {LOCAL_DISKS} but node group {group.name}'s "
+                              f"launch template asks nodeadm for no instance-store RAID, so they "
+                              f"land on its {root} GiB root volume ({needed} GiB needed with the "
+                              "fetch's reserve); set localStorage RAID0 in its NodeConfig or "
+                              "size the root volume")
+
+
 RULES: tuple[Rule, ...] = (
     chart_pin_verified,
     storage_class_exists, no_deploy_time_read_of_own_data, no_image_from_own_registry,
     await_covers_start, exist_only_resources_do_not_wait, runner_outlasts_awaits,
-    controller_accepts_its_values, fallback_is_schedulable)
+    controller_accepts_its_values, fallback_is_schedulable, host_cache_has_its_disk)
 
 
 def check(plan: Plan) -> list[Finding]:
