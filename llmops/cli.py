@@ -8,6 +8,7 @@ while the subcommands (and Pulumi, pydantic...) load still ends in one clean lin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -16,9 +17,9 @@ from collections.abc import Sequence
 
 #: Subcommand modules, in the order `llmops --help` lists them.
 COMMANDS = ("llmops.commands.plan", "llmops.commands.outputs", "llmops.commands.diff",
-            "llmops.commands.cost", "llmops.commands.secrets", "llmops.commands.policy",
-            "llmops.commands.registry", "llmops.commands.gateway", "llmops.commands.canary",
-            "llmops.commands.evaluate")
+            "llmops.commands.cost", "llmops.commands.cold_start", "llmops.commands.secrets",
+            "llmops.commands.policy", "llmops.commands.registry", "llmops.commands.gateway",
+            "llmops.commands.canary", "llmops.commands.evaluate")
 
 #: Exit statuses, the same for every subcommand (documented in `llmops --help` and README).
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -73,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or EXIT_OK)
     except KeyboardInterrupt:
         return _interrupted(leave_process=argv is None)
+    except BrokenPipeError:
+        return _reader_went_away()
     except Exception as exc:  # every failure ends in one `error:` line, never a traceback
         return _report(exc)
 
@@ -99,6 +102,15 @@ def _report(exc: Exception) -> int:
         raise exc
     print(f"error: unexpected {type(exc).__name__}: {exc} (a bug in llmops: rerun with "
           "LLMOPS_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _reader_went_away() -> int:
+    """`llmops ... | head`: the reader closed the pipe. Say nothing (it is not listening), and
+    keep the interpreter from failing again when it flushes stdout at exit."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return EXIT_ERROR
 
 

@@ -98,9 +98,8 @@ def test_describe_prints_minutes_and_seconds():
 
 def shipped_rows() -> list[str]:
     """Each shipped model on the smallest node of its GPU shape, with the probe and await
-    budgets the stack gives its pods (components/tgi_render.start_budgets)."""
-    from components.serving import smallest_node
-    from components.tgi_render import start_budgets
+    budgets the stack gives its pods, as `llmops cold-start` computes them."""
+    from llmops.offline.cold_start_report import model_starts
 
     rows = []
     for env in ("dev", "staging", "prod"):
@@ -108,16 +107,10 @@ def shipped_rows() -> list[str]:
         missing = [k for k in secret_config_keys() if k not in stack.values]
         stack = stack.with_overrides(dict.fromkeys(missing, OFFLINE_SECRET))
         config = parse_platform_config(stack.values, project="llmops", stack=env)
-        for m in config.models:
-            instance = smallest_node(config.gpu_pools, m.gpu_shape).smallest
-            facts = facts_for(instance)
-            start = estimate(m, facts)
-            prepulled = estimate(m, StartFacts(**{**facts.__dict__, "images_prepulled": True}))
-            budgets = start_budgets(m, instance)
-            rows.append(f"| {env} | {m.name} | {instance.name} | {start.weights_gb:.1f} GB | "
-                        f"{describe(start.fresh_s)} | {describe(prepulled.fresh_s)} | "
-                        f"{describe(start.warm_s)} | "
-                        f"{budgets.startup_probe_s} s | {budgets.await_s} s |")
+        for m in model_starts(config):
+            rows.append(f"| {env} | {m.model} | {m.instance} | {m.start.weights_gb:.1f} GB | "
+                        f"{describe(m.start.fresh_s)} | {describe(m.prepulled.fresh_s)} | "
+                        f"{describe(m.start.warm_s)} | {m.startup_probe_s} s | {m.await_s} s |")
     return rows
 
 

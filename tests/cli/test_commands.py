@@ -1,8 +1,10 @@
-"""The commands users reach for after `plan`: outputs, diff, cost; each run as a user would."""
+"""The commands users reach for after `plan`: outputs, diff, cost, cold-start; each run as a user would."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from llmops.offline.cost import estimate
@@ -11,7 +13,7 @@ from llmops.offline.stackfile import read_stack_config
 from policies.gpu_cost import check_budget
 from policies.runner import to_resource
 from stacks.config import PRODUCT, parse_platform_config
-from tests.cli.conftest import llmops
+from tests.cli.conftest import ROOT, llmops
 
 
 def test_outputs_shows_plain_ssm_values_and_masks_only_secrets():
@@ -129,3 +131,38 @@ def test_every_plan_ends_with_a_cost_line():
     run = llmops("plan", "--stack", "staging", "--no-policy")
     assert ("GPU cost: $350-$5,417/month, typically $701 (60% below on-demand); "
             "`llmops cost --stack staging` for the breakdown") in run.stdout
+
+
+def test_cold_start_shows_each_models_start_and_the_budgets_its_pods_really_get(plans):
+    """The numbers are the stack's own: the probe and await printed are the ones on the
+    rendered Deployments, and a fresh start is the sum of its printed phases."""
+    run = llmops("cold-start", "--stack", "prod", "--json")
+    assert run.returncode == 0
+    rows = {r["model"]: r for r in json.loads(run.stdout)}
+    assert set(rows) == {"llama-3-8b", "qwen-2-5-32b"}
+    deployments = {d.inputs["metadata"]["name"]: d
+                   for d in plans["prod"].of_type("kubernetes:apps/v1:Deployment")}
+    for model, row in rows.items():
+        deployment = deployments[f"tgi-{model}"]
+        tgi = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+        probe = tgi["startupProbe"]
+        assert row["startupProbeSeconds"] == probe["periodSeconds"] * probe["failureThreshold"], model
+        assert f'{row["awaitSeconds"]}s' == deployment.options["customTimeouts"]["create"], model
+        assert row["freshSeconds"] == round(sum(row["phasesSeconds"].values())), model
+        assert row["warmSeconds"] == round(sum(row["phasesSeconds"][p] for p in
+                                               ("containerStart", "gpuLoad", "warmup"))), model
+        assert 0 < row["cacheEntryGiB"] <= row["cacheRoomGiB"], model
+    table = llmops("cold-start", "--stack", "prod")
+    assert table.first_line.startswith("Cold start of stack 'prod'")
+    llama = next(line.split() for line in table.stdout.splitlines()
+                 if line.strip().startswith("llama-3-8b"))
+    assert llama[:3] == ["llama-3-8b", "g5.12xlarge", "16.0"]
+    assert "1800 s" in " ".join(llama) and llama[-2] == "23/2930"
+
+
+def test_a_reader_that_stops_early_gets_no_error_message():
+    """`llmops ... | head -1`: the closed pipe is not a bug to report."""
+    run = subprocess.run(f"{sys.executable} -m llmops.cli cold-start --stack prod --json | head -1",
+                         shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.stdout == "[\n"
+    assert run.stderr == ""
