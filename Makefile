@@ -45,7 +45,7 @@ test: setup promtool lint
 
 ## Mutation testing per area (a development tool, not part of `make test` or CI):
 ## `make mutate AREAS="config alerts"`; reports in .mutation/<area>/report.txt.
-AREAS ?= config policies alerts gateway registry
+AREAS ?= config policies isolation alerts gateway registry
 mutate: setup promtool
 	nice -n 10 $(BIN)/python -m mutation.run $(AREAS)
 

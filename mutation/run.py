@@ -67,6 +67,11 @@ AREAS: dict[str, Area] = {
                "tests/policies/test_policy_kubernetes.py",
                "tests/policies/test_policy_gpu_governance.py"),
     ),
+    "isolation": Area(
+        modules=("policies/isolation.py", "policies/pod_security_standards.py"),
+        tests=("tests/policies/test_policy_isolation.py", "tests/test_pod_security.py",
+               "tests/test_serving_admission.py"),
+    ),
     "gateway": Area(
         modules=("serving/gateway/auth.py", "serving/gateway/ratelimit.py",
                  "serving/gateway/cache.py", "serving/gateway/routing.py", "serving/gateway/pii.py"),
