@@ -69,8 +69,8 @@ AREAS: dict[str, Area] = {
     ),
     "isolation": Area(
         modules=("policies/isolation.py", "policies/pod_security_standards.py"),
-        tests=("tests/policies/test_policy_isolation.py", "tests/test_pod_security.py",
-               "tests/test_serving_admission.py"),
+        tests=("tests/policies/test_pod_security_boundaries.py", "tests/policies/test_policy_isolation.py",
+               "tests/test_pod_security.py", "tests/test_serving_admission.py"),
     ),
     "gateway": Area(
         modules=("serving/gateway/auth.py", "serving/gateway/ratelimit.py",

@@ -55,8 +55,8 @@ def check_namespace_label(_type: str, props: Mapping[str, Any], ctx: RuleContext
     if LEVEL_ORDER[level] < LEVEL_ORDER[ctx["minimumLevel"]]:
         name = get(props, "metadata.name") or ctx.name
         if name not in ctx["allowedBelowMinimum"]:
-            return [f"enforces {level}, below the minimum {ctx['minimumLevel']}; list the namespace in "
-                    "allowedBelowMinimum with the reason in docs/isolation.md"]
+            return [f"namespace {name!r} enforces {level}, below the minimum {ctx['minimumLevel']}; "
+                    "list it in allowedBelowMinimum with the reason in docs/isolation.md"]
     return []
 
 

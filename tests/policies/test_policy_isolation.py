@@ -58,8 +58,8 @@ def test_a_namespace_below_the_minimum_must_be_listed():
                                   _namespace("llm-serving", namespace_labels("baseline")),
                                   _namespace("typo", {"pod-security.kubernetes.io/enforce": "strict"})))
     assert messages(PSA, resources) == [
-        "enforces baseline, below the minimum restricted; list the namespace in allowedBelowMinimum "
-        "with the reason in docs/isolation.md",
+        "namespace 'apps' enforces baseline, below the minimum restricted; list it in "
+        "allowedBelowMinimum with the reason in docs/isolation.md",
         "pod-security.kubernetes.io/enforce: 'strict' is not one of privileged, baseline, restricted"]
 
 
@@ -124,20 +124,21 @@ def test_a_bounded_namespace_admits_only_the_model_cache_host_path_at_its_bound(
 def test_a_bound_label_without_a_denying_admission_policy_fails():
     bounded = namespace_labels("privileged", bound="baseline")
 
-    def audit_only():
+    def with_admission_policy():
         admission = ServingAdmission("admission", (CACHE_HOST_PATH,))
-        return admission, _namespace("serving", bounded)
+        return admission, _namespace("serving", bounded), _namespace("plain", namespace_labels("restricted"))
 
     without = recorded(lambda: _namespace("serving", bounded))
     warning = ("namespace 'serving' is labelled llmops.io/pod-security-bound: baseline but no "
                "ValidatingAdmissionPolicyBinding of this stack denies (failurePolicy Fail, pods CREATE) "
                "in namespaces with that label: its pods are admitted at privileged only")
     assert messages(BOUNDED, without) == [warning]
-    with_policy = recorded(audit_only)
+    with_policy = recorded(with_admission_policy)
     assert messages(BOUNDED, with_policy) == []
     [binding] = [r for r in with_policy if r.type.endswith("ValidatingAdmissionPolicyBinding")]
     for change in ({"validationActions": ["Audit"]}, {"policyName": "elsewhere"},
-                   {"matchResources": {"namespaceSelector": {"matchLabels": {"team": "ml"}}}}):
+                   {"matchResources": {"namespaceSelector": {"matchLabels": {"team": "ml"}}}},
+                   {"matchResources": {"namespaceSelector": {"matchLabels": {BOUND_LABEL: "restricted"}}}}):
         spec = {**binding.inputs["spec"], **change}
         assert messages(BOUNDED, replace_inputs(with_policy, binding.type, binding.name, spec=spec)) == [
             warning], change
@@ -145,10 +146,62 @@ def test_a_bound_label_without_a_denying_admission_policy_fails():
     ignoring = replace_inputs(with_policy, policy.type, policy.name,
                               spec={**policy.inputs["spec"], "failurePolicy": "Ignore"})
     assert messages(BOUNDED, ignoring) == [warning]
+    deployments_only = [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE"],
+                         "resources": ["deployments"]}]
+    for constraints in (deployments_only, [{**deployments_only[0], "resources": ["pods"],
+                                             "operations": ["DELETE"]}]):
+        spec = {**policy.inputs["spec"], "matchConstraints": {"resourceRules": constraints}}
+        assert messages(BOUNDED, replace_inputs(with_policy, policy.type, policy.name, spec=spec)) == [
+            warning], constraints
     typo = recorded(lambda: _namespace("serving", {**bounded, BOUND_LABEL: "strict"}))
     assert messages(BOUNDED, typo) == [
         "namespace 'serving': llmops.io/pod-security-bound: 'strict' is not one of privileged, "
         "baseline, restricted"]
+
+
+def test_a_bound_never_lowers_what_psa_enforces():
+    """The bound counts only where it is stricter than PSA: a bound equal to the enforce
+    level grants no hostPath, and a lower bound does not relax restricted."""
+    cache = [{"name": "model-cache", "host_path": {"path": CACHE_HOST_PATH}}]
+    root = hardened_container(non_root_uid=None, read_only_root=False)
+    resources = recorded(lambda: (
+        _namespace("equal", namespace_labels("baseline", bound="baseline")),
+        _namespace("lower", namespace_labels("restricted", bound="baseline")),
+        _gateway_like("equal", hardened_container(non_root_uid=10001), runtime_default_pod(), volumes=cache),
+        _gateway_like("lower", root, runtime_default_pod())))
+    assert messages(LEVEL, resources) == [
+        "mounts hostPath volume 'model-cache', which namespace 'equal' (enforce: baseline) rejects",
+        "container 'web' does not set runAsNonRoot: true, which namespace 'lower' (enforce: restricted) "
+        "rejects"]
+
+
+def test_namespaces_with_unusable_labels_are_skipped_and_the_rest_still_judged():
+    """An unknown level ('strict') is the label rule's finding, not a reason to stop judging
+    the other namespaces' workloads."""
+    resources = recorded(lambda: (
+        _namespace("aaa", {"pod-security.kubernetes.io/enforce": "strict"}),
+        _namespace("zzz", namespace_labels("restricted")),
+        _gateway_like("aaa", None), _gateway_like("zzz", {"privileged": True})))
+    found = messages(LEVEL, resources)
+    assert found and all("namespace 'zzz' (enforce: restricted)" in m for m in found)
+    assert "container 'web' is privileged, which namespace 'zzz' (enforce: restricted) rejects" in found
+
+
+def test_a_workload_outside_the_stacks_namespaces_does_not_stop_the_rest_being_judged():
+    resources = recorded(lambda: (_namespace("zzz", namespace_labels("restricted")),
+                                  _gateway_like("aaa-external", {"privileged": True}),
+                                  _gateway_like("zzz", {"privileged": True})))
+    found = messages(LEVEL, resources)
+    assert "container 'web' is privileged, which namespace 'zzz' (enforce: restricted) rejects" in found
+    assert not any("aaa-external" in m for m in found)
+
+
+def test_a_namespace_without_a_bound_needs_no_admission_policy_and_is_named_by_its_metadata():
+    resources = recorded(lambda: (
+        _namespace("plain", namespace_labels("restricted")),
+        k8s.core.v1.Namespace("ns-resource", metadata={
+            "name": "serving", "labels": namespace_labels("privileged", bound="baseline")})))
+    assert [m.split(" is labelled")[0] for m in messages(BOUNDED, resources)] == ["namespace 'serving'"]
 
 
 def test_namespaces_the_stack_does_not_create_are_not_judged():
@@ -192,6 +245,13 @@ def test_a_serving_namespace_whose_policies_allow_everything_fails():
         "can reach the model servers"]
 
 
+def test_one_finding_per_serving_namespace_however_many_models_it_runs():
+    resources = recorded(lambda: (tgi_deployment("llama-8b"), tgi_deployment("qwen-32b")))
+    assert messages(DENY, resources) == [
+        "serving namespace 'serving' has no default-deny ingress NetworkPolicy: any pod in the cluster "
+        "can reach the model servers"]
+
+
 def test_the_shipped_stacks_fail_without_their_serving_default_deny(plans):
     plan = plans["dev"]
     without = [r for r in plan.resources if not (
@@ -225,6 +285,17 @@ def test_plain_configuration_in_a_config_map_passes():
 ])
 def test_secret_looking_config_map_data_fails(data, problem):
     assert messages(CONFIG_MAP, recorded(lambda: _config_map(data))) == [problem]
+
+
+def test_values_not_yet_known_do_not_stop_the_scan_of_the_next_keys():
+    from policies.isolation import check_config_map_secrets
+
+    data = {"a-later": None, "b-value": 5, "c-env": "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP"}
+    assert check_config_map_secrets(CONFIG_MAP, {"data": data}, None) == [
+        "data key 'c-env' contains an AWS access key id"]
+    # binaryData is base64: its keys are judged, its encoded values are not scanned
+    binary = {"binaryData": {"blob": "password: hunter2hunter2"}, "data": {"plain": "x"}}
+    assert check_config_map_secrets(CONFIG_MAP, binary, None) == []
 
 
 # -- taggability from the provider schema --------------------------------------------------------
