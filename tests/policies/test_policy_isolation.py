@@ -179,7 +179,7 @@ def test_namespaces_with_unusable_labels_are_skipped_and_the_rest_still_judged()
     """An unknown level ('strict') is the label rule's finding, not a reason to stop judging
     the other namespaces' workloads."""
     resources = recorded(lambda: (
-        _namespace("aaa", {"pod-security.kubernetes.io/enforce": "strict"}),
+        _namespace("aaa", {"pod-security.kubernetes.io/enforce": "strict", BOUND_LABEL: "baseline"}),
         _namespace("zzz", namespace_labels("restricted")),
         _gateway_like("aaa", None), _gateway_like("zzz", {"privileged": True})))
     found = messages(LEVEL, resources)
