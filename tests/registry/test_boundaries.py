@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from urllib3.exceptions import ProtocolError
 
 from serving.registry import (
@@ -194,12 +194,18 @@ class StsDown:
         raise ClientError({"Error": {"Code": "ExpiredToken", "Message": "expired"}}, "GetCallerIdentity")
 
 
+class StsUnreachable:
+    def get_caller_identity(self) -> dict[str, str]:
+        raise EndpointConnectionError(endpoint_url="https://sts.amazonaws.com/")
+
+
 class StsWithoutArn:
     def get_caller_identity(self) -> dict[str, str]:
         return {"Account": "123456789012"}
 
 
-@pytest.mark.parametrize("sts", [StsDown(), StsWithoutArn()], ids=["error", "no-arn"])
+@pytest.mark.parametrize("sts", [StsDown(), StsUnreachable(), StsWithoutArn()],
+                         ids=["aws-error", "unreachable", "no-arn"])
 def test_without_an_sts_identity_the_local_user_is_recorded(s3, model_dir, monkeypatch, sts):
     monkeypatch.setattr("serving.registry.identity.getpass.getuser", lambda: "alice")
     registry = ModelRegistry(BUCKET, s3_client=s3, sts_client=sts)
