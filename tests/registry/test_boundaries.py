@@ -174,6 +174,30 @@ def test_a_ranged_read_that_comes_back_short_is_a_checksum_mismatch(registry, s3
     assert not (tmp_path / "out/config.json").exists()
 
 
+def test_access_denied_on_a_weights_file_is_a_clean_error_naming_the_object(registry, s3, model_dir,
+                                                                           tmp_path):
+    registry.register("tiny-llm", "v1", model_dir)
+
+    def deny(params, **_):
+        if params.get("Key") == f"{FILES}config.json":
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+    s3.meta.events.register("before-parameter-build.s3.GetObject", deny)
+
+    with pytest.raises(RegistryError) as err:
+        registry.download("tiny-llm", tmp_path / "out", version="v1")
+
+    assert str(err.value) == (f"downloading s3://{BUCKET}/{FILES}config.json failed: AccessDenied: "
+                              "Access Denied")
+
+
+def test_a_destination_whose_parents_do_not_exist_is_created(registry, model_dir, tmp_path):
+    registry.register("tiny-llm", "v1", model_dir)
+
+    registry.download("tiny-llm", tmp_path / "new" / "nested" / "out", version="v1")
+
+    assert (tmp_path / "new/nested/out/config.json").read_bytes() == (model_dir / "config.json").read_bytes()
+
+
 def test_short_disk_writes_are_continued_at_the_right_offset(registry, s3, model_dir, tmp_path,
                                                              monkeypatch):
     """pwrite may write less than asked (a signal, a nearly full disk): the rest goes after it."""
