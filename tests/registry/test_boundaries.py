@@ -434,3 +434,13 @@ def test_a_fill_lock_held_too_long_is_a_clean_error_after_the_timeout(small_vers
     assert str(err.value) == (f"another process has been filling tiny-llm v1 in {tmp_path / 'cache'} for "
                               f"over 0.3 s ({stuck.path}); is a fetch stuck on this node?")
 
+
+# -- last: the slowest (64 MiB through moto, ~3 s) -----------------------------------------
+
+def test_by_default_a_64_mib_file_goes_up_as_one_64_mib_part(s3, tmp_path):
+    """The documented default (docs/registry.md): multipart from 64 MiB, in 64 MiB parts."""
+    registry = ModelRegistry(BUCKET, s3_client=s3)
+    registry.register("big", "v1", write_model(tmp_path / "m", {"w.bin": b"\1" * (64 * MiB)}))
+
+    etag = s3.head_object(Bucket=BUCKET, Key="registry/models/big/v1/files/w.bin")["ETag"]
+    assert etag.strip('"').endswith("-1"), "multipart (ETag -<parts>), exactly one part"
