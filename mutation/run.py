@@ -89,7 +89,7 @@ AREAS: dict[str, Area] = {
                "tests/registry/test_fetch.py", "tests/registry/test_download.py",
                "tests/registry/test_cache.py", "tests/registry/test_register.py",
                "tests/registry/test_promote.py", "tests/registry/test_bad_input.py",
-               "tests/registry/test_cli.py"),
+               "tests/registry/test_cli.py", "tests/registry/test_pod_cache_wiring.py"),
         # ~5x the suite on a shared machine: a mutant that hangs a lock wait or a retry loop
         # is a kill after 150 s instead of 300 s, and a slow but sane run is not cut short.
         timeout=150.0,
