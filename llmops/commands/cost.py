@@ -7,14 +7,13 @@ facts give the prices, and the budget comes from the same policy config `llmops 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from components.gpu_instances import HOURS_PER_MONTH
+from llmops.commands.stack_args import add_stack_arguments, platform_config
 from llmops.offline.cost import CostEstimate, estimate, usd
-from llmops.offline.stackfile import STACKS_DIR, available_stacks, read_stack_config
 from policies.gpu_cost import RULES as GPU_COST_RULES
 from policies.settings import PolicyConfigError, load_config
-from stacks.config import PRODUCT, PlatformConfig, parse_platform_config
+from stacks.config import PlatformConfig
 
 BUDGET_RULE = next(r for r in GPU_COST_RULES if r.name == "gpu-fleet-monthly-budget")
 
@@ -25,10 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Prices every GPU pool at its min, desired and max size and every model at "
         "its min and max replicas, from components/data/gpu_instances.yaml (the table the "
         "budget policy uses), 730 hours a month. Spot prices are estimates.")
-    parser.add_argument("--stack", required=True,
-                        help=f"environment ({', '.join(available_stacks())})")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, metavar="DIR",
-                        help="where the Pulumi.<stack>.yaml files are (default: stacks/)")
+    add_stack_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -86,8 +82,6 @@ def render(config: PlatformConfig, cost: CostEstimate, budget: tuple[float, str]
 
 
 def run(args: argparse.Namespace) -> int:
-    file = read_stack_config(args.stack, args.stacks_dir)
-    config = parse_platform_config(file.values, project=PRODUCT, stack=args.stack,
-                                   source=file.source)
+    config = platform_config(args)
     print(render(config, estimate(config), monthly_budget(args.stack)))
     return 0

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from llmops.commands.stack_args import add_stack_arguments
 from llmops.offline.plan import Plan, run_plan
 from llmops.offline.published import PROJECTS, published_parameters, stack_outputs
-from llmops.offline.stackfile import STACKS_DIR, available_stacks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,11 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Plans the environment offline and prints what consumers read: the "
         "platform and workloads stacks' outputs and the SSM parameters mirroring them. "
         "Secrets are masked; ids and ARNs are the offline plan's stand-ins.")
-    parser.add_argument("--stack", required=True,
-                        help=f"environment ({', '.join(available_stacks())})")
+    add_stack_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, metavar="DIR",
-                        help="where the Pulumi.<stack>.yaml files are (default: stacks/)")
     parser.set_defaults(handler=run)
 
 

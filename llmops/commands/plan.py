@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+from llmops.commands.stack_args import add_stack_arguments
 from llmops.offline import deploy_checks
 from llmops.offline.manifests import write_manifests
 from llmops.offline.notes import plan_notes
 from llmops.offline.output_paths import check_targets
 from llmops.offline.plan import Plan, run_plan
-from llmops.offline.stackfile import STACKS_DIR, available_stacks
 from policies.runner import evaluate, mandatory, render
 
 #: Exit status when a mandatory policy is violated (as `llmops policy check`) or a deploy
@@ -24,15 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plan", help="run a stack's program offline under mocks and summarise what it creates",
         description="Runs the real Pulumi program under mocks with stacks/Pulumi.<stack>.yaml, "
         "records every resource and prints a summary. No cloud account or Pulumi CLI needed.")
-    parser.add_argument("--stack", required=True,
-                        help=f"environment to plan ({', '.join(available_stacks())})")
+    add_stack_arguments(parser, "environment to plan")
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="write every recorded resource and the outputs as JSON")
     parser.add_argument("--manifests", type=Path, metavar="DIR",
                         help="write every Kubernetes object as YAML, one file per object")
     parser.add_argument("--quiet", action="store_true", help="print only the totals")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, metavar="DIR",
-                        help="where the Pulumi.<stack>.yaml files are (default: stacks/)")
     parser.add_argument("--no-policy", action="store_true",
                         help="skip the policy pack (policies/config/<stack>.yaml); by default "
                         "mandatory violations exit 3")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from llmops.commands.stack_args import add_stack_arguments
 from llmops.offline.secrets import SecretProblems, SecretStatus, secret_statuses, set_command
-from llmops.offline.stackfile import STACKS_DIR, available_stacks, read_stack_config, read_workloads_config
+from llmops.offline.stackfile import STACKS_DIR, read_stack_config, read_workloads_config
 from stacks.config import PRODUCT, parse_platform_config
 
 #: Exit status of `--check` when a secret is missing (like any other error).
@@ -24,12 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Reads stacks/Pulumi.<stack>.yaml (which receivers need which secret) and "
         "stacks/workloads/Pulumi.<stack>.yaml (where secrets are set, encrypted). Values are "
         "never read or printed.")
-    parser.add_argument("--stack", required=True,
-                        help=f"environment ({', '.join(available_stacks())})")
+    add_stack_arguments(parser)
     parser.add_argument("--check", action="store_true",
                         help=f"exit {MISSING} when any secret is missing (for CI before `pulumi up`)")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, metavar="DIR",
-                        help="where the Pulumi.<stack>.yaml files are (default: stacks/)")
     parser.set_defaults(handler=run)
 
 
