@@ -9,6 +9,9 @@ Each namespace denies all ingress by default; then, and only then:
   internet-facing, private for internal): only an ipBlock of those subnets can name them.
 - monitoring, KEDA and the node agents accept their own namespace, Prometheus, and the EKS
   control plane (its ENIs are in the cluster's private subnets) on webhook/metrics-API ports.
+- Fluent Bit (node-agents) may send only DNS and HTTPS: to the private subnets (the API
+  server's ENIs for pod metadata, the logs and STS interface endpoints) and out of the VPC
+  (those services' public endpoints where no interface endpoint exists); no other pod.
 
 Pure builders return manifests as plain camelCase dicts (tested directly and through the
 evaluator in policies/network_reachability.py); the component only creates them.
@@ -35,6 +38,8 @@ PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus",
 TGI_POD = {"app.kubernetes.io/name": "tgi"}
 GATEWAY_POD = {"app.kubernetes.io/name": "llm-gateway"}
 KUBE_DNS_POD = {"k8s-app": "kube-dns"}
+#: Fluent Bit's pods (aws-for-fluent-bit chart's selector labels; components/log_shipping.py).
+LOG_SHIPPER_POD = {"app.kubernetes.io/name": "aws-for-fluent-bit"}
 #: kube-prometheus-stack's operator admission webhook (prometheusOperator.tls.internalPort).
 OPERATOR_WEBHOOK_PORT = 10250
 #: KEDA 2.17: metrics API server container port and admission webhooks port.
@@ -200,6 +205,13 @@ def node_agent_policies(args: NetworkIsolationArgs) -> list[dict[str, Any]]:
             "podSelector": {}, "policyTypes": ["Ingress"],
             "ingress": [{"from": [_in_namespace(ns.monitoring, PROMETHEUS_POD)],
                          "ports": _tcp(DCGM_PORT, NODE_EXPORTER_PORT)}]}),
+        # it reads every container's logs: it must not be able to send them anywhere else
+        manifest(ns.node_agents, "log-shipper-egress", {
+            "podSelector": {"matchLabels": LOG_SHIPPER_POD}, "policyTypes": ["Egress"],
+            "egress": [_dns_rule(),
+                       {"to": _blocks(args.control_plane_cidrs), "ports": _tcp(HTTPS_PORT)},
+                       {"to": [{"ipBlock": {"cidr": ANYWHERE, "except": [args.vpc_cidr]}}],
+                        "ports": _tcp(HTTPS_PORT)}]}),
     ]
 
 

@@ -38,6 +38,9 @@ def _endpoints(plan):
         "grafana": Pod("monitoring", {"app.kubernetes.io/name": "grafana"}, ip=host(private, 14)),
         "keda": Pod("keda", {"app": "keda-operator"}, ip=host(private, 15)),
         "dcgm": Pod("node-agents", {"app.kubernetes.io/name": "dcgm-exporter"}, ip=host(private, 16)),
+        "fluent-bit": Pod("node-agents", {"app.kubernetes.io/name": "aws-for-fluent-bit",
+                                          "app.kubernetes.io/instance": "aws-for-fluent-bit"},
+                          ip=host(private, 19)),
         "dns": Pod("kube-system", {"k8s-app": "kube-dns"}, ip=host(private, 17)),
         "stranger": Pod("default", {"app": "anything"}, ip=host(private, 18)),
         "public-eni": External(host(public, 20)),
@@ -108,6 +111,21 @@ def test_the_gateway_may_call_only_tgi_and_dns(plans, stack):
                          ("stranger", 80)):
         assert not allowed(policies, ep["gateway"], ep[target], port), target
     assert not allowed(policies, ep["gateway"], External("169.254.169.254"), 80)  # no IMDS
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_log_shipper_sends_only_https_to_aws_and_the_api_server(plans, stack):
+    """It reads every container's log lines (API keys in a careless log line, prompts): it may
+    reach the private subnets' ENIs and AWS outside the VPC on 443, and nothing else."""
+    policies, ep = policies_from(plans[stack].resources), _endpoints(plans[stack])
+    shipper = ep["fluent-bit"]
+    assert allowed(policies, shipper, ep["private-eni"], 443)        # API server, logs/STS endpoints
+    assert allowed(policies, shipper, ep["internet"], 443)           # public AWS endpoints
+    assert allowed(policies, shipper, ep["dns"], 53, "UDP")
+    for target, port in (("tgi", 8080), ("gateway", 8000), ("prometheus", 9090), ("stranger", 80),
+                         ("internet", 80), ("public-eni", 443)):
+        assert not allowed(policies, shipper, ep[target], port), target
+    assert not allowed(policies, shipper, External("169.254.169.254"), 80)  # no IMDS
 
 
 @pytest.mark.parametrize("stack", STACKS)
