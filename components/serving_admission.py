@@ -24,7 +24,10 @@ from components.pod_security import BOUND_LABEL
 from policies.pod_security_standards import (
     ALLOWED_SELINUX_TYPES,
     BASELINE_CAPABILITIES,
+    HOOKS,
+    HOST_HANDLERS,
     HOST_NAMESPACES,
+    PROBES,
     SAFE_SYSCTLS,
 )
 
@@ -65,6 +68,22 @@ def _pod_and_containers(field: str, condition: str) -> str:
             + _every_container(_security_context("c", field, condition)))
 
 
+def _no_host_in(action: str) -> str:
+    """`action` (a probe or hook of `c`) names no host in its httpGet or tcpSocket."""
+    return " && ".join(f"(!has({action}.{h}) || !has({action}.{h}.host) || {action}.{h}.host == '')"
+                       for h in HOST_HANDLERS)
+
+
+def _no_probe_or_hook_host() -> str:
+    probes = [f"(!has(c.{p}) || ({_no_host_in(f'c.{p}')}))" for p in PROBES]
+    hooks = [f"(!has(c.lifecycle.{h}) || ({_no_host_in(f'c.lifecycle.{h}')}))" for h in HOOKS]
+    return " && ".join([*probes, f"(!has(c.lifecycle) || ({' && '.join(hooks)}))"])
+
+
+#: AppArmor through the deprecated per-container annotation, which kubelet still honours.
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+
+
 def baseline_validations(allowed_host_paths: tuple[str, ...]) -> list[Validation]:
     """Baseline's controls as CEL over `object` (a Pod), hostPath allowed at exactly
     `allowed_host_paths`."""
@@ -96,6 +115,13 @@ def baseline_validations(allowed_host_paths: tuple[str, ...]) -> list[Validation
                    "only the safe sysctls are allowed"),
         Validation(_every_container("!has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0)"),
                    "hostPort is not allowed"),
+        Validation(_every_container(_no_probe_or_hook_host()),
+                   "probes and lifecycle hooks may not name a host"),
+        Validation("!has(object.metadata.annotations) || object.metadata.annotations.all(k, "
+                   f"!k.startsWith('{APPARMOR_ANNOTATION}') || object.metadata.annotations[k] == "
+                   "'runtime/default' || object.metadata.annotations[k].startsWith('localhost/') || "
+                   "object.metadata.annotations[k] == '')",
+                   "AppArmor annotations may name only runtime/default or a localhost profile"),
     ]
 
 

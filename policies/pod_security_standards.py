@@ -19,11 +19,18 @@ HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 BASELINE_CAPABILITIES = frozenset({
     "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
     "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
+#: Safe sysctls as of policy version 1.32 (the oldest EKS version the config allows):
+#: kubernetes/pod-security-admission policy/check_sysctls.go.
 SAFE_SYSCTLS = frozenset({
     "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
     "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes"})
+    "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"})
+#: Probes and lifecycle hooks whose httpGet/tcpSocket `host` baseline forbids (policy 1.34+:
+#: check_hostProbesAndhostLifecycle.go): kubelet would connect to any address it names.
+PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+HOOKS = ("postStart", "preStop")
+HOST_HANDLERS = ("httpGet", "tcpSocket")
 #: SELinux types baseline allows ("" is unset).
 ALLOWED_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t",
                                    "container_engine_t"})
@@ -56,6 +63,16 @@ def _selinux_problems(label: str, ctx: Mapping[str, Any]) -> list[str]:
     if options.get("user") or options.get("role"):
         problems.append(f"{label} sets an SELinux user or role")
     return problems
+
+
+def _host_handlers(container: Mapping[str, Any]) -> Iterator[str]:
+    """Where a container's probes or lifecycle hooks name a host (`livenessProbe.httpGet`)."""
+    lifecycle = container.get("lifecycle") if isinstance(container.get("lifecycle"), Mapping) else {}
+    for where, action in [*((p, container.get(p)) for p in PROBES),
+                          *((f"lifecycle.{h}", lifecycle.get(h)) for h in HOOKS)]:
+        for handler in HOST_HANDLERS:
+            if isinstance(action, Mapping) and ((action.get(handler) or {}).get("host") or ""):
+                yield f"{where}.{handler}"
 
 
 def _host_process(ctx: Mapping[str, Any]) -> bool:
@@ -104,6 +121,7 @@ def baseline_problems(spec: Mapping[str, Any], allowed_host_paths: frozenset[str
         for port in as_list(container.get("ports")):
             if isinstance(port, Mapping) and port.get("hostPort"):
                 problems.append(f"{label} uses hostPort {port['hostPort']}")
+        problems += [f"{label} sets a host in {where}" for where in _host_handlers(container)]
     return problems
 
 

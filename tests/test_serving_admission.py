@@ -31,8 +31,9 @@ class Admission:
         self.programs = [(env.program(env.compile(v["expression"])), v["message"])
                          for v in spec["validations"]]
 
-    def denials(self, pod_spec: dict[str, Any]) -> list[str]:
-        activation = {"object": json_to_cel({"apiVersion": "v1", "kind": "Pod", "spec": pod_spec})}
+    def denials(self, pod_spec: dict[str, Any], metadata: dict[str, Any] | None = None) -> list[str]:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata or {"name": "p"}, "spec": pod_spec}
+        activation = {"object": json_to_cel(pod)}
         denied = []
         for program, message in self.programs:
             result = program.evaluate(activation)
@@ -100,6 +101,8 @@ BREACHES: dict[str, tuple[str, Any]] = {
     "hostProcess": ("tgi.securityContext.windowsOptions", {"hostProcess": True}),
     "sysctls": ("spec.securityContext.sysctls", [{"name": "kernel.msgmax", "value": "1"}]),
     "hostPort": ("tgi.ports", [{"containerPort": 80, "hostPort": 80}]),
+    "probe host": ("tgi.startupProbe.httpGet.host", "169.254.169.254"),
+    "hook host": ("tgi.lifecycle.preStop.tcpSocket", {"port": 22, "host": "10.0.0.1"}),
     "init container": ("init.securityContext.privileged", True),
     "ephemeral container": ("spec.ephemeralContainers", [{"name": "debug", "image": "busybox:1.37",
                                                           "securityContext": {"privileged": True}}]),
@@ -127,6 +130,15 @@ def test_each_baseline_control_is_denied_in_the_serving_namespace(plans, admissi
     assert admission.denials(breached) != [], control
 
 
+def test_apparmor_annotations_are_held_to_runtime_default_or_a_local_profile(admission, plans):
+    pod = _tgi_pods(plans["prod"])["tgi-llama-3-8b"]
+    key = "container.apparmor.security.beta.kubernetes.io/tgi"
+    for allowed in ("runtime/default", "localhost/tgi-profile"):
+        assert admission.denials(pod, {"name": "p", "annotations": {key: allowed}}) == [], allowed
+    assert admission.denials(pod, {"name": "p", "annotations": {key: "unconfined", "team": "ml"}}) == [
+        "AppArmor annotations may name only runtime/default or a localhost profile"]
+
+
 # -- the CEL and the pack's model agree on any pod ------------------------------------------------
 
 security_contexts = st.fixed_dictionaries({}, optional={
@@ -145,9 +157,13 @@ security_contexts = st.fixed_dictionaries({}, optional={
     "windowsOptions": st.fixed_dictionaries({}, optional={"hostProcess": st.booleans()}),
     "runAsUser": st.sampled_from([0, 10001]),
 })
+endpoint = st.fixed_dictionaries({"port": st.just(80)}, optional={"host": st.sampled_from(["", "10.0.0.1"])})
+handlers = st.fixed_dictionaries({}, optional={"httpGet": endpoint, "tcpSocket": endpoint})
 containers = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["a", "b"]), "image": st.just("x:1")},
                                             optional={
     "securityContext": security_contexts,
+    "startupProbe": handlers,
+    "lifecycle": st.fixed_dictionaries({}, optional={"preStop": handlers}),
     "ports": st.lists(st.fixed_dictionaries({"containerPort": st.just(80)},
                                             optional={"hostPort": st.sampled_from([0, 8080])}), max_size=2),
 }), min_size=1, max_size=2)

@@ -56,3 +56,16 @@ def test_only_the_exact_cache_path_is_admitted_and_only_where_allowed():
     assert baseline_problems(exact, frozenset({cache})) == []
     assert problems_at("baseline", exact) == ["mounts hostPath volume 'c'"]
     assert problems_at("privileged", exact) == []
+
+
+def test_a_probe_or_hook_that_names_a_host_is_below_baseline_and_an_empty_host_is_not():
+    def probing(host: str) -> dict:
+        container = {"name": "app", "image": "x:1",
+                     "readinessProbe": {"httpGet": {"port": 80, "host": host}},
+                     "lifecycle": {"preStop": {"tcpSocket": {"port": 80, "host": host}}}}
+        return {"containers": [container]}
+
+    assert baseline_problems(probing("")) == []
+    assert baseline_problems(probing("169.254.169.254")) == [
+        "container 'app' sets a host in readinessProbe.httpGet",
+        "container 'app' sets a host in lifecycle.preStop.tcpSocket"]
