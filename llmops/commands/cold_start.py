@@ -7,7 +7,6 @@ import argparse
 import json
 
 from llmops.commands.stack_args import add_stack_arguments, platform_config
-from llmops.offline.cold_start_report import model_starts, render
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at import: the report pulls in the components (pulumi_kubernetes, ~150 ms)
+    # and every llmops command, the pods' fetch and hold included, builds this parser
+    from llmops.offline.cold_start_report import model_starts, render
+
     config = platform_config(args)
     rows = model_starts(config)
     print(json.dumps([r.to_json() for r in rows], indent=2) if args.json else render(config, rows))

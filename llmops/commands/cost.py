@@ -11,6 +11,7 @@ import argparse
 from components.gpu_instances import HOURS_PER_MONTH
 from llmops.commands.stack_args import add_stack_arguments, platform_config
 from llmops.offline.cost import CostEstimate, estimate, usd
+from llmops.offline.text_table import table
 from policies.gpu_cost import RULES as GPU_COST_RULES
 from policies.settings import PolicyConfigError, load_config
 from stacks.config import PlatformConfig
@@ -38,13 +39,6 @@ def monthly_budget(stack: str) -> tuple[float, str] | None:
     budget = pack.properties(BUDGET_RULE).get(
         "monthlyBudgetUsd", BUDGET_RULE.config_schema["monthlyBudgetUsd"]["default"])
     return float(budget), pack.source
-
-
-def table(rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                             for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-            for row in rows]
 
 
 def render(config: PlatformConfig, cost: CostEstimate, budget: tuple[float, str] | None) -> str:

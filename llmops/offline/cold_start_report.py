@@ -11,6 +11,7 @@ from typing import Any
 from components.cold_start import ColdStart, describe, estimate, facts_for
 from components.serving import smallest_node
 from components.tgi_render import start_budgets
+from llmops.offline.text_table import table
 from stacks.config import PlatformConfig
 from stacks.config.placement import (
     cache_entry_gib,
@@ -67,8 +68,6 @@ def model_starts(config: PlatformConfig) -> list[ModelStart]:
 
 
 def render(config: PlatformConfig, rows: list[ModelStart]) -> str:
-    from llmops.commands.cost import table
-
     lines = [f"Cold start of stack {config.environment!r}: each model on the smallest node of its "
              "GPU shape (components/cold_start.py; planning figures, docs/cold-start.md)", ""]
     head = ["model", "instance", "weights", "boot", "images", "fetch", "load", "warm-up",

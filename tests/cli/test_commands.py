@@ -166,3 +166,13 @@ def test_a_reader_that_stops_early_gets_no_error_message():
                          shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.stdout == "[\n"
     assert run.stderr == ""
+
+
+def test_building_the_command_line_does_not_load_the_components():
+    """Every llmops process builds the whole parser, the weights fetch and hold sidecar in each
+    model pod included: no command may pull in the components (pulumi_kubernetes) at import."""
+    probe = ("import sys\nfrom llmops.cli import build_parser\nbuild_parser()\n"
+             "print('pulumi_kubernetes' in sys.modules, 'components.serving' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert run.stdout.split() == ["False", "False"], run.stderr
