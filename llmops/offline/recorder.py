@@ -3,6 +3,9 @@ decide deploy behaviour), every invoke it makes, and the stack outputs."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,7 +142,8 @@ class RecordingMonitor(MockMonitor):
         self._stack_urn: str | None = None
 
     def RegisterResource(self, request):
-        response = super().RegisterResource(request)
+        with _thread_loop_closed_after():
+            response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             self._stack_urn = response.urn
             return response
@@ -158,7 +162,12 @@ class RecordingMonitor(MockMonitor):
     def Invoke(self, request):
         args = decode(json_format.MessageToDict(request.args))
         self.invokes.append(RecordedInvoke(request.tok, args, self.stack_label))
-        return super().Invoke(request)
+        with _thread_loop_closed_after():
+            return super().Invoke(request)
+
+    def ReadResource(self, request):
+        with _thread_loop_closed_after():
+            return super().ReadResource(request)
 
     def RegisterResourceOutputs(self, request):
         if request.urn == self._stack_urn:
@@ -166,3 +175,25 @@ class RecordingMonitor(MockMonitor):
             self.outputs = decode(json_format.MessageToDict(request.outputs), "", secrets)
             self.secret_outputs = tuple(secrets)
         return super().RegisterResourceOutputs(request)
+
+
+@contextlib.contextmanager
+def _thread_loop_closed_after() -> Iterator[None]:
+    """Pulumi's mock monitor answers in executor threads and gives each an event loop it
+    never closes (Invoke, ReadResource, RegisterResource). Left to the garbage collector at
+    interpreter exit, such a loop's close fails on its already-finalised socket and prints a
+    traceback ("Exception ignored in BaseEventLoop.__del__"). Close the loop if this call
+    created it."""
+    try:
+        asyncio.get_event_loop()
+        had_loop = True
+    except RuntimeError:  # a worker thread without a loop: Pulumi is about to make one
+        had_loop = False
+    try:
+        yield
+    finally:
+        if not had_loop:
+            with contextlib.suppress(RuntimeError):
+                loop = asyncio.get_event_loop()
+                asyncio.set_event_loop(None)
+                loop.close()
