@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.gpu_nodes import GPU_SHAPE_LABEL, GPU_TAINT_KEY
+from components.gpu_nodes import GPU_SHAPE_LABEL, GPU_TAINT_KEY, capacity_spread
 from components.model_cache import WEIGHTS_DIR, cache_pod
 from components.model_release import ResolvedVersion
 from components.pod_security import hardened_container, runtime_default_pod
@@ -141,8 +141,7 @@ class TgiService(pulumi.ComponentResource):
                            k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")])
         annotations = pulumi.Output.from_input(version).apply(lambda v: {
             VERSION_ANNOTATION: v.version, REVISION_ANNOTATION: v.revision, STAGE_ANNOTATION: v.source})
-        # any pool of the shape, spot or on-demand: cluster-autoscaler's priority expander
-        # grows spot first and falls back to on-demand when spot capacity is not there
+        # the shape's NodePools: Karpenter buys spot first, on-demand when spot is not there
         shape_affinity = k8s.core.v1.AffinityArgs(node_affinity=k8s.core.v1.NodeAffinityArgs(
             required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
                 node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=[
@@ -152,7 +151,9 @@ class TgiService(pulumi.ComponentResource):
         spread = [k8s.core.v1.TopologySpreadConstraintArgs(
             max_skew=1, topology_key=key, when_unsatisfiable="ScheduleAnyway",
             label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels))
-            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")]
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")] + [
+            k8s.core.v1.TopologySpreadConstraintArgs(**c, label_selector=k8s.meta.v1.LabelSelectorArgs(
+                match_labels=labels)) for c in capacity_spread(args.node, model.replicas.min)]
         volumes = [
             *weights.volumes,
             k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
@@ -166,9 +167,7 @@ class TgiService(pulumi.ComponentResource):
             affinity=shape_affinity, topology_spread_constraints=spread, volumes=volumes)
         pod_annotations = {
             "prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT),
-            "prometheus.io/path": "/metrics",
-            # never let the autoscaler consolidate a node under a model server
-            "cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+            "prometheus.io/path": "/metrics"}
         return k8s.apps.v1.Deployment(
             f"{name}-{track}",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=deployment_name(model.name, track), namespace=ns,

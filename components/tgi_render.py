@@ -3,10 +3,10 @@ No Pulumi here, so each rule has a fast unit test."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from components import cold_start
+from components.allocatable import engine_resources
 from components.gpu_instances import GpuInstance
 from stacks.config.serving import ModelConfig
 
@@ -14,8 +14,6 @@ HTTP_PORT = 8080
 METRICS_PORT = 9000
 GRACEFUL_TERMINATION_S = 90       # TGI launcher default
 TERMINATION_GRACE_S = 120         # must be >= the launcher's graceful termination
-#: kubelet, system daemons and the device plugin keep this share of a node.
-NODE_RESERVED_SHARE = 0.12
 
 
 def launcher_args(model: ModelConfig, model_path: str) -> list[str]:
@@ -44,12 +42,8 @@ def launcher_args(model: ModelConfig, model_path: str) -> list[str]:
 
 
 def pod_resources(model: ModelConfig, instance: GpuInstance) -> dict[str, dict[str, str]]:
-    """Requests = limits: the pod's GPU share of the node's CPU and memory, minus reserve."""
-    share = model.shards / instance.gpus
-    cpu = max(1, math.floor(instance.vcpu * (1 - NODE_RESERVED_SHARE) * share))
-    memory_gib = max(4, math.floor(instance.memory_gib * (1 - NODE_RESERVED_SHARE) * share))
-    amounts = {"cpu": str(cpu), "memory": f"{memory_gib}Gi", "nvidia.com/gpu": str(model.shards)}
-    return {"requests": dict(amounts), "limits": dict(amounts)}
+    """Requests = limits: the pod's GPU share of the node's allocatable (components/allocatable.py)."""
+    return engine_resources(model.shards, instance)
 
 
 def shm_size_gib(model: ModelConfig) -> int:
