@@ -158,10 +158,8 @@ def karpenter_controller_policy(cluster_name: str, region: str, account_id: str,
              "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
         {"Sid": "AllowInstanceProfileReadActions", "Effect": "Allow",
          "Action": "iam:GetInstanceProfile", "Resource": profiles},
-        # upstream grants this on "*"; IAM's service reference lists instance-profile as its
-        # resource type, so this account's profiles are enough
-        {"Sid": "AllowInstanceProfileListAction", "Effect": "Allow",
-         "Action": "iam:ListInstanceProfiles", "Resource": profiles},
+        {"Sid": "AllowUnscopedInstanceProfileListAction", "Effect": "Allow",
+         "Action": "iam:ListInstanceProfiles", "Resource": "*"},
         {"Sid": "AllowAPIServerEndpointDiscovery", "Effect": "Allow", "Action": "eks:DescribeCluster",
          "Resource": f"arn:aws:eks:{region}:{account_id}:cluster/{cluster_name}"},
         {"Sid": "AllowInterruptionQueueActions", "Effect": "Allow",

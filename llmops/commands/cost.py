@@ -61,7 +61,7 @@ def render(config: PlatformConfig, cost: CostEstimate, budget: tuple[float, str]
         amount, source = budget
         high = cost.total[2]
         verdict = "within" if high <= amount else "OVER"
-        lines += ["", f"Budget: {usd(amount)}/month ({source}); the largest fleet the NodePools' limits allow, "
+        lines += ["", f"Budget: {usd(amount)}/month ({source}); the largest fleet the limits allow, "
                   f"{usd(high)}, is {verdict} it ({high / amount:.0%})."]
     if cost.models:
         lines += ["", "Models (each alone on its GPU shape; canary/blue-green tracks and "
