@@ -131,6 +131,11 @@ def _node_provision_seconds(plan: Plan) -> int:
     return REGISTRATION_TIMEOUT_S if plan.of_type(NODE_POOL) else 0
 
 
+def _k8s_name(resource: RecordedResource) -> str:
+    """The object's name in the cluster (the recorded name is Pulumi's)."""
+    return resource.inputs.get("metadata", {}).get("name") or resource.name
+
+
 def _pool_spec(pool: RecordedResource) -> dict[str, Any]:
     return pool.inputs.get("spec", {}) or {}
 

@@ -27,6 +27,7 @@ from llmops.offline.deploy_checks.base import (
     WORKLOADS,
     Finding,
     Rule,
+    _k8s_name,
     _pod_spec,
     _pool_requirement,
     _pool_spec,
@@ -138,7 +139,7 @@ def pod_fits_node(plan: Plan) -> Iterator[Finding]:
                 room = node_allocatable(table[instance]) - daemons
                 if not needed.fits(room):
                     yield Finding("pod-fits-node", resource.stack, resource.name,
-                                  f"requests {needed} but a {instance} from NodePool {pool.name} has "
+                                  f"requests {needed} but a {instance} from NodePool {_k8s_name(pool)} has "
                                   f"{room} left after kube-reserved, eviction and its DaemonSets "
                                   f"({', '.join(names)}); the pod would stay Pending: size it from "
                                   "components/allocatable.py or drop the type from the pool")
@@ -166,7 +167,7 @@ def controller_placement(plan: Plan) -> Iterator[Finding]:
                 yield Finding("controller-placement", release.stack, release.name,
                               f"values.affinity replaces the chart's {NODEPOOL_LABEL} DoesNotExist "
                               "rule: the controller could run on a node it manages and drain itself")
-        on_pools = [p.name for p in pools
+        on_pools = [_k8s_name(p) for p in pools
                     if all(v in _pool_values(p).get(k, set()) for k, v in selector.items())]
         if selector and on_pools:
             yield Finding("controller-placement", release.stack, release.name,

@@ -30,6 +30,7 @@ from llmops.offline.deploy_checks.base import (
     Finding,
     Rule,
     _containers,
+    _k8s_name,
     _kind,
     _node_provision_seconds,
     _pod_spec,
@@ -231,7 +232,7 @@ def host_cache_has_its_disk(plan: Plan) -> Iterator[Finding]:
             root = _root_volume_gib(node_class)
             if root < needed:
                 yield Finding("host-cache-has-its-disk", resource.stack, resource.name,
-                              f"keeps weights under {LOCAL_DISKS} but NodePool {pool.name}'s "
+                              f"keeps weights under {LOCAL_DISKS} but NodePool {_k8s_name(pool)}'s "
                               f"EC2NodeClass {ref.get('name')} sets no instanceStorePolicy RAID0, so "
                               f"they land on its {root} GiB root volume ({needed} GiB needed with the "
                               "fetch's reserve); set instanceStorePolicy: RAID0 or size the root volume")
