@@ -150,7 +150,9 @@ def check_budget(resources: Sequence[Resource], ctx: RuleContext) -> list[Findin
                      f"${monthly:,.0f}")
     for pool in sorted(gpu_node_pools(resources), key=lambda r: r.name):
         spec = pool.props["spec"]
-        limit, types = get(spec, f"limits.{GPU_RESOURCE}"), node_pool_types(spec)
+        limits = spec.get("limits")
+        limit = limits.get(GPU_RESOURCE) if isinstance(limits, Mapping) else None
+        types = node_pool_types(spec)
         if not known(limit) or not types:
             continue  # no limit: gpu-nodepool-has-limits says so; computed: cannot judge
         unpriced = [t for t in types if t not in prices]
