@@ -106,13 +106,14 @@ def test_system_node_group_is_small_and_on_demand(plans):
     ("prod", {"gpu24-x4": ["spot", "on-demand"], "gpu24-x4-floor": ["on-demand"]})])
 def test_gpu_nodepools_buy_the_capacity_their_environment_asks_for(plans, stack, capacity):
     pools = _pools(plans[stack])
-    assert {name: _requirement(spec, "karpenter.sh/capacity-type") for name, spec in pools.items()} == capacity
+    assert {name: _requirement(spec, "karpenter.sh/capacity-type")
+            for name, spec in pools.items()} == capacity
     assert not [g for g in plans[stack].of_type(NODE_GROUP) if "gpu" in g.name]
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_gpu_nodepools_are_tainted_limited_diversified_and_consolidate(plans, stack):
-    for name, spec in _pools(plans[stack]).items():
+    for spec in _pools(plans[stack]).values():
         node = spec["template"]["spec"]
         assert node["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
         assert len(_requirement(spec, "node.kubernetes.io/instance-type")) >= 2
@@ -209,7 +210,8 @@ def test_interruption_queue_gets_all_five_upstream_events_and_only_eventbridge_m
         ("aws.ec2", "EC2 Spot Instance Interruption Warning"),
         ("aws.health", "AWS Health Event")]
     queue_arn = plan.one("aws:sqs/queue:Queue").outputs["arn"]
-    assert {t.inputs["arn"] for t in plan.of_type("aws:cloudwatch/eventTarget:EventTarget")} == {queue_arn}
+    targets = plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert {t.inputs["arn"] for t in targets} == {queue_arn}
     allow, deny = json.loads(plan.one("aws:sqs/queuePolicy:QueuePolicy").inputs["policy"])["Statement"]
     assert allow["Principal"] == {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]}
     assert allow["Action"] == "sqs:SendMessage" and allow["Resource"] == queue_arn
@@ -218,7 +220,8 @@ def test_interruption_queue_gets_all_five_upstream_events_and_only_eventbridge_m
 
 def test_karpenter_may_only_launch_terminate_and_pass_what_is_this_clusters(plans):
     plan = plans["dev"]
-    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "workload-roles-karpenter").inputs["policy"])
+    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy",
+                                 "workload-roles-karpenter").inputs["policy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     actions = [a for s in policy["Statement"] for a in (s["Action"] if isinstance(s["Action"], list)
                                                         else [s["Action"]])]
@@ -227,8 +230,10 @@ def test_karpenter_may_only_launch_terminate_and_pass_what_is_this_clusters(plan
     assert by_sid["AllowScopedDeletion"]["Condition"]["StringEquals"] == owned
     assert by_sid["AllowScopedEC2InstanceActionsWithTags"]["Condition"]["StringEquals"][
         "aws:RequestTag/kubernetes.io/cluster/llmops-dev"] == "owned"
-    assert by_sid["AllowPassingInstanceRole"]["Resource"] == plan.one("aws:iam/role:Role", "cluster-gpu-node").outputs["arn"]
-    assert by_sid["AllowInterruptionQueueActions"]["Resource"] == plan.one("aws:sqs/queue:Queue").outputs["arn"]
+    node_role = plan.one("aws:iam/role:Role", "cluster-gpu-node").outputs["arn"]
+    assert by_sid["AllowPassingInstanceRole"]["Resource"] == node_role
+    queue = plan.one("aws:sqs/queue:Queue").outputs["arn"]
+    assert by_sid["AllowInterruptionQueueActions"]["Resource"] == queue
     trust = json.loads(plan.one("aws:iam/role:Role", "workload-roles-karpenter").inputs["assumeRolePolicy"])
     assert "system:serviceaccount:kube-system:karpenter" in trust["Statement"][0]["Condition"][
         "StringEquals"].values()

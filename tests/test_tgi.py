@@ -158,13 +158,15 @@ def test_prod_multi_replica_models_spread_evenly_across_spot_and_the_on_demand_f
     plan = plans["prod"]
     pools = {p.inputs["metadata"]["name"]: p.inputs["spec"]
              for p in plan.of_type("kubernetes:karpenter.sh/v1:NodePool")}
-    tiers = {spec["template"]["metadata"]["labels"]["llmops.io/capacity-tier"]: spec for spec in pools.values()}
+    tiers = {spec["template"]["metadata"]["labels"]["llmops.io/capacity-tier"]: spec
+             for spec in pools.values()}
     capacity = {tier: next(r["values"] for r in spec["template"]["spec"]["requirements"]
                            if r["key"] == "karpenter.sh/capacity-type") for tier, spec in tiers.items()}
     assert capacity == {"flex": ["spot", "on-demand"], "floor": ["on-demand"]}
     for name in ("tgi-llama-3-8b", "tgi-qwen-2-5-32b"):
         pod = _pod(_deployment(plan, name))
-        spread = [c for c in pod["topologySpreadConstraints"] if c["topologyKey"] == "llmops.io/capacity-tier"]
+        spread = [c for c in pod["topologySpreadConstraints"]
+                  if c["topologyKey"] == "llmops.io/capacity-tier"]
         assert [(c["maxSkew"], c["whenUnsatisfiable"]) for c in spread] == [(1, "DoNotSchedule")]
         term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
             "nodeSelectorTerms"][0]["matchExpressions"][0]

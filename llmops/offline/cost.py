@@ -16,11 +16,13 @@ import math
 from dataclasses import dataclass
 
 from components.gpu_instances import HOURS_PER_MONTH, FleetPrice, price_node_limit
-from components.gpu_nodes import CAPACITY_LABEL, INSTANCE_TYPE_LABEL, node_pool_specs
 from stacks.config import PlatformConfig
 from stacks.config.gpu import GpuPool
 from stacks.config.placement import pools_of_shape
 from stacks.config.serving import ModelConfig
+
+#: kubernetes-sigs/karpenter v1.14.1 pkg/apis/v1/labels.go (as components/gpu_nodes.py)
+CAPACITY_LABEL, INSTANCE_TYPE_LABEL = "karpenter.sh/capacity-type", "node.kubernetes.io/instance-type"
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,14 @@ class CostEstimate:
         return sum(p.nodes[1] * p.on_demand_hourly * HOURS_PER_MONTH for p in self.pools)
 
 
+def _node_pool_specs(pool: GpuPool) -> dict[str, dict]:
+    """The NodePools the workloads stack applies for the pool (imported when priced: every
+    llmops process imports this module, and the components pull in pulumi_kubernetes)."""
+    from components.gpu_nodes import node_pool_specs
+
+    return node_pool_specs(pool)
+
+
 def _requirement(spec: dict, key: str) -> list[str]:
     return next(r["values"] for r in spec["template"]["spec"]["requirements"] if r["key"] == key)
 
@@ -109,7 +119,7 @@ def pool_costs(pool: GpuPool, models: list[ModelConfig]) -> list[PoolCost]:
     mine = [m for m in models if m.gpu_shape == pool.shape]
     floors = [_model_nodes(m, pool) for m in mine]
     costs = []
-    for i, (name, spec) in enumerate(node_pool_specs(pool).items()):
+    for i, (name, spec) in enumerate(_node_pool_specs(pool).items()):
         price = node_pool_price(spec)
         low = sum(f[i] for f in floors)
         costs.append(PoolCost(name, "+".join(_requirement(spec, CAPACITY_LABEL)), price.instance_type,
@@ -120,7 +130,7 @@ def pool_costs(pool: GpuPool, models: list[ModelConfig]) -> list[PoolCost]:
 
 def model_cost(model: ModelConfig, pools: dict[str, PoolCost], config: PlatformConfig) -> ModelCost | None:
     shape_pools = pools_of_shape(config.gpu_pools, model.gpu_shape)
-    candidates = [pools[name] for p in shape_pools for name in node_pool_specs(p)]
+    candidates = [pools[name] for p in shape_pools for name in _node_pool_specs(p)]
     if not candidates:
         return None
     per_node = max(1, shape_pools[0].gpus_per_node // model.shards)

@@ -680,7 +680,8 @@ def test_the_budget_counts_every_priced_group_after_an_unpriced_or_unknown_one()
 def test_the_default_budget_is_10000_usd_a_month():
     fleet = node_group("big", ["g5.xlarge"], capacity="ON_DEMAND", max_size=14)  # 14 x 1.006 x 730
     assert says("gpu-fleet-monthly-budget", fleet) == [
-        "the largest GPU fleet the node groups and NodePools allow costs $10,281/month, over the $10,000 budget "
+        "the largest GPU fleet the node groups and NodePools allow costs $10,281/month, over the "
+        "$10,000 budget "
         "(big: 14 x g5.xlarge ON_DEMAND at $1.01/h = $10,281)"]
     assert says("gpu-fleet-monthly-budget", node_group("big", ["g5.xlarge"], capacity="ON_DEMAND",
                                                        max_size=13)) == []

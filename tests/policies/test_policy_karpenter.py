@@ -17,9 +17,10 @@ def node_pool(name: str = "gpu", types: tuple[str, ...] = ("g5.xlarge", "g6.xlar
               capacity: tuple[str, ...] | None = ("spot",), limits: Any = None):
     requirements = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(types)}]
     if capacity is not None:
-        requirements.append({"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(capacity)})
-    spec = {"template": {"spec": {"requirements": requirements,
-                                  "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]}},
+        requirements.append({"key": "karpenter.sh/capacity-type", "operator": "In",
+                             "values": list(capacity)})
+    taint = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+    spec = {"template": {"spec": {"requirements": requirements, "taints": [taint]}},
             "limits": {"nvidia.com/gpu": "2", "cpu": "8"} if limits is None else limits}
     return res(NODE_POOL, name, spec=spec)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.gpu_nodes import GPU_TAINT_KEY, REGISTRATION_TIMEOUT_S
+from components.nodepools import GPU_TAINT_KEY, REGISTRATION_TIMEOUT_S
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from components.allocatable import Resources, node_allocatable
 from components.gpu_instances import gpu_instances
-from components.gpu_nodes import INSTANCE_TYPE_LABEL, NODEPOOL_LABEL
+from components.nodepools import INSTANCE_TYPE_LABEL, NODEPOOL_LABEL
 from llmops.offline.deploy_checks.base import (
     DAEMONSET,
     HELM_RELEASE,

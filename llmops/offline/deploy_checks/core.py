@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from components.gpu_nodes import CAPACITY_LABEL
+from components.nodepools import CAPACITY_LABEL
 from llmops.offline.deploy_checks.base import (
     BUCKET,
     CODEBUILD_PROJECT,
