@@ -136,7 +136,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child)
 
         system_lt = node_launch_template(
-            f"{name}-system", root_volume_gib=cfg.system_nodes.root_volume_gib, local_nvme=False,
+            f"{name}-system", root_volume_gib=cfg.system_nodes.root_volume_gib,
             instance_tags=args.resource_tags, opts=child)
         network_addons = self._network_addons(name, args, cluster, oidc, issuer)
         system = aws.eks.NodeGroup(

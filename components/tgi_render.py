@@ -53,8 +53,9 @@ def shm_size_gib(model: ModelConfig) -> int:
 
 #: TGI's first start may compile kernels and build CUDA graphs: never give it less than this.
 STARTUP_FLOOR_S = 600
-#: cluster-autoscaler's --max-node-provision-time (components/cluster_autoscaling.py): the
-#: longest a pending pod waits for a new GPU node before the autoscaler tries another group
+#: The longest a pending pod waits for a new GPU node: Karpenter's 15-minute registration
+#: timeout (components/nodepools.py REGISTRATION_TIMEOUT_S) before it replaces the node, and
+#: a retry on another offering
 #: (spot gone -> on-demand).
 NODE_PROVISION_S = 20 * 60
 
