@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from stacks.config.base import ConfigError, Section
+from stacks.config.monitoring import SECRETS_NAMESPACE
 from stacks.config.platform import PlatformConfig
 
 #: Config namespaces the program reads; keys of other namespaces (pulumi:, kubernetes:) pass by.
@@ -19,13 +20,31 @@ PRODUCT = "llmops"
 READ_KEYS = ("aws:region",)
 
 __all__ = ["PRODUCT", "ConfigError", "PlatformConfig", "Section", "load_from_runtime",
-           "load_workloads_config", "parse_platform_config", "secret_config_keys"]
+           "load_workloads_config", "misplaced_key_problem", "misplaced_workloads_keys",
+           "parse_platform_config", "secret_config_keys"]
 
 
 def secret_config_keys() -> list[str]:
     """Config keys that hold secrets: set with `pulumi config set --secret`, never in YAML."""
     return [f.alias for f in PlatformConfig.model_fields.values()
             if f.alias and (f.json_schema_extra or {}).get("secret")]
+
+
+def misplaced_workloads_keys(keys: Iterable[str]) -> list[str]:
+    """Settings written in the workloads stack's file, which holds only that stack's secrets:
+    merged over the environment file they would replace its section without a word (and a
+    problem in them would be blamed on the environment file)."""
+    secrets = set(secret_config_keys())
+    return sorted(key for key in keys
+                  if (key.split(":", 1)[0] == PROJECT_NAMESPACE or key in READ_KEYS)
+                  and key not in secrets)
+
+
+def misplaced_key_problem(key: str, *, workloads_source: str, environment_source: str) -> str:
+    secrets = ", ".join([*secret_config_keys(), f"{SECRETS_NAMESPACE}:*"])
+    return (f"{key}: not a secret, so it does not belong in {workloads_source} (that file holds "
+            f"only the workloads stack's secrets: {secrets}); set it in {environment_source}, "
+            "the environment file both stacks read")
 
 
 def parse_platform_config(values: Mapping[str, Any], *, project: str, stack: str,
@@ -94,5 +113,11 @@ def load_workloads_config() -> PlatformConfig:
     else:
         file = read_stack_config(stack)
         environment = {k: v for k, v in file.values.items() if k not in file.secret_keys}
+        misplaced = misplaced_workloads_keys(runtime)
+        if misplaced:  # the runtime is this stack's own file: its secrets only
+            workloads_source = f"stacks/workloads/Pulumi.{stack}.yaml"
+            raise ConfigError(workloads_source, [
+                misplaced_key_problem(key, workloads_source=workloads_source,
+                                      environment_source=file.source) for key in misplaced])
     return parse_platform_config({**environment, **runtime}, project=PRODUCT, stack=stack,
                                  source=f"stacks/Pulumi.{stack}.yaml + stacks/workloads/Pulumi.{stack}.yaml")

@@ -1,0 +1,142 @@
+"""Inputs a new user gets wrong are refused before anything is planned or written: the
+message names the file, the key and what is allowed, the exit code is the documented one
+(2 for stack configuration, 1 for a file), and the plan's output targets stay untouched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import ROOT, Run, edit_config, llmops
+
+
+def plan_writing(stacks_dir: Path, tmp_path: Path, *extra: str) -> tuple[Run, list[Path]]:
+    """`llmops plan --stack dev` with both output targets; returns the run and the targets."""
+    targets = [tmp_path / "plan.json", tmp_path / "manifests"]
+    run = llmops("plan", "--stack", "dev", "--stacks-dir", str(stacks_dir),
+                 "--json", str(targets[0]), "--manifests", str(targets[1]), *extra)
+    return run, targets
+
+
+def assert_nothing_written(targets: list[Path]) -> None:
+    assert [t for t in targets if t.exists()] == []
+
+
+def replace_line(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+# --- the environment and workloads stack files ------------------------------------------------
+
+def test_a_key_written_twice_is_refused_with_both_lines(stacks_dir: Path, tmp_path: Path):
+    env = stacks_dir / "Pulumi.dev.yaml"
+    replace_line(env, "    azCount: 2\n", "    azCount: 2\n    nat: single\n    azCount: 3\n")
+    lines = env.read_text().splitlines()
+    first, second = (i + 1 for i, line in enumerate(lines) if line == "    azCount: 2"
+                     or line == "    azCount: 3")
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert run.returncode == 2
+    assert run.first_line == f"error: {env} has 2 configuration problems:"
+    assert (f"llmops:network.azCount: written twice (lines {first} and {second}); YAML would "
+            "silently keep only the last: write it once") in run.stderr
+    assert "llmops:network.nat: written twice" in run.stderr
+    assert_nothing_written(targets)
+
+
+def test_a_key_written_twice_inside_a_list_item_names_its_path(stacks_dir: Path):
+    replace_line(stacks_dir / "Pulumi.dev.yaml", "      paramsBillion: 8\n",
+                 "      paramsBillion: 8\n      paramsBillion: 70\n")
+    run = llmops("cost", "--stack", "dev", "--stacks-dir", str(stacks_dir))
+    assert run.returncode == 2
+    assert "llmops:models[0].paramsBillion: written twice" in run.stderr
+
+
+@pytest.mark.parametrize(("encoding", "expected"), [
+    ("utf-16", "is UTF-16 text (it starts with a UTF-16 byte-order mark); it must be UTF-8"),
+    ("utf-16-le", "has NUL bytes (line 1): it looks like UTF-16 or UTF-32 text; it must be UTF-8"),
+])
+def test_an_environment_file_in_utf16_names_the_encoding_expected(
+        stacks_dir: Path, tmp_path: Path, encoding: str, expected: str):
+    env = stacks_dir / "Pulumi.dev.yaml"
+    env.write_bytes(env.read_text().encode(encoding))
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert run.returncode == 1
+    assert run.first_line.startswith(f"error: {env} {expected}: save it as UTF-8")
+    assert "a bug in llmops" not in run.stderr
+    assert_nothing_written(targets)
+
+
+def test_latin1_bytes_in_an_environment_file_are_located(stacks_dir: Path, tmp_path: Path):
+    env = stacks_dir / "Pulumi.dev.yaml"
+    text = env.read_text().replace("owner: ml-platform", "owner: ml-plateforme-\u00e9quipe")
+    env.write_bytes(text.encode("latin-1"))
+    line = next(i + 1 for i, s in enumerate(text.splitlines()) if "\u00e9" in s)
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert run.returncode == 1
+    assert run.first_line == (f"error: {env} is not UTF-8 text: byte 0xe9 on line {line} is not "
+                              "UTF-8 (Latin-1 or Windows-1252?); it must be UTF-8: save it as "
+                              "UTF-8 (e.g. `iconv -f <its encoding> -t UTF-8`)")
+    assert_nothing_written(targets)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(stacks_dir: Path):
+    env = stacks_dir / "Pulumi.dev.yaml"
+    env.write_bytes(b"\xef\xbb\xbf" + env.read_bytes())
+    assert llmops("cost", "--stack", "dev", "--stacks-dir", str(stacks_dir)).returncode == 0
+
+
+@pytest.mark.parametrize("which", ["Pulumi.dev.yaml", "workloads/Pulumi.dev.yaml",
+                                   "offline-registry.yaml"])
+def test_a_stack_file_that_is_a_directory_is_called_one(stacks_dir: Path, tmp_path: Path,
+                                                         which: str):
+    path = stacks_dir / which
+    path.unlink()
+    path.mkdir()
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert run.returncode == 1
+    assert run.first_line == f"error: {path} is a directory, not a file"
+    assert_nothing_written(targets)
+
+
+def test_a_setting_in_the_workloads_stack_file_is_refused_naming_that_file(
+        stacks_dir: Path, tmp_path: Path):
+    """It used to replace the environment file's whole section, and the missing keys of the
+    replaced section were blamed on the environment file."""
+    workloads, env = stacks_dir / "workloads" / "Pulumi.dev.yaml", stacks_dir / "Pulumi.dev.yaml"
+    edit_config(workloads, lambda c: c.update({"llmops:network": {"azCount": 3},
+                                               "aws:region": "us-east-1",
+                                               "kubernetes:enableServerSideApply": True}))
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert run.returncode == 2
+    assert run.first_line == f"error: {env} + {workloads} has 2 configuration problems:"
+    assert (f"  - llmops:network: not a secret, so it does not belong in {workloads} (that file "
+            "holds only the workloads stack's secrets: llmops:gatewayApiKeys, llmops-secrets:*); "
+            f"set it in {env}, the environment file both stacks read") in run.stderr
+    assert "  - aws:region: not a secret" in run.stderr
+    assert "kubernetes:" not in run.stderr  # other namespaces are the providers' business
+    assert "required value is missing" not in run.stderr  # no longer blamed on the env file
+    assert_nothing_written(targets)
+
+
+def test_secrets_refuses_a_setting_in_the_workloads_stack_file_too(stacks_dir: Path):
+    edit_config(stacks_dir / "workloads" / "Pulumi.dev.yaml",
+                lambda c: c.update({"llmops:models": []}))
+    run = llmops("secrets", "--stack", "dev", "--stacks-dir", str(stacks_dir))
+    assert run.returncode == 2
+    assert "llmops:models: not a secret, so it does not belong in" in run.stderr
+
+
+def test_exit_codes_are_the_same_through_a_pipe(stacks_dir: Path):
+    """`llmops plan ... | tee log` in CI: the status the shell sees (pipefail) is llmops's."""
+    replace_line(stacks_dir / "Pulumi.dev.yaml", "    azCount: 2\n", "    azCount: 2\n    azCount: 2\n")
+    command = (f"set -o pipefail; {sys.executable} -m llmops.cli plan --stack dev "
+               f"--stacks-dir {stacks_dir} | cat")
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "llmops:network.azCount: written twice" in result.stderr
