@@ -140,3 +140,37 @@ def test_exit_codes_are_the_same_through_a_pipe(stacks_dir: Path):
                             timeout=120)
     assert result.returncode == 2
     assert "llmops:network.azCount: written twice" in result.stderr
+
+
+# --- output targets -----------------------------------------------------------------------------
+# /proc takes no new files, for root too (os.access says it does): the plan must find out
+# before it runs, not after a full plan ("a bug in llmops").
+
+@pytest.mark.parametrize(("option", "target", "expected"), [
+    ("--json", "/proc/plan.json", "error: --json /proc/plan.json: cannot write in directory "
+     "/proc (its file system takes no new files); write elsewhere"),
+    ("--manifests", "/proc/manifests", "error: --manifests /proc/manifests: cannot write in "
+     "directory /proc (its file system takes no new files); write elsewhere"),
+    ("--json", "/proc/self/status", "error: --json /proc/self/status cannot be written "
+     "(invalid argument); write elsewhere"),
+])
+def test_an_output_target_that_cannot_be_written_fails_before_the_plan(
+        tmp_path: Path, option: str, target: str, expected: str):
+    other = ["--manifests", str(tmp_path / "manifests")] if option == "--json" else [
+        "--json", str(tmp_path / "plan.json")]
+    run = llmops("plan", "--stack", "dev", option, target, *other)
+    assert run.returncode == 1
+    assert run.first_line == expected
+    assert run.stdout == ""  # refused before planning: no summary
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writable_targets_are_checked_without_leaving_a_file(tmp_path: Path):
+    from llmops.offline.output_paths import check_targets
+
+    existing = tmp_path / "old.json"
+    existing.write_text("keep")
+    check_targets(tmp_path / "plan.json", tmp_path / "manifests")
+    check_targets(existing, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]
+    assert existing.read_text() == "keep"
