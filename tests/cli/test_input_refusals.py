@@ -174,3 +174,24 @@ def test_writable_targets_are_checked_without_leaving_a_file(tmp_path: Path):
     check_targets(existing, None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]
     assert existing.read_text() == "keep"
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+def test_schedules_keda_would_reject_are_refused_every_one_at_once(stacks_dir: Path, tmp_path: Path):
+    env = stacks_dir / "Pulumi.dev.yaml"
+    edit_config(env, lambda c: c["llmops:models"][0].update(schedules=[
+        {"start": "0 7 * * 1-5", "end": "0 19 * * 7", "replicas": 2, "timezone": "Europe/Berln"},
+        {"start": "0 25 * * *", "end": "@daily", "replicas": 2}]))
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert run.returncode == 2
+    assert run.first_line == f"error: {env} has 4 configuration problems:"
+    path = "llmops:models[0].schedules"
+    assert (f"  - {path}[0].end: '0 19 * * 7': day of week field '7': 7 is above 6 (allowed: 0-6 "
+            "or SUN-SAT; Sunday is 0)") in run.stderr
+    assert (f"  - {path}[0].timezone: 'Europe/Berln' is not an IANA time zone; did you mean "
+            "Europe/Berlin or") in run.stderr
+    assert (f"  - {path}[1].start: '0 25 * * *': hour field '25': 25 is above 23 (allowed: 0-23)"
+            in run.stderr)
+    assert f"  - {path}[1].end: '@daily': descriptors such as @daily are not accepted by KEDA" in run.stderr
+    assert_nothing_written(targets)
