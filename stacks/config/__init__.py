@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stacks.config.arns import place_from_config
 from stacks.config.base import ConfigError, Section
 from stacks.config.monitoring import SECRETS_NAMESPACE
 from stacks.config.platform import PlatformConfig
@@ -59,7 +60,8 @@ def parse_platform_config(values: Mapping[str, Any], *, project: str, stack: str
         if namespace == PROJECT_NAMESPACE or key in READ_KEYS:
             data[key] = value
     try:
-        return PlatformConfig.model_validate(data)
+        # the stack's region (and account) for the sections' "must be where the stack is" checks
+        return PlatformConfig.model_validate(data, context={"stack": place_from_config(values)})
     except ValidationError as exc:
         from stacks.config.base import describe_errors
         from stacks.config.platform import cross_section_problems

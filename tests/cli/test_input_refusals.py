@@ -195,3 +195,40 @@ def test_schedules_keda_would_reject_are_refused_every_one_at_once(stacks_dir: P
             in run.stderr)
     assert f"  - {path}[1].end: '@daily': descriptors such as @daily are not accepted by KEDA" in run.stderr
     assert_nothing_written(targets)
+
+
+# --- ARNs that must be where the stack is -----------------------------------------------------
+
+CERTIFICATE = "arn:aws:acm:{region}:123456789012:certificate/0b3a7c9e-5d1f-4e2a-9c8b-7f6e5d4c3b2a"
+CREDENTIAL = "arn:aws:secretsmanager:{region}:{account}:secret:ecr-pullthroughcache/ghcr-AbCdEf"
+
+
+def test_arns_aws_requires_in_the_stacks_region_and_account_are_refused(
+        stacks_dir: Path, tmp_path: Path):
+    env = stacks_dir / "Pulumi.dev.yaml"
+
+    def change(config):
+        config["aws:allowedAccountIds"] = ["123456789012"]
+        config["llmops:gateway"]["certificateArn"] = CERTIFICATE.format(region="us-east-1")
+        config["llmops:images"] = {"ghcrCredentialArn": CREDENTIAL.format(
+            region="us-west-2", account="210987654321")}
+    edit_config(env, change)
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert run.returncode == 2
+    assert run.first_line == f"error: {env} has 2 configuration problems:"
+    assert (f"  - llmops:gateway.certificateArn: '{CERTIFICATE.format(region='us-east-1')}' is in "
+            "us-east-1 but the stack deploys to us-west-2 (aws:region); an ALB can only use an ACM "
+            "certificate of its own region: request or import one there") in run.stderr
+    credential = CREDENTIAL.format(region="us-west-2", account="210987654321")
+    assert (f"  - llmops:images.ghcrCredentialArn: '{credential}' is in account 210987654321 "
+            "but the stack deploys to "
+            "123456789012 (aws:allowedAccountIds); ECR reads a pull-through cache's credential "
+            "only from the rule's own account and region") in run.stderr
+    assert_nothing_written(targets)
+
+
+def test_a_connection_from_another_region_is_accepted_connections_are_global(stacks_dir: Path):
+    edit_config(stacks_dir / "Pulumi.dev.yaml", lambda c: c["llmops:ci"].update(
+        githubConnectionArn="arn:aws:codeconnections:eu-west-1:123456789012:connection/"
+                            "7d2c4f1e-9a3b-4c5d-8e6f-1a2b3c4d5e6f"))
+    assert llmops("cost", "--stack", "dev", "--stacks-dir", str(stacks_dir)).returncode == 0
