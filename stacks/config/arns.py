@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stacks.config.regions import region_problem as unknown_region
+
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 
 
@@ -46,9 +48,9 @@ def stack_place(context: Any) -> StackPlace | None:
 
 
 def place_from_config(values: Mapping[str, Any]) -> StackPlace | None:
-    """From a stack's config keys; None without a usable `aws:region` (its own check says so)."""
+    """From a stack's config keys; None without a known `aws:region` (its own check says so)."""
     region = values.get("aws:region")
-    if not isinstance(region, str):
+    if not isinstance(region, str) or unknown_region(region):
         return None
     accounts = values.get("aws:allowedAccountIds")
     if not (isinstance(accounts, list) and all(isinstance(a, str) and ACCOUNT_ID.match(a)
