@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from stacks.config.arns import place_from_config
 from stacks.config.base import ConfigError, Section
+from stacks.config.gateway_keys import stack_key_problems
 from stacks.config.monitoring import SECRETS_NAMESPACE
 from stacks.config.platform import PlatformConfig
 
@@ -59,16 +60,20 @@ def parse_platform_config(values: Mapping[str, Any], *, project: str, stack: str
         namespace = key.split(":", 1)[0]
         if namespace == PROJECT_NAMESPACE or key in READ_KEYS:
             data[key] = value
+    keys_problems = stack_key_problems(data)  # the keys file's grants against the models
     try:
         # the stack's region (and account) for the sections' "must be where the stack is" checks
-        return PlatformConfig.model_validate(data, context={"stack": place_from_config(values)})
+        config = PlatformConfig.model_validate(data, context={"stack": place_from_config(values)})
     except ValidationError as exc:
         from stacks.config.base import describe_errors
         from stacks.config.platform import cross_section_problems
 
         problems = describe_errors(PlatformConfig, exc)
         problems += [p for p in cross_section_problems(data) if p not in problems]
-        raise ConfigError(source or f"stack {stack!r}", problems) from None
+        raise ConfigError(source or f"stack {stack!r}", problems + keys_problems) from None
+    if keys_problems:
+        raise ConfigError(source or f"stack {stack!r}", keys_problems)
+    return config
 
 
 def _decode(value: Any) -> Any:

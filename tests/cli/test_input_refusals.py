@@ -232,3 +232,31 @@ def test_a_connection_from_another_region_is_accepted_connections_are_global(sta
         githubConnectionArn="arn:aws:codeconnections:eu-west-1:123456789012:connection/"
                             "7d2c4f1e-9a3b-4c5d-8e6f-1a2b3c4d5e6f"))
     assert llmops("cost", "--stack", "dev", "--stacks-dir", str(stacks_dir)).returncode == 0
+
+
+# --- the gateway's config and keys ------------------------------------------------------------
+
+HASH = "0" * 64
+
+
+def test_the_gateway_reports_every_problem_of_its_config_and_keys_at_once(tmp_path: Path):
+    """A field error used to hide the cross-references (fallback, defaultModel), and keys
+    granting models the gateway does not serve were never checked."""
+    config, keys = tmp_path / "gateway.yaml", tmp_path / "keys.yaml"
+    config.write_text("models:\n  llama:\n    backends: {stable: {url: 'http://llama:80'}}\n"
+                      "    fallback: qwen\n    maxNewTokens: 0\nkeysFile: keys.yaml\n"
+                      "defaultModel: mistral\n")
+    keys.write_text(f"keys:\n  - {{id: team-a, sha256: abc, models: [llama]}}\n"
+                    f"  - {{id: team-b, sha256: '{HASH}', models: [gpt-4, llama, mixtral]}}\n")
+    run = llmops("gateway", "--config", str(config), "--port", "0")
+    assert run.returncode == 1
+    assert run.stdout == ""  # never started
+    assert run.stderr.splitlines() == [
+        f"error: {config} has 5 problem(s):",
+        "  - models.llama.maxNewTokens: Input should be greater than or equal to 1 (got 0)",
+        f"  - {keys}: keys[0].sha256: must be the lowercase hex SHA-256 of the key, never the "
+        "key itself",
+        "  - models.llama.fallback: 'qwen' is not a configured model; models: llama",
+        "  - defaultModel: 'mistral' is not a configured model",
+        f"  - {keys}: keys[1] (team-b): grants 'gpt-4', 'mixtral', models that are not "
+        "configured; configured models: llama (or '*' for all)"]
