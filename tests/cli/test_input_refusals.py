@@ -260,3 +260,20 @@ def test_the_gateway_reports_every_problem_of_its_config_and_keys_at_once(tmp_pa
         "  - defaultModel: 'mistral' is not a configured model",
         f"  - {keys}: keys[1] (team-b): grants 'gpt-4', 'mixtral', models that are not "
         "configured; configured models: llama (or '*' for all)"]
+
+
+# --- replicas the pools can never hold ----------------------------------------------------------
+
+def test_cost_refuses_to_price_replicas_the_pools_can_never_hold(stacks_dir: Path, tmp_path: Path):
+    """dev's one pool of shape 24gib-x1 holds at most 3 nodes x 1 GPU."""
+    env = stacks_dir / "Pulumi.dev.yaml"
+    edit_config(env, lambda c: c["llmops:models"][0].update(replicas={"min": 1, "max": 40}))
+    expected = (f"error: {env} has 1 configuration problem:\n"
+                "  - llmops:models[0] (llama-3-8b).replicas.max: 40 replicas x 1 GPU(s) each need 40 "
+                "GPUs but the pools of shape '24gib-x1' (gpu24-x1-spot) hold at most 3; lower "
+                "replicas.max to 3 or raise the pools' maxSize\n")
+    cost = llmops("cost", "--stack", "dev", "--stacks-dir", str(stacks_dir))
+    assert (cost.returncode, cost.stdout, cost.stderr) == (2, "", expected)
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert (run.returncode, run.stderr) == (2, expected)
+    assert_nothing_written(targets)
