@@ -277,3 +277,14 @@ def test_cost_refuses_to_price_replicas_the_pools_can_never_hold(stacks_dir: Pat
     run, targets = plan_writing(stacks_dir, tmp_path)
     assert (run.returncode, run.stderr) == (2, expected)
     assert_nothing_written(targets)
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    (["policy", "check", "--resources", "{dir}"], "error: {dir} is a directory, not a file"),
+    (["diff", "{dir}", "dev"], "error: {dir} is a directory, not a plan JSON file nor a stack; "
+                               "stacks: dev, prod, staging"),
+])
+def test_a_plan_path_that_is_a_directory_is_called_one(tmp_path: Path, command, expected):
+    run = llmops(*[part.format(dir=tmp_path) for part in command])
+    assert run.returncode == 1
+    assert run.first_line == expected.format(dir=tmp_path)
