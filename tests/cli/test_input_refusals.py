@@ -288,3 +288,18 @@ def test_a_plan_path_that_is_a_directory_is_called_one(tmp_path: Path, command, 
     run = llmops(*[part.format(dir=tmp_path) for part in command])
     assert run.returncode == 1
     assert run.first_line == expected.format(dir=tmp_path)
+
+
+def test_plan_refuses_keys_granting_unknown_models_with_the_other_secret_problems(
+        stacks_dir: Path, tmp_path: Path):
+    """Offline the keys are a placeholder unless a user writes them in plain text: then both
+    mistakes are named in one round (the grant is checked wherever the keys are readable)."""
+    workloads = stacks_dir / "workloads" / "Pulumi.dev.yaml"
+    keys = f"keys:\n- {{id: team-a, sha256: '{HASH}', models: [llama-3-70b]}}\n"
+    edit_config(workloads, lambda c: c.update({"llmops:gatewayApiKeys": keys}))
+    run, targets = plan_writing(stacks_dir, tmp_path)
+    assert run.returncode == 2
+    assert ("  - llmops:gatewayApiKeys: keys[0] (team-a): grants 'llama-3-70b', a model that is "
+            "not configured; configured models: llama-3-8b (or '*' for all)") in run.stderr
+    assert f"  - llmops:gatewayApiKeys: a secret written in plain text in {workloads}" in run.stderr
+    assert_nothing_written(targets)
