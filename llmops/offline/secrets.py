@@ -117,7 +117,7 @@ class SecretProblems:
     def __init__(self, environment_file: StackConfig, workloads_file: StackConfig):
         self.environment_file = environment_file
         self.workloads_file = workloads_file
-        self.misplaced = misplaced_workloads_keys(workloads_file.values)
+        self.misplaced = misplaced_workloads_keys(workloads_file.values, environment_file.values)
         misplaced = [misplaced_key_problem(key, workloads_source=workloads_file.source,
                                            environment_source=environment_file.source)
                      for key in self.misplaced]

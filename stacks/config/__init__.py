@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,18 +32,22 @@ def secret_config_keys() -> list[str]:
             if f.alias and (f.json_schema_extra or {}).get("secret")]
 
 
-def misplaced_workloads_keys(keys: Iterable[str]) -> list[str]:
+def misplaced_workloads_keys(workloads: Mapping[str, Any], environment: Mapping[str, Any]) -> list[str]:
     """Settings written in the workloads stack's file, which holds only that stack's secrets:
     merged over the environment file they would replace its section without a word (and a
-    problem in them would be blamed on the environment file)."""
+    problem in them would be blamed on the environment file). `aws:region` may repeat the
+    environment's (the default AWS provider of that stack reads it), never differ from it."""
     secrets = set(secret_config_keys())
-    return sorted(key for key in keys
-                  if (key.split(":", 1)[0] == PROJECT_NAMESPACE or key in READ_KEYS)
-                  and key not in secrets)
+    return sorted(key for key in workloads
+                  if (key.split(":", 1)[0] == PROJECT_NAMESPACE and key not in secrets)
+                  or (key in READ_KEYS and workloads[key] != environment.get(key)))
 
 
 def misplaced_key_problem(key: str, *, workloads_source: str, environment_source: str) -> str:
     secrets = ", ".join([*secret_config_keys(), f"{SECRETS_NAMESPACE}:*"])
+    if key in READ_KEYS:
+        return (f"{key}: differs from {environment_source}'s; the workloads stack deploys where "
+                f"the environment file says: delete it from {workloads_source} or make it the same")
     return (f"{key}: not a secret, so it does not belong in {workloads_source} (that file holds "
             f"only the workloads stack's secrets: {secrets}); set it in {environment_source}, "
             "the environment file both stacks read")
@@ -120,7 +124,7 @@ def load_workloads_config() -> PlatformConfig:
     else:
         file = read_stack_config(stack)
         environment = {k: v for k, v in file.values.items() if k not in file.secret_keys}
-        misplaced = misplaced_workloads_keys(runtime)
+        misplaced = misplaced_workloads_keys(runtime, environment)
         if misplaced:  # the runtime is this stack's own file: its secrets only
             workloads_source = f"stacks/workloads/Pulumi.{stack}.yaml"
             raise ConfigError(workloads_source, [

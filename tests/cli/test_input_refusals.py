@@ -117,10 +117,17 @@ def test_a_setting_in_the_workloads_stack_file_is_refused_naming_that_file(
     assert (f"  - llmops:network: not a secret, so it does not belong in {workloads} (that file "
             "holds only the workloads stack's secrets: llmops:gatewayApiKeys, llmops-secrets:*); "
             f"set it in {env}, the environment file both stacks read") in run.stderr
-    assert "  - aws:region: not a secret" in run.stderr
+    assert (f"  - aws:region: differs from {env}'s; the workloads stack deploys where the "
+            f"environment file says: delete it from {workloads} or make it the same") in run.stderr
     assert "kubernetes:" not in run.stderr  # other namespaces are the providers' business
     assert "required value is missing" not in run.stderr  # no longer blamed on the env file
     assert_nothing_written(targets)
+
+
+def test_the_workloads_stack_file_may_repeat_the_environments_region(stacks_dir: Path):
+    edit_config(stacks_dir / "workloads" / "Pulumi.dev.yaml",
+                lambda c: c.update({"aws:region": "us-west-2"}))
+    assert llmops("secrets", "--stack", "dev", "--stacks-dir", str(stacks_dir)).returncode == 0
 
 
 def test_secrets_refuses_a_setting_in_the_workloads_stack_file_too(stacks_dir: Path):

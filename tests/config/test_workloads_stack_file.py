@@ -33,3 +33,12 @@ def _export(config) -> None:
     import pulumi
 
     pulumi.export("keys", config.gateway_api_keys)
+
+
+def test_the_workloads_program_refuses_a_region_other_than_the_environments():
+    with pytest.raises(ConfigError) as caught:
+        record(load_workloads_config, stack="dev", project=WORKLOADS_PROJECT,
+               config={"aws:region": "eu-west-1"})
+    assert caught.value.problems == [
+        "aws:region: differs from stacks/Pulumi.dev.yaml's; the workloads stack deploys where the "
+        "environment file says: delete it from stacks/workloads/Pulumi.dev.yaml or make it the same"]
