@@ -166,6 +166,15 @@ class ModelConfig(Section):
             raise ValueError("\n".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _schedules_within_replicas(self) -> ModelConfig:
+        over = [f"schedules[{i}].replicas ({s.replicas}) exceeds replicas.max ({self.replicas.max}); "
+                "KEDA never scales past replicas.max, so the peak would get fewer"
+                for i, s in enumerate(self.schedules) if s.replicas > self.replicas.max]
+        if over:
+            raise ValueError("\n".join(over))
+        return self
+
     @property
     def precision(self) -> str:
         return self.quantize or self.dtype or "bfloat16"

@@ -56,3 +56,19 @@ def test_other_time_zone_names_are_refused_with_the_closest_real_ones(zone: str,
 def test_a_schedule_whose_start_is_its_end_is_refused_as_keda_does():
     with pytest.raises(ValidationError, match="start and end are both '0 7 \\* \\* 1'"):
         Schedule.model_validate({"start": "0 7 * * 1", "end": "0 7 * * 1", "replicas": 2})
+
+
+def test_a_schedule_may_ask_for_replicas_max_but_not_more():
+    """KEDA's maxReplicaCount is replicas.max (components/tgi.py): more is silently capped."""
+    from stacks.config.serving import ModelConfig
+
+    def model(scheduled: int) -> dict:
+        return {"name": "m1", "registry": {"stage": "production"}, "gpuShape": "24gib-x1",
+                "paramsBillion": 1, "maxInputTokens": 1, "maxTotalTokens": 2,
+                "maxBatchPrefillTokens": 1, "replicas": {"min": 1, "max": 4},
+                "schedules": [{"start": "0 7 * * *", "end": "0 19 * * *", "replicas": scheduled}]}
+
+    assert ModelConfig.model_validate(model(4)).schedules[0].replicas == 4
+    with pytest.raises(ValidationError, match=r"schedules\[0\]\.replicas \(5\) exceeds replicas.max "
+                                              r"\(4\); KEDA never scales past replicas.max"):
+        ModelConfig.model_validate(model(5))
