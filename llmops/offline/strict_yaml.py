@@ -74,7 +74,9 @@ def _walk(node: yaml.Node | None, path: str, problems: list[str], seen: set[int]
         for (_, name), where in lines.items():
             if len(where) > 1:
                 key_path = f"{path}.{name}" if path else name
-                shown = ", ".join(map(str, where[:-1])) + f" and {where[-1]}"
+                lines_on = sorted(set(where))  # a flow mapping repeats on one line
+                shown = (f"line {lines_on[0]}" if len(lines_on) == 1 else "lines "
+                         + ", ".join(map(str, lines_on[:-1])) + f" and {lines_on[-1]}")
                 times = "twice" if len(where) == 2 else f"{len(where)} times"
-                problems.append(f"{key_path}: written {times} (lines {shown}); YAML would "
+                problems.append(f"{key_path}: written {times} ({shown}); YAML would "
                                 "silently keep only the last: write it once")
