@@ -19,6 +19,10 @@ What AWS requires, per ARN (each checked where it is a field):
   except "Connection sharing is not supported for codestar-connections resources"
   (https://docs.aws.amazon.com/dtconsole/latest/userguide/connections-share.html): a
   codestar-connections ARN must be in the stack's account.
+- IAM roles given EKS access (llmops:cluster.adminRoleArns, llmops:ci.deployRoleArns): not
+  checked. IAM has no region, and for a STANDARD access entry (components/cluster.py creates
+  those) "the ARN can be in the same, or different, AWS account than the account that your
+  cluster is in" (https://docs.aws.amazon.com/eks/latest/userguide/creating-access-entries.html).
 """
 
 from __future__ import annotations
