@@ -48,3 +48,14 @@ def test_every_llmops_command_in_the_doc_parses():
     assert len(calls) >= 6
     for call in calls:
         build_parser().parse_args(call[1:])
+
+
+def test_the_first_up_bound_the_doc_quotes_is_the_plans_longest_await_chain(plans):
+    from llmops.offline.first_up import longest_await_chain
+
+    for stack, plan in plans.items():
+        chain = longest_await_chain(plan, "workloads")
+        assert chain.seconds == 30 * 60, (stack, chain)
+        [(name, seconds)] = chain.steps  # one TGI Deployment's customTimeouts.create
+        assert plan.one("kubernetes:apps/v1:Deployment", name).options["customTimeouts"]["create"] == "1800s"
+    assert "that chain is one TGI Deployment's `customTimeouts.create`: 30 minutes" in " ".join(DOC.split())
