@@ -56,6 +56,6 @@ def test_the_first_up_bound_the_doc_quotes_is_the_plans_longest_await_chain(plan
     for stack, plan in plans.items():
         chain = longest_await_chain(plan, "workloads")
         assert chain.seconds == 30 * 60, (stack, chain)
-        [(name, seconds)] = chain.steps  # one TGI Deployment's customTimeouts.create
+        [(name, _)] = chain.steps  # one TGI Deployment's customTimeouts.create
         assert plan.one("kubernetes:apps/v1:Deployment", name).options["customTimeouts"]["create"] == "1800s"
     assert "that chain is one TGI Deployment's `customTimeouts.create`: 30 minutes" in " ".join(DOC.split())
