@@ -141,3 +141,14 @@ def test_llmops_plan_plans_the_bootstrap_and_checks_it(capsys):
     out = capsys.readouterr().out
     assert "Offline plan of stack 'bootstrap' (us-east-1): 19 resources" in out
     assert "Policies: no violations in stack 'bootstrap'" in out
+
+
+def test_deploy_roles_allow_the_session_length_the_deploy_workflow_asks_for(plan):
+    """AssumeRoleWithWebIdentity refuses a DurationSeconds above the role's maximum."""
+    workflow = yaml.safe_load((STACKS_DIR.parent / ".github" / "workflows" / "deploy.yml").read_text())
+    asked = [int(step["with"]["role-duration-seconds"]) for job in workflow["jobs"].values()
+             for step in job["steps"] if "role-duration-seconds" in step.get("with", {})]
+    assert asked
+    for env in ("dev", "staging", "prod"):
+        role = plan.one("aws:iam/role:Role", f"github-deploy-{env}")
+        assert role.inputs["maxSessionDuration"] >= max(asked)

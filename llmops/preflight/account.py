@@ -14,7 +14,7 @@ def expected_accounts(context: Context) -> dict[str, str]:
     """Account ids the environment file pins resources to: key -> account."""
     cfg = context.config
     arns = {"llmops:ci.githubConnectionArn": cfg.ci.github_connection_arn,
-            "llmops:gateway.certificateArn": getattr(cfg.gateway, "certificate_arn", None)}
+            "llmops:gateway.certificateArn": cfg.gateway.certificate_arn}
     return {key: m[1] for key, arn in arns.items() if arn and (m := ACCOUNT_IN_ARN.match(arn))}
 
 
