@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
+from stacks.config.arns import check_placed, stack_place
 from stacks.config.base import Section
 from stacks.config.cluster import check_role_arns
 
@@ -66,6 +67,17 @@ class CiConfig(Section):
             raise ValueError(f"{value!r} is not a CodeConnections ARN "
                              "(arn:aws:codeconnections:<region>:<account>:connection/<uuid>)")
         return value
+
+    @field_validator("github_connection_arn")
+    @classmethod
+    def _connection_reachable(cls, value: str, info: ValidationInfo) -> str:
+        # connections are global (any region); only codeconnections ARNs can be shared with
+        # another account through RAM (stacks/config/arns.py)
+        if not value.startswith("arn:aws:codestar-connections:"):
+            return value
+        return check_placed(value, stack_place(info.context), account_why=(
+            "a codestar-connections connection cannot be shared with another account: create "
+            "the connection in the stack's account"))
 
     @field_validator("deploy_role_arns")
     @classmethod
