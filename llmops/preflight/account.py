@@ -11,10 +11,16 @@ ACCOUNT_IN_ARN = re.compile(r"^arn:aws:[\w-]+:[\w-]*:(\d{12}):")
 
 
 def expected_accounts(context: Context) -> dict[str, str]:
-    """Account ids the environment file pins resources to: key -> account."""
+    """Account ids the environment file pins resources to: key -> account.
+
+    A `codeconnections` connection may be shared from another account through AWS RAM, so
+    only the older `codestar-connections` ARNs, which cannot be shared, pin the account
+    (stacks/config/arns.py quotes the AWS documentation)."""
     cfg = context.config
-    arns = {"llmops:ci.githubConnectionArn": cfg.ci.github_connection_arn,
-            "llmops:gateway.certificateArn": cfg.gateway.certificate_arn}
+    arns = {"llmops:gateway.certificateArn": cfg.gateway.certificate_arn}
+    connection = cfg.ci.github_connection_arn
+    if connection and connection.startswith("arn:aws:codestar-connections:"):
+        arns["llmops:ci.githubConnectionArn"] = connection
     return {key: m[1] for key, arn in arns.items() if arn and (m := ACCOUNT_IN_ARN.match(arn))}
 
 

@@ -62,11 +62,11 @@ def _connection_arn(stacks_dir: Path, stack: str) -> str:
 def _run(stacks_dir: Path, stack: str, aws, connection: Any, *extra: str) -> int:
     args = build_parser().parse_args(["preflight", "--stack", stack, "--stacks-dir", str(stacks_dir), *extra])
     return preflight.run(args, make_client=lambda service, region: (
-        connection if service == "codeconnections" else aws(service, region)))
+        connection if service in ("codeconnections", "codestar-connections") else aws(service, region)))
 
 
 def test_an_account_set_up_wrong_reports_every_failure_at_once_with_what_to_run(tmp_path, aws, capsys):
-    arn = (f"arn:aws:codeconnections:us-west-2:{OTHER_ACCOUNT}:connection/"
+    arn = (f"arn:aws:codestar-connections:us-west-2:{OTHER_ACCOUNT}:connection/"
            "7d2c4f1e-9a3b-4c5d-8e6f-1a2b3c4d5e6f")
     stacks = _stacks(tmp_path, "dev", secrets=False, **{"llmops:network.azCount": 6,
                                                         "llmops:ci.githubConnectionArn": arn})
@@ -92,6 +92,20 @@ def test_an_account_set_up_wrong_reports_every_failure_at_once_with_what_to_run(
     assert ("run `(cd stacks/workloads && pulumi config set --secret --stack dev "
             "llmops-secrets:grafanaAdminPassword)`") in out
     assert out.splitlines()[-1] == f"{len(lines)} of {len(lines)} checks failed: fix them before `up`."
+
+
+def test_a_codeconnections_connection_shared_from_another_account_is_not_an_identity_failure(
+        tmp_path, aws, capsys):
+    """codeconnections connections can be shared through AWS RAM; only codestar-connections
+    ones cannot (stacks/config/arns.py), so only those must be in the caller's account."""
+    arn = (f"arn:aws:codeconnections:us-west-2:{OTHER_ACCOUNT}:connection/"
+           "7d2c4f1e-9a3b-4c5d-8e6f-1a2b3c4d5e6f")
+    stacks = _stacks(tmp_path, "dev", secrets=True, **{"llmops:ci.githubConnectionArn": arn})
+    _publish_platform_outputs(aws, "dev", "us-west-2", "llmops-dev-models")
+    connection, _ = stubbed_connection("us-west-2", arn, "AVAILABLE")
+    _run(stacks, "dev", aws, connection)
+    identity = [line for line in capsys.readouterr().out.splitlines() if line.split()[1:2] == ["identity"]]
+    assert identity and identity[0].split()[0] == "ok", identity
 
 
 def test_an_account_set_up_right_passes_every_check(tmp_path, aws, capsys):
