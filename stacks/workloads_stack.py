@@ -98,6 +98,7 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     grafana_password, receiver_secrets = read_monitoring_secrets(cfg.monitoring)
     monitoring = Monitoring("monitoring", MonitoringArgs(
         config=cfg.monitoring, models=[m.name for m in cfg.models], instance_prices=gpu_instances(),
+        engines={m.name: m.engine for m in cfg.models},
         grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets,
         storage=[storage_class.storage_class]), opts=in_cluster)
     LogShipping("logs", LogShippingArgs(
