@@ -187,8 +187,7 @@ def test_a_file_that_cannot_be_written_is_a_clear_error(tmp_path):
 def test_rollback_pauses_the_canary_scaler_of_the_model_s_engine(stacks, capsys):
     path = stacks / "Pulumi.prod.yaml"
     text = path.read_text()
-    anchor = "      engine: vllm                 # OpenAI API, prefix caching, KV-cache metrics (docs/engines.md)\n"
-    assert anchor in text
+    assert "      engine: vllm " in text  # qwen-2-5-32b
     path.write_text(text.replace("      replicas: {min: 2, max: 4}\n", "      replicas: {min: 2, max: 4}\n"
                                  "      canary:\n        registry: {stage: staging}\n        weight: 5\n"))
     assert main(["canary", "rollback", "--model", "qwen-2-5-32b", "--stack", "prod",
