@@ -258,10 +258,26 @@ def scaler_triggers(engine: Engine, model: ModelConfig, track: str, serving: Ser
     triggers = [{"type": "prometheus", "metricType": "AverageValue", "metadata": {
         "serverAddress": serving.prometheus_url, "query": query,
         "threshold": str(model.queue_target), "ignoreNullValues": "true"}}]
+    if wakes_from_zero(model, track):
+        # at zero replicas the engine exports no queue: the gateway's gauge of requests it
+        # holds for this model (llm_requests_waiting, while the routing document's coldStart
+        # hold lasts) activates the scaler above KEDA's default activationThreshold of 0
+        triggers.append({"type": "prometheus", "metricType": "AverageValue", "metadata": {
+            "serverAddress": serving.prometheus_url,
+            "query": f'sum(llm_requests_waiting{{model="{model.name}"}})',
+            "threshold": str(model.queue_target), "ignoreNullValues": "true"}})
     triggers += [{"type": "cron", "metadata": {
         "timezone": s.timezone, "start": s.start, "end": s.end, "desiredReplicas": str(s.replicas)}}
         for s in model.schedules if track in ("stable", "blue", "green")]
     return triggers
+
+
+def wakes_from_zero(model: ModelConfig, track: str) -> bool:
+    """The track the gateway sends the model's traffic to may scale to zero (replicas.min 0,
+    which llmops:serving.minReplicas allows only where the environment does): the stable
+    track, or the live colour. Canaries keep one replica."""
+    live = model.blue_green.active if model.blue_green else "stable"
+    return model.replicas.min == 0 and track == live
 
 
 def scaled_object_spec(model: ModelConfig, track: str, triggers: list[dict]) -> dict:
