@@ -195,3 +195,19 @@ def test_settings_vllm_cannot_serve_name_the_model_and_the_way_out(overrides, ex
     with pytest.raises(ConfigError) as caught:
         run_plan("dev", overrides={"llmops:models.0.engine": "vllm", **overrides})
     assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
+
+
+def test_the_policy_pack_checks_vllm_deployments_as_model_servers(plans, prod_vllm):
+    """The pack's serving rules (GPU, probes, PDB, pinned registry versions) select model
+    servers by the component label, so vLLM's are held to them too, and pass."""
+    from policies.kubernetes import DEPLOYMENT as POLICY_DEPLOYMENT
+    from policies.kubernetes import SERVING_LABELS, check_serving_gpu, check_serving_probes, is_serving
+
+    assert is_serving(POLICY_DEPLOYMENT, prod_vllm, SERVING_LABELS)
+    context = {"servingLabels": SERVING_LABELS}
+    assert check_serving_gpu(POLICY_DEPLOYMENT, prod_vllm, context) == []
+    assert check_serving_probes(POLICY_DEPLOYMENT, prod_vllm, context) == []
+    without_gpu = {**prod_vllm, "spec": {**prod_vllm["spec"], "template": {
+        **prod_vllm["spec"]["template"], "spec": {**prod_vllm["spec"]["template"]["spec"], "containers": [
+            {**_server(prod_vllm), "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}}}
+    assert check_serving_gpu(POLICY_DEPLOYMENT, without_gpu, context)
