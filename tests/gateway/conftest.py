@@ -33,7 +33,7 @@ class Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def serve(self, app: web.Application) -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -69,6 +69,7 @@ class GatewayStack(GatewayClient):
     app: web.Application
     loop: Loop
     runners: dict[str, web.AppRunner]
+    server: GatewayServer | None = None
 
     def stop_upstream(self, name: str) -> None:
         """Take a fake model server down, as if its pods were gone."""
@@ -133,7 +134,7 @@ def stack(loop: Loop, tmp_path) -> Iterator[GatewayStack]:
         runners[name], urls[name] = loop.run(loop.serve(create_fake_tgi(behaviour)))
     app = create_app(gateway_config(urls, str(tmp_path / "audit.jsonl")))
     gateway_server, url = loop.run(loop.serve_gateway(app))
-    stack = GatewayStack(url, upstreams, app, loop, runners)
+    stack = GatewayStack(url, upstreams, app, loop, runners, gateway_server)
     yield stack
     loop.run(gateway_server.close())
     for runner in stack.runners.values():
