@@ -26,6 +26,7 @@ class VllmBehaviour:
     served: str = "chat"
     words: tuple[str, ...] = ("vLLM", " says", " hello", " to", " you", " today")
     not_ready: bool = False               # answer 503 as a Service with no ready replica would
+    max_prompt_chars: int = 100           # longer prompts are refused (400) like a long context
     token_delay_s: float = 0.0
     requests: list[dict] = field(default_factory=list)
 
@@ -48,6 +49,10 @@ def create_fake_vllm(b: VllmBehaviour) -> web.Application:
         b.requests.append({"path": request.path, "body": body})
         if body.get("model") not in (None, b.served):
             return _error(404, f"The model `{body['model']}` does not exist.", "NotFoundError")
+        prompt = json.dumps(body.get("messages", body.get("prompt")))
+        if len(prompt) > b.max_prompt_chars:
+            return _error(400, f"This model's maximum context length is {b.max_prompt_chars} "
+                          f"characters; the prompt has {len(prompt)}", "BadRequestError", "messages")
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or 16
         n = body.get("n") or 1
         if not isinstance(n, int) or n < 1:
