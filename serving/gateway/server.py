@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from serving.gateway.app import APP_STATE
+from serving.gateway.logs import quiet_parser_errors
 
 LOG = logging.getLogger("llmops.gateway")
 ACCEPT_LOG_EVERY_S = 10.0
@@ -148,6 +149,7 @@ async def start_server(app: web.Application, host: str, port: int,
         LOG.warning("the file descriptor limit is %d: open connections capped at %d instead of %d",
                     available, fitted, cap)
         cap = fitted
+    quiet_parser_errors()
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                            keepalive_timeout=limits.idle_timeout_s, shutdown_timeout=1.0)
     await runner.setup()

@@ -13,16 +13,20 @@ def address(url: str) -> tuple[str, int]:
 
 
 def read_answer(sock: socket.socket, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP answer (status, lower-cased headers, body); (0, {}, b"") if the connection
-    closed without one. Skips a `100 Continue` only if asked to (see `read_interim`)."""
+    """The final HTTP answer (status, lower-cased headers, body), past any interim `1xx`;
+    (0, {}, b"") if the connection closed without one."""
     sock.settimeout(timeout)
     data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = _recv(sock)
-        if not chunk:
-            return 0, {}, b""
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
+    while True:
+        while b"\r\n\r\n" not in data:
+            chunk = _recv(sock)
+            if not chunk:
+                return 0, {}, b""
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        if not head.split(b" ", 2)[1].startswith(b"1"):
+            break
+        data = body  # an interim answer has no body: the final one follows
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
     length = int(headers.get("content-length", "-1"))
