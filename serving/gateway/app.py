@@ -149,7 +149,11 @@ class Gateway:
         except ClientGone:
             call.gone()
             return _gone()
-        except asyncio.CancelledError:  # aiohttp cancels the handler when the client leaves
+        except asyncio.CancelledError:  # aiohttp cancels the handler when the client leaves,
+            if self.draining and not call.status:  # or the drain window is over
+                call.finish(503, "cut_by_drain", "the drain window ended before the answer")
+            elif self.draining and call.outcome == "streaming":
+                call.finish(503, "cut_by_drain", "the drain window ended mid-stream")
             call.gone()
             raise
         except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
@@ -166,7 +170,10 @@ class Gateway:
     async def _handle(self, request: web.Request, call: Call) -> web.StreamResponse:
         call.model_hint = request.headers.get("X-Model", "")[:100] or None
         call.key = self._authenticate(request)
-        self._shed(request)
+        shed = self._shed(request)
+        if shed is not None:
+            self.metrics.shed.labels("inflight" if shed.reason == "overloaded" else "draining").inc()
+            raise shed
         limits = self.config.limits
         raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         body = parse_json(raw)
@@ -196,19 +203,18 @@ class Gateway:
                           "unauthorized", "unauthorized", close=not request.content.is_eof())
         return key
 
-    def _shed(self, request: web.Request) -> None:
+    def _shed(self, request: web.Request) -> Refusal | None:
         """503 with Retry-After while draining or beyond the process's in-flight cap."""
         limits = self.config.limits
         retry = {"Retry-After": str(limits.retry_after_s)}
         if self.draining:
-            self.metrics.shed.labels("draining").inc()
-            raise Refusal(503, "this gateway replica is shutting down; retry (another replica "
-                          "answers)", "unavailable", "draining", retry, close=True)
+            return Refusal(503, "this gateway replica is shutting down; retry (another replica "
+                           "answers)", "unavailable", "draining", retry, close=True)
         if self.inflight > limits.max_inflight_requests:
-            self.metrics.shed.labels("inflight").inc()
-            raise Refusal(503, f"the gateway is at its limit of {limits.max_inflight_requests} "
-                          "requests in flight; retry later", "overloaded", "overloaded", retry,
-                          close=not request.content.is_eof())
+            return Refusal(503, f"the gateway is at its limit of {limits.max_inflight_requests} "
+                           "requests in flight; retry later", "overloaded", "overloaded", retry,
+                           close=not request.content.is_eof())
+        return None
 
     async def expect_continue(self, request: web.Request) -> web.StreamResponse | None:
         """`Expect: 100-continue`: invite the body only from a key that is let in; anything
@@ -220,8 +226,9 @@ class Gateway:
             raise web.HTTPExpectationFailed(text=f"Unknown Expect: {shown(request.headers['Expect'])}")
         try:
             self._authenticate(request)
-            self._shed(request)
         except Refusal:
+            return await self.handle_inference(request)
+        if self._shed(request) is not None:
             return await self.handle_inference(request)
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # as aiohttp's own handler does: the body starts after
@@ -312,12 +319,14 @@ class Gateway:
         """The model's backends in order; with `coldStart`, while every one of them refuses
         connections or answers 503, retry with backoff for up to `holdSeconds`."""
         self._stop_waiting(call)
-        call.waiting = self.metrics.child(self.metrics.waiting, model)
-        call.waiting.inc()
+        waiting = self.metrics.child(self.metrics.waiting, model)
         hold = self.config.models[model].cold_start
         deadline = time.monotonic() + hold.hold_seconds if hold else 0.0
         pause = 0.1
         while True:
+            if call.waiting is None:  # again after a 503 answer: the request still waits
+                call.waiting = waiting
+                waiting.inc()
             cold = True
             for backend in self.router.candidates(model, call.key.id):
                 if not backend.has_room():
