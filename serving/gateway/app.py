@@ -324,9 +324,7 @@ class Gateway:
         deadline = time.monotonic() + hold.hold_seconds if hold else 0.0
         pause = 0.1
         while True:
-            if call.waiting is None:  # again after a 503 answer: the request still waits
-                call.waiting = waiting
-                waiting.inc()
+            self._wait_on(call, waiting)
             cold = True
             for backend in self.router.candidates(model, call.key.id):
                 if not backend.has_room():
@@ -353,8 +351,15 @@ class Gateway:
             if left <= 0:
                 attempts.cold_for = hold.hold_seconds
                 return None
+            self._wait_on(call, waiting)  # again after a 503 answer: the request still waits
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, 2.0)
+
+    @staticmethod
+    def _wait_on(call: Call, waiting) -> None:
+        if call.waiting is None:
+            call.waiting = waiting
+            waiting.inc()
 
     def _stop_waiting(self, call: Call) -> None:
         if call.waiting is not None:

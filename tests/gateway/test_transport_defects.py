@@ -6,6 +6,7 @@ negative usage, `Expect: 100-continue`, and drain."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -331,3 +332,27 @@ def test_a_drain_fails_readiness_refuses_new_requests_with_503_and_lets_streams_
     streaming.join()
     assert drained.result(10) is True
     assert len(events) == 5 and json.loads(events[-1][5:])["generated_text"] == "one two three four five"
+
+
+def test_a_stream_cut_when_the_drain_window_ends_is_audited_as_cut_by_drain(loop, tmp_path):
+    upstream = FakeBehaviour(name="small", reply="one two three four five six", token_delay_s=0.5)
+    runner, upstream_url = loop.run(loop.serve(create_fake_tgi(upstream)))
+    config = GatewayConfig.model_validate({
+        "models": {"small": {"backends": {"stable": {"url": upstream_url}}}},
+        "keys": [{"id": "full", "sha256": hash_key(KEYS["full"]), "models": ["*"]}],
+        "auditLog": str(tmp_path / "audit.jsonl")})
+    server, url = loop.run(loop.serve_gateway(create_app(config)))
+    def stream() -> None:
+        with contextlib.suppress(requests.RequestException):  # cut short: that is the point
+            requests.post(f"{url}/generate_stream", headers=_auth(), data=BODY, timeout=20)
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    try:
+        _until(lambda: upstream.requests)
+        assert loop.run(server.drain(0.2)) is False          # the stream outlives the window
+        loop.run(server.close())
+        streaming.join(20)
+    finally:
+        loop.run(runner.cleanup())
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(a["status"], a["outcome"]) for a in lines] == [(503, "cut_by_drain")]

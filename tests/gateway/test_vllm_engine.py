@@ -227,3 +227,25 @@ async def _serve_on(port: int, behaviour: VllmBehaviour) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner
+
+
+def test_a_cold_model_answering_503_is_held_and_still_counted_as_waiting(engines):
+    behaviour = VllmBehaviour(served="cold", not_ready=True)   # a Service with no ready replica
+    runner = engines.loop.run(_serve_on(engines.cold_port, behaviour))
+    seen = []
+
+    def ready_later() -> None:
+        time.sleep(0.6)
+        seen.append(_waiting(engines, "cold"))
+        behaviour.not_ready = False
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(ready_later)
+            answer = engines.openai().chat.completions.create(
+                model="cold", messages=[{"role": "user", "content": "wake up"}])
+            later.result()
+    finally:
+        engines.loop.run(runner.cleanup())
+    assert answer.choices[0].message.content == "vLLM says hello to you today"
+    assert seen == [1.0] and _waiting(engines, "cold") == 0.0
+    assert engines.gateway.router.backends[("cold", "stable")].breaker.failures == 0
