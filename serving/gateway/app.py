@@ -196,8 +196,13 @@ class Gateway:
             active.dec()
 
     def _authenticate(self, request: web.Request) -> ApiKey:
-        """The key, from the headers alone (before the body is read)."""
-        key = self.keys.authenticate(request.headers.get("Authorization"))
+        """The key, from the headers alone (before the body is read). Authorization is not a
+        list header (RFC 9110 11.6.2): two of them are refused, not guessed between."""
+        given = request.headers.getall("Authorization", ())
+        if len(given) > 1:
+            raise Refusal(400, f"send one Authorization header (got {len(given)})", "validation",
+                          "unauthorized", close=not request.content.is_eof())
+        key = self.keys.authenticate(given[0] if given else None)
         if key is None:
             raise Refusal(401, "missing or invalid API key (Authorization: Bearer <key>)",
                           "unauthorized", "unauthorized", close=not request.content.is_eof())

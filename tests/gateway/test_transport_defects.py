@@ -68,6 +68,15 @@ def test_an_authorization_header_that_is_not_utf8_is_a_401_not_a_500(stack, capl
     _no_tracebacks(caplog)
 
 
+def test_two_authorization_headers_are_refused_not_guessed_between(stack):
+    request = rawhttp.post("/generate", BODY, [("Authorization", "Bearer nope"),
+                                               ("Authorization", f"Bearer {KEYS['full']}"),
+                                               ("X-Model", "small")])
+    status, _, body = rawhttp.exchange(stack.url, request)
+    assert (status, json.loads(body)["error"]) == (400, "send one Authorization header (got 2)")
+    assert _audit(stack)[-1]["key_id"] is None
+
+
 def test_a_gzip_content_encoding_on_a_body_that_is_not_gzip_is_a_400(stack, caplog):
     request = rawhttp.post("/generate", BODY, {**_auth(), "Content-Encoding": "gzip"})
     status, _, body = rawhttp.exchange(stack.url, request)

@@ -116,7 +116,8 @@ def framed(draw, body: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
 
 @st.composite
 def raw_request(draw) -> tuple[bytes, bool, int | None]:
-    """(bytes, sent with exactly one valid key, byte offset to close at or None)."""
+    """(bytes, sent with exactly one Authorization header holding the valid key, byte offset
+    to close at or None)."""
     route = draw(st.sampled_from(ROUTES))
     body = draw(bodies(route))
     headers, wire_body = draw(framed(body))
@@ -141,7 +142,8 @@ def raw_request(draw) -> tuple[bytes, bool, int | None]:
     head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
     data = head + b"\r\n" + wire_body
     cut = draw(st.one_of(st.none(), st.none(), st.integers(0, len(data))))
-    return data, auth == "good", cut
+    keys = [value for name, value in headers if name.lower() == b"authorization"]
+    return data, keys == [GOOD_AUTH], cut
 
 
 # -- the properties ----------------------------------------------------------------------------
