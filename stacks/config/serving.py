@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from stacks.config.base import Section
+from stacks.config.cron import cron_problem, timezone_problem
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -87,6 +88,28 @@ class Schedule(Section):
     replicas: int = Field(ge=1)
     timezone: str = "UTC"
 
+    @field_validator("start", "end")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"{value!r}: {problem}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        problem = timezone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _a_window(self) -> Schedule:
+        if self.start == self.end:  # KEDA's cron scaler refuses it
+            raise ValueError(f"start and end are both {self.start!r}; give the peak's end")
+        return self
+
 
 class Replicas(Section):
     min: int = Field(ge=0)
@@ -141,6 +164,15 @@ class ModelConfig(Section):
             problems.append("canary and blueGreen are different release strategies; pick one")
         if problems:
             raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _schedules_within_replicas(self) -> ModelConfig:
+        over = [f"schedules[{i}].replicas ({s.replicas}) exceeds replicas.max ({self.replicas.max}); "
+                "KEDA never scales past replicas.max, so the peak would get fewer"
+                for i, s in enumerate(self.schedules) if s.replicas > self.replicas.max]
+        if over:
+            raise ValueError("\n".join(over))
         return self
 
     @property
