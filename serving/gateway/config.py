@@ -35,8 +35,17 @@ class Backends(Section):
     canary: Backend | None = None
 
 
+class ColdStart(Section):
+    hold_seconds: float = Field(gt=0, le=900, description="how long a request waits for a "
+                                "backend that refuses connections or answers 503 (a model "
+                                "scaled to zero) before the client gets 503 with Retry-After")
+
+
 class ModelRoute(Section):
     backends: Backends
+    engine: Literal["tgi", "vllm"] = Field(default="tgi", description="the model server's API: "
+                                           "TGI's (and OpenAI's), or vLLM's OpenAI API only")
+    cold_start: ColdStart | None = None
     fallback: str | None = Field(default=None, description="model to degrade to when this one "
                                  "is overloaded or its breaker is open")
     sticky: bool = Field(default=True, description="a key always lands on the same track")
@@ -66,6 +75,15 @@ class Limits(Section):
     body_timeout_s: float = Field(default=10, gt=0, description="time a client has to send its "
                                   "body; a stalled client loses its connection")
     max_inflight_per_backend: int = Field(default=256, ge=1)
+    max_inflight_requests: int = Field(default=1024, ge=1, description="requests this process "
+                                       "handles at once; beyond it 503 with Retry-After")
+    max_connections: int = Field(default=2048, ge=1, description="open client connections per "
+                                 "process; beyond it a new connection is answered 503 and closed "
+                                 "(keep it below the fd limit, which upstream sockets share)")
+    idle_timeout_s: float = Field(default=30, gt=0, description="a connection that has not sent "
+                                  "a complete request (idle keep-alive or partial headers) for "
+                                  "this long is closed")
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After on overload and drain")
     deny_patterns: list[str] = []
 
     @field_validator("deny_patterns")
