@@ -68,6 +68,7 @@ class ModelCost:
     nodes: tuple[int, int]
     cheapest: PoolCost
     priciest: PoolCost
+    engine: str = "tgi"
 
     def monthly(self, pool: PoolCost, worst: bool = False) -> tuple[float, float]:
         hourly = pool.worst_hourly if worst else pool.hourly
@@ -138,7 +139,7 @@ def model_cost(model: ModelConfig, pools: dict[str, PoolCost], config: PlatformC
     return ModelCost(model.name, model.gpu_shape, replicas, per_node,
                      tuple(math.ceil(r / per_node) for r in replicas),  # type: ignore[arg-type]
                      min(candidates, key=lambda p: p.hourly),
-                     max(candidates, key=lambda p: p.worst_hourly))
+                     max(candidates, key=lambda p: p.worst_hourly), model.engine)
 
 
 def estimate(config: PlatformConfig) -> CostEstimate:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from stacks.config.arns import check_placed, stack_place
 from stacks.config.base import Section
 from stacks.config.serving import Replicas
 
@@ -18,3 +19,11 @@ class GatewayConfig(Section):
     image_tag: str = Field(default="0.1.0", pattern=r"^\d+\.\d+\.\d+$")
     replicas: Replicas = Replicas(min=2, max=6)
     load_balancer_controller_chart: str = Field(default="1.13.0", pattern=r"^\d+\.\d+\.\d+$")
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate_in_the_stacks_region(cls, value: str, info: ValidationInfo) -> str:
+        # ACM certificates are regional; an ALB uses one of its own region (stacks/config/arns.py)
+        return check_placed(value, stack_place(info.context), region_why=(
+            "an ALB can only use an ACM certificate of its own region: request or import one "
+            "there"))

@@ -122,6 +122,15 @@ class GpuPool(Section):
         return [c for c in CAPACITY_ORDER if c in wanted]
 
     @property
+    def node_pools(self) -> list[tuple[list[str], int]]:
+        """(capacity types, max nodes) of each NodePool the pool becomes: its own, and its
+        on-demand floor where it has one (components/nodepools.py renders the same)."""
+        pools = [(self.capacity, self.max_nodes)]
+        if self.on_demand_floor:
+            pools.append((["on-demand"], self.on_demand_floor.max_nodes))
+        return pools
+
+    @property
     def instances(self) -> list[GpuInstance]:
         return [gpu_instances()[t] for t in self.instance_types]
 
