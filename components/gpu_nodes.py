@@ -38,11 +38,13 @@ from components.nodepools import (  # noqa: F401  (re-exported: what serving and
     node_class_spec,
     node_pool_specs,
 )
+from components.workload_roles import KARPENTER_ACCOUNT
 from stacks.config.cluster import HelmPin, KarpenterPin
 from stacks.config.gpu import GpuPool
 
 KARPENTER_REPO = "oci://public.ecr.aws/karpenter"
-KARPENTER_NAMESPACE, KARPENTER_ACCOUNT = "kube-system", "karpenter"
+#: the service account the platform's IRSA role trusts (components/workload_roles.py)
+KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT = KARPENTER_ACCOUNT
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
 SYSTEM_NODES = {"llmops.io/node-role": "system"}
 
@@ -51,7 +53,7 @@ def controller_values(*, cluster_name: str, cluster_endpoint: pulumi.Input[str],
                       queue_name: pulumi.Input[str], role_arn: pulumi.Input[str]) -> dict[str, Any]:
     """Karpenter chart values (each key exists in charts/karpenter/values.yaml at v1.14.1)."""
     return {
-        "serviceAccount": {"name": KARPENTER_ACCOUNT,
+        "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT,
                            "annotations": {"eks.amazonaws.com/role-arn": role_arn}},
         "settings": {"clusterName": cluster_name, "clusterEndpoint": cluster_endpoint,
                      # not the pre-v0.32 `interruptionQueueName`: that key is ignored now

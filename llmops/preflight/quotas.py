@@ -57,7 +57,8 @@ def gpu_vcpu_needs(config: PlatformConfig) -> list[VcpuNeed]:
             for capacity_types, nodes in pool.node_pools:
                 for quota in sorted({"SPOT" if c == "spot" else "ON_DEMAND" for c in capacity_types}):
                     total, names = needs.get((family, quota), (0, []))
-                    needs[(family, quota)] = (total + nodes * largest, [*names, pool.name])
+                    named = names if pool.name in names else [*names, pool.name]
+                    needs[(family, quota)] = (total + nodes * largest, named)
     return [VcpuNeed(f, c, v, tuple(p)) for (f, c), (v, p) in sorted(needs.items())]
 
 
@@ -76,6 +77,6 @@ def gpu_quotas(context: Context) -> list[Check]:
                                  f"allow servicequotas:GetServiceQuota, or check it in the console; {fix}"))
             continue
         detail = (f"{title}: {value:g} vCPUs; pools {', '.join(need.pools)} need {need.vcpus} "
-                  "at their max size")
+                  "at their NodePool limits")
         checks.append(passed(name, detail) if value >= need.vcpus else failed(name, detail, fix))
     return checks

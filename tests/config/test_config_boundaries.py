@@ -293,7 +293,8 @@ def test_pool_names_are_dns_safe(name, ok):
 
 
 def test_pool_limits_are_bounded():
-    assert problems({f"{POOL}.maxNodes": 1}) == [] and problems({f"{POOL}.maxNodes": 100}) == []
+    assert problems({f"{POOL}.maxNodes": 1, "llmops:models.0.replicas.max": 1}) == []
+    assert problems({f"{POOL}.maxNodes": 100}) == []
     assert "greater than or equal to 1" in refused({f"{POOL}.maxNodes": 0})
     assert "less than or equal to 100" in refused({f"{POOL}.maxNodes": 101})
     assert "greater than or equal to 1" in refused({f"{POOL}.onDemandFloor": {"maxNodes": 0},
