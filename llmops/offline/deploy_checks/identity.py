@@ -68,9 +68,14 @@ _OPERATORS = {
 
 
 def _condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool | None:
-    """True/False when every operator is understood; None when one is not."""
+    """True/False when every operator is understood; None when one is not. A context value
+    is single-valued, so ForAllValues/ForAnyValue compare it like the plain operator (and
+    ForAllValues holds for an absent key, as in IAM)."""
     for operator, tests in condition.items():
-        if_exists = operator.endswith("IfExists")
+        qualifier, _, operator = operator.rpartition(":")
+        if qualifier not in ("", "ForAllValues", "ForAnyValue"):
+            return None
+        if_exists = operator.endswith("IfExists") or qualifier == "ForAllValues"
         compare = _OPERATORS.get(operator.removesuffix("IfExists"))
         if compare is None:
             return None
@@ -134,20 +139,26 @@ def _parsed(text: Any) -> dict[str, Any] | None:
         return None
 
 
-def runners(plan: Plan) -> Iterator[Runner]:
-    """Each CodeBuild runner with its service role's policies (inline and attached)."""
-    roles = {r.outputs.get("arn"): r for r in plan.of_type(ROLE)}
+def role_documents(plan: Plan, role_arn: Any) -> list[dict[str, Any]]:
+    """The policy documents of the plan's role with this ARN: inline, and attached policies
+    the plan creates (AWS-managed ones are not in the plan and grant nothing here)."""
+    role = next((r for r in plan.of_type(ROLE) if r.outputs.get("arn") == role_arn), None)
+    if role is None:
+        return []
+    names = {role.outputs.get("name"), role.outputs.get("id"), role.urn}
     managed = {p.outputs.get("arn"): p for p in plan.of_type(MANAGED_POLICY)}
+    texts = [p.inputs.get("policy") for p in plan.of_type(ROLE_POLICY) if p.inputs.get("role") in names]
+    texts += [managed[a.inputs.get("policyArn")].inputs.get("policy")
+              for a in plan.of_type(ROLE_POLICY_ATTACHMENT)
+              if a.inputs.get("role") in names and a.inputs.get("policyArn") in managed]
+    return [d for d in map(_parsed, texts) if d]
+
+
+def runners(plan: Plan) -> Iterator[Runner]:
+    """Each CodeBuild runner with its service role's policies."""
     for project in plan.of_type(CODEBUILD_PROJECT):
         arn = project.inputs.get("serviceRole", "")
-        role = roles.get(arn)
-        names = {role.outputs.get("name"), role.outputs.get("id"), role.urn} if role else set()
-        texts = [p.inputs.get("policy") for p in plan.of_type(ROLE_POLICY)
-                 if p.inputs.get("role") in names]
-        texts += [managed[a.inputs.get("policyArn")].inputs.get("policy")
-                  for a in plan.of_type(ROLE_POLICY_ATTACHMENT)
-                  if a.inputs.get("role") in names and a.inputs.get("policyArn") in managed]
-        yield Runner(project, arn, [d for d in map(_parsed, texts) if d])
+        yield Runner(project, arn, role_documents(plan, arn))
 
 
 # -- what a read needs ----------------------------------------------------------------------
