@@ -40,8 +40,10 @@ promtool:
 lint: setup
 	$(BIN)/ruff check .
 
+## Every core: tests are independent of order and of each other (worksteal evens out the
+## long ones). Serial, for a debugger: `.venv/bin/python -m pytest -q -p no:xdist`.
 test: setup promtool lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 ## Mutation testing per area (a development tool, not part of `make test` or CI):
 ## `make mutate AREAS="config alerts"`; reports in .mutation/<area>/report.txt.

@@ -134,18 +134,20 @@ async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int,
         # between direct and each gateway so all of them see the same noise
         latencies = await alternate({"direct": direct, **{n: u for n, (u, _) in gateways.items()}},
                                     path, total // 4)
-        direct_rps, _ = await drive(direct, path, total, concurrency)
+        direct_rps, direct_loaded = await drive(direct, path, total, concurrency)
         direct_p50 = percentile(latencies["direct"], 50)
         for name, (url, pid) in gateways.items():
             cpu = cpu_seconds(pid)
-            rps, _ = await drive(url, path, total, concurrency)
+            rps, loaded = await drive(url, path, total, concurrency)
             cpu_us = (cpu_seconds(pid) - cpu) / total * 1e6
             lat = latencies[name]
             added = {q: (percentile(lat, q) - percentile(latencies["direct"], q)) * 1000 for q in (50, 99)}
+            loaded_added = (percentile(loaded, 50) - percentile(direct_loaded, 50)) * 1000
             print(f"{label:6} {name:9} direct {direct_rps:6.0f} req/s, via gateway {rps:6.0f} req/s, "
                   f"ratio {rps / direct_rps:4.2f} | unloaded p50 direct {direct_p50 * 1000:5.2f} ms, "
                   f"gateway {percentile(lat, 50) * 1000:5.2f} ms -> added p50 {added[50]:5.2f} ms, "
-                  f"p99 {added[99]:5.2f} ms | gateway CPU {cpu_us:4.0f} us/request")
+                  f"p99 {added[99]:5.2f} ms | at c={concurrency} added p50 {loaded_added:5.2f} ms | "
+                  f"gateway CPU {cpu_us:4.0f} us/request")
 
 
 def main() -> None:

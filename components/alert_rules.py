@@ -51,6 +51,8 @@ def parameter_rules(thresholds: Thresholds, slo: SloSettings) -> dict[str, Any]:
         const("llmops:alert_threshold:error_ratio", thresholds.error_ratio),
         const("llmops:alert_threshold:latency_p95_seconds", thresholds.latency_p95_seconds),
         const("llmops:alert_threshold:tgi_queue_size", thresholds.queue_backlog),
+        # the same setting for every engine's queue gauge (vLLM: vllm:num_requests_waiting)
+        const("llmops:alert_threshold:queue_backlog", thresholds.queue_backlog),
         const("llmops:alert_threshold:gpu_memory_ratio", thresholds.gpu_memory_ratio),
         const("llmops:slo_objective_default:ratio", slo.default_objective),
     ]

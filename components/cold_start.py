@@ -1,13 +1,15 @@
-"""Cold-start budget per model: how long until a TGI pod is ready on a fresh node and on a
-warm one, from the facts the stack already has (weights size, shards, instance) plus a few
-measured rates. Pure functions, no Pulumi: the stack derives the startup probe's budget and
-the engine's await budget from these numbers, and the docs print them per shipped model.
+"""Cold-start budget per model: how long until a model-server pod (TGI or vLLM) is ready on a
+fresh node and on a warm one, from the facts the stack already has (weights size, shards,
+instance, engine) plus a few measured rates. Pure functions, no Pulumi: the stack derives
+the startup probe's budget and the engine's await budget from these numbers, and the docs
+print them per shipped model.
 
 A pod's start, in the order the kubelet runs it:
   fresh node: node boot -> pull platform image -> init container fetches weights into the node
-              cache -> pull TGI image -> TGI loads weights into GPU memory -> warm-up -> /health
+              cache -> pull the engine's image -> it loads weights into GPU memory -> warm-up
+              -> /health
   warm node:  images present, weights in the node cache (a hit moves no bytes) -> load -> warm-up
-The kubelet pulls a container's image just before starting it, so the TGI image pull does not
+The kubelet pulls a container's image just before starting it, so the engine's image pull does not
 overlap the weights fetch unless the images are pre-pulled (then both pulls are zero).
 """
 
@@ -31,14 +33,14 @@ class StartFacts:
     docs/cold-start.md for where each comes from); pass measured ones where you have them."""
 
     node_boot_s: float = 90.0               # EC2 launch to node Ready (EKS GPU AMI, driver loaded)
-    tgi_image_gb: float = 10.0              # TGI image, compressed, as issue 18 measured it
+    engine_image_gb: float = 10.0           # the engine's image, compressed (TGI's, as issue 18 measured it)
     platform_image_gb: float = 0.3          # the platform image the init container runs
     image_pull_mb_s: float = 60.0           # pull + unpack, ghcr.io through NAT
     fetch_connections: int = 32             # `llmops registry fetch` default concurrency
     per_connection_mb_s: float = 40.0       # one S3 connection (bench/weights.py's high rate)
     nic_gbps: float = 10.0                  # the node's sustained network bandwidth
     gpu_load_gb_s_per_shard: float = 1.0    # safetensors from NVMe page cache into one GPU
-    warmup_s: float = 45.0                  # TGI warm-up (prefill of max batch, CUDA graphs)
+    warmup_s: float = 45.0                  # engine warm-up (prefill of max batch, CUDA graphs)
     container_start_s: float = 5.0          # scheduling, sandbox, volume mounts
     images_prepulled: bool = False
 
@@ -89,7 +91,7 @@ def estimate(model: ModelConfig, facts: StartFacts | None = None) -> ColdStart:
     facts = facts or StartFacts()
     size = weights_gb(model)
     images = 0.0 if facts.images_prepulled else (
-        (facts.tgi_image_gb + facts.platform_image_gb) * GB / (facts.image_pull_mb_s * 1e6))
+        (facts.engine_image_gb + facts.platform_image_gb) * GB / (facts.image_pull_mb_s * 1e6))
     return ColdStart(
         model=model.name, weights_gb=size, node_boot_s=facts.node_boot_s, image_pull_s=images,
         weights_fetch_s=size / facts.fetch_gb_s,
@@ -108,7 +110,7 @@ def facts_for(instance: GpuInstance, base: StartFacts | None = None, *, nic_gbps
 
 
 def startup_probe_budget_s(start: ColdStart, safety: float = 2.0, floor_s: int = 300) -> int:
-    """The TGI container's startupProbe budget (period x failureThreshold): it starts after the
+    """The engine container's startupProbe budget (period x failureThreshold): it starts after the
     init container, so it covers GPU load and warm-up only; rounded up to a 10 s period."""
     budget = max(floor_s, (start.container_start_s + start.gpu_load_s + start.warmup_s) * safety)
     return int(math.ceil(budget / 10) * 10)

@@ -24,6 +24,13 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 STREAM_SECONDS = 300
 #: Time for the ALB to stop sending new requests to a terminating pod before it stops listening.
 PRE_STOP_SECONDS = 15
+#: Per-process caps (serving/gateway/server.py): open client connections, and requests in
+#: flight; beyond either a client gets 503 with Retry-After. The pod spec has no ulimit field
+#: (core/v1 Container), so the process raises its own soft RLIMIT_NOFILE at start to
+#: connections + in-flight + headroom, up to the hard limit the container runtime sets, and
+#: lowers its connection cap (with a warning) if that hard limit is smaller.
+MAX_CONNECTIONS = 4096
+MAX_INFLIGHT = 1024
 #: The controller adds a readiness gate to pods in namespaces with this label, so a rollout
 #: waits until the ALB reports the new pod healthy before the old one goes.
 READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
@@ -69,23 +76,26 @@ class Gateway(pulumi.ComponentResource):
                                                                 namespace=NAMESPACE, labels=labels),
             type="Opaque", string_data={"keys.yaml": pulumi.Output.secret(args.api_keys)}, opts=in_ns)
 
-        probe = lambda **kw: k8s.core.v1.ProbeArgs(  # noqa: E731
-            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"), **kw)
+        probe = lambda path, **kw: k8s.core.v1.ProbeArgs(  # noqa: E731
+            http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"), **kw)
         container = k8s.core.v1.ContainerArgs(
             name="gateway",
             image=pulumi.Output.concat(args.image_repository, ":", cfg.image_tag),
             command=["llmops", "gateway", "--config", f"{CONFIG_DIR}/config.yaml",
                      "--host", "0.0.0.0", "--port", str(PORT),
-                     # streams may finish after SIGTERM, within the pod's grace period
-                     "--drain-seconds", str(STREAM_SECONDS)],
+                     # on SIGTERM /ready fails, new requests get 503 with Retry-After and
+                     # streams may finish, within the pod's grace period
+                     "--drain-seconds", str(STREAM_SECONDS),
+                     "--max-connections", str(MAX_CONNECTIONS), "--max-inflight", str(MAX_INFLIGHT)],
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
             resources={"requests": {"cpu": "500m", "memory": "512Mi"},
                        "limits": {"cpu": "2", "memory": "1Gi"}},
-            readiness_probe=probe(period_seconds=5, failure_threshold=3),
+            # /ready fails first when the process drains; /health (liveness) stays up
+            readiness_probe=probe("/ready", period_seconds=5, failure_threshold=2),
             # keep serving while the ALB deregisters the pod, then drain in-flight streams
             lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
                 sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SECONDS))),
-            liveness_probe=probe(period_seconds=10, failure_threshold=6),
+            liveness_probe=probe("/health", period_seconds=10, failure_threshold=6),
             security_context=k8s.core.v1.SecurityContextArgs(
                 run_as_non_root=True, run_as_user=10001, allow_privilege_escalation=False,
                 read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),

@@ -19,7 +19,9 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
 class ImagePrepull(pulumi.ComponentResource):
     def __init__(self, name: str, *, namespace: str, images: list[pulumi.Input[str]],
-                 opts: pulumi.ResourceOptions | None = None):
+                 after: list[pulumi.Resource] | None = None, opts: pulumi.ResourceOptions | None = None):
+        """`after`: what the DaemonSet itself waits for (its Namespace): a component's own
+        dependsOn does not hold its children back."""
         super().__init__("llmops:images:ImagePrepull", name, None, opts)
         labels = {"app.kubernetes.io/name": "image-prepull", "app.kubernetes.io/part-of": "llmops"}
         restricted = k8s.core.v1.SecurityContextArgs(
@@ -52,5 +54,5 @@ class ImagePrepull(pulumi.ComponentResource):
                                 node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=[
                                     k8s.core.v1.NodeSelectorRequirementArgs(
                                         key=GPU_SHAPE_LABEL, operator="Exists")])])))))),
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after or []))
         self.register_outputs({})

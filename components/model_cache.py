@@ -1,7 +1,7 @@
-"""The node-shared model cache as it appears in a TGI pod: one verified copy of each model
-version per node, shared by every pod there (serving/registry/cache.py has the layout and
-the locking). A restarted pod, a second replica or a rollout on the same node finds the
-weights and moves no bytes.
+"""The node-shared model cache as it appears in a model-server pod (TGI or vLLM): one
+verified copy of each model version per node, shared by every pod there
+(serving/registry/cache.py has the layout and the locking). A restarted pod, a second
+replica or a rollout on the same node finds the weights and moves no bytes.
 
 The cache root is a hostPath on the node's fastest disk: nodeadm mounts the instance-store
 NVMe RAID0 at /mnt/k8s-disks/0 before kubelet starts (and bind-mounts kubelet's and
@@ -18,7 +18,7 @@ Init containers, in order:
    startupProbe waits for the lock, so the fetch starts only once the hold is in place.
 3. `fetch-weights`: fills the entry (a hit makes no S3 request), evicting idle versions,
    least recently used first, to stay within the cap and leave the reserve free.
-TGI mounts the root read-only and reads <root>/entries/<model>/<version>/<revision>/files.
+The engine mounts the root read-only and reads <root>/entries/<model>/<version>/<revision>/files.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from components.model_release import ResolvedVersion
 from components.pod_security import hardened_container
 
 CACHE_HOST_PATH = "/mnt/k8s-disks/0/llmops-models"
-#: Where the cache is mounted in every container of the pod (TGI's --model-id lives below).
+#: Where the cache is mounted in every container of the pod (the engine's model path lives below).
 WEIGHTS_DIR = "/data/models"
 #: The platform image's user (serving/Dockerfile); the fetcher never needs root.
 FETCH_UID = 10001
@@ -42,11 +42,11 @@ HOLD_READY_FILE = f"{HOLD_STATE_DIR}/holding"
 
 @dataclass(frozen=True)
 class CachePod:
-    """The pieces of a TGI pod spec that bring the weights to the node."""
+    """The pieces of a model-server pod spec that bring the weights to the node."""
 
     init_containers: list[k8s.core.v1.ContainerArgs]
     volumes: list[k8s.core.v1.VolumeArgs]
-    tgi_mount: k8s.core.v1.VolumeMountArgs
+    server_mount: k8s.core.v1.VolumeMountArgs
 
 
 def cache_pod(model: str, version: pulumi.Output[ResolvedVersion], *, image: pulumi.Input[str],

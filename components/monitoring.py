@@ -17,6 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import alert_rules, alertmanager_config
+from components.engines import ENGINES, TGI, Engine
 from components.gpu_instances import GpuInstance
 from components.pod_security import MONITORING_LEVEL, NODE_AGENTS_LEVEL, namespace_labels
 from stacks.config.base import ConfigError
@@ -47,7 +48,8 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 class MonitoringArgs:
     """What the monitoring stack needs; built by the program from typed config and secrets.
 
-    models: served model names (TGI Deployments `tgi-<model>` in llm-serving), one PodMonitor each.
+    models: served model names (Deployments `<engine>-<model>` in llm-serving), one PodMonitor each.
+    engines: model -> its engine name (tgi or vllm; absent: tgi), which decides what is scraped.
     instance_prices: instance type -> facts (components.gpu_instances.gpu_instances()), for cost.
     grafana_admin_password: a Pulumi secret. receiver_secrets: secretKey -> secret, one per
     `config.receivers[].secretKey` (see stacks.config.monitoring.read_monitoring_secrets).
@@ -58,6 +60,7 @@ class MonitoringArgs:
     models: Sequence[str]
     instance_prices: Mapping[str, GpuInstance]
     grafana_admin_password: pulumi.Input[str]
+    engines: Mapping[str, str] = field(default_factory=dict)
     receiver_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     gateway_pod_labels: Mapping[str, str] = field(
         default_factory=lambda: {"app.kubernetes.io/name": "llm-gateway"})
@@ -71,7 +74,7 @@ def validate(args: MonitoringArgs) -> None:
     cfg, problems = args.config, []
     for model in args.models:
         if not DNS_LABEL.match(model):
-            problems.append(f"model {model!r} is not a DNS label, so tgi-{model} cannot be its Deployment")
+            problems.append(f"model {model!r} is not a DNS label, so it cannot name its Deployment")
     for model in args.config.slo.objectives:
         if model not in args.models:
             problems.append(f"llmops:monitoring.slo.objectives.{model}: no model named {model!r} is "
@@ -145,15 +148,16 @@ def _volume_claim(size: str, storage_class: str | None) -> dict[str, Any]:
     return {"volumeClaimTemplate": {"spec": spec}}
 
 
-def tgi_pod_monitor_spec(model: str) -> dict[str, Any]:
-    """Scrape one model's TGI pods (stable and canary) on their `metrics` port, labelled by model."""
+def server_pod_monitor_spec(model: str, engine: Engine = TGI) -> dict[str, Any]:
+    """Scrape one model's pods (every track) on the engine's metrics port, labelled by model and
+    track, with the engine's name as the job (alerts and the canary analysis select by it)."""
     return {
         "namespaceSelector": {"matchNames": [SERVING_NAMESPACE]},
-        "selector": {"matchLabels": {"app.kubernetes.io/name": "tgi", "llmops.io/model": model}},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": engine.name, "llmops.io/model": model}},
         "podMetricsEndpoints": [{
-            "port": "metrics", "path": "/metrics", "interval": SCRAPE_INTERVAL,
+            "port": engine.metrics_port_name, "path": "/metrics", "interval": SCRAPE_INTERVAL,
             "relabelings": [
-                {"targetLabel": "job", "replacement": "tgi"},
+                {"targetLabel": "job", "replacement": engine.name},
                 {"sourceLabels": ["__meta_kubernetes_pod_label_llmops_io_model"], "targetLabel": "model"},
                 {"sourceLabels": ["__meta_kubernetes_pod_label_llmops_io_track"], "targetLabel": "track"},
             ]}],
@@ -247,7 +251,9 @@ class Monitoring(pulumi.ComponentResource):
 
         custom("ServiceMonitor", DCGM_RELEASE, dcgm_service_monitor_spec(NODE_AGENTS_NAMESPACE))
         for model in args.models:
-            custom("PodMonitor", f"tgi-{model}", tgi_pod_monitor_spec(model), {"llmops.io/model": model})
+            engine = ENGINES[args.engines.get(model, TGI.name)]
+            custom("PodMonitor", engine.deployment_name(model, "stable"),
+                   server_pod_monitor_spec(model, engine), {"llmops.io/model": model})
         custom("PodMonitor", "llm-gateway", gateway_pod_monitor_spec(args.gateway_pod_labels))
         for rule_name, document in alert_rules.render_rules(cfg, args.instance_prices).items():
             custom("PrometheusRule", f"llmops-{rule_name}", document)

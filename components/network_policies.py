@@ -2,8 +2,9 @@
 network policy agent (`enableNetworkPolicy` on the vpc-cni add-on, components/cluster.py).
 
 Each namespace denies all ingress by default; then, and only then:
-- TGI pods accept the gateway on the HTTP port and Prometheus on the metrics port; their
-  egress is DNS plus HTTPS for the weights download (S3, STS), never other pods.
+- model-server pods (TGI, vLLM) accept the gateway on their engines' HTTP ports and
+  Prometheus on their metrics ports; their egress is DNS plus HTTPS for the weights download
+  (S3, STS), never other pods.
 - the gateway accepts the load balancer and Prometheus. The ALB sends to pod IPs (target-type
   ip) from its own ENIs, which are not pods and live in the subnets of its scheme (public for
   internet-facing, private for internal): only an ipBlock of those subnets can name them.
@@ -26,7 +27,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.tgi_render import HTTP_PORT, METRICS_PORT
+from components.engines import COMPONENT_LABEL, ENGINES
 from stacks.config.network import NetworkConfig
 
 ANYWHERE = "0.0.0.0/0"
@@ -35,7 +36,10 @@ HTTPS_PORT = 443
 PROMETHEUS_PORT = 9090
 PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus",
                   "operator.prometheus.io/name": "kube-prometheus-stack-prometheus"}
-TGI_POD = {"app.kubernetes.io/name": "tgi"}
+MODEL_SERVER_POD = dict(COMPONENT_LABEL)
+#: every engine's API port, and where each serves /metrics (vLLM: on its API port)
+SERVER_PORTS = sorted({e.http_port for e in ENGINES.values()})
+SERVER_METRICS_PORTS = sorted({e.metrics_port or e.http_port for e in ENGINES.values()})
 GATEWAY_POD = {"app.kubernetes.io/name": "llm-gateway"}
 KUBE_DNS_POD = {"k8s-app": "kube-dns"}
 #: Fluent Bit's pods (aws-for-fluent-bit chart's selector labels; components/log_shipping.py).
@@ -129,14 +133,14 @@ def serving_policies(args: NetworkIsolationArgs) -> list[dict[str, Any]]:
         https.append({"to": _blocks(args.aws_endpoint_cidrs), "ports": _tcp(HTTPS_PORT)})
     return [
         default_deny_ingress(ns.serving),
-        manifest(ns.serving, "tgi-from-gateway", {
-            "podSelector": {"matchLabels": TGI_POD}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [_in_namespace(ns.gateway, GATEWAY_POD)], "ports": _tcp(HTTP_PORT)}]}),
-        manifest(ns.serving, "tgi-metrics-from-prometheus", {
-            "podSelector": {"matchLabels": TGI_POD}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [prometheus], "ports": _tcp(METRICS_PORT)}]}),
-        manifest(ns.serving, "tgi-egress", {
-            "podSelector": {"matchLabels": TGI_POD}, "policyTypes": ["Egress"],
+        manifest(ns.serving, "model-servers-from-gateway", {
+            "podSelector": {"matchLabels": MODEL_SERVER_POD}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_in_namespace(ns.gateway, GATEWAY_POD)], "ports": _tcp(*SERVER_PORTS)}]}),
+        manifest(ns.serving, "model-servers-metrics-from-prometheus", {
+            "podSelector": {"matchLabels": MODEL_SERVER_POD}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [prometheus], "ports": _tcp(*SERVER_METRICS_PORTS)}]}),
+        manifest(ns.serving, "model-servers-egress", {
+            "podSelector": {"matchLabels": MODEL_SERVER_POD}, "policyTypes": ["Egress"],
             "egress": [_dns_rule(), *https]}),
     ]
 
@@ -152,11 +156,12 @@ def gateway_policies(args: NetworkIsolationArgs) -> list[dict[str, Any]]:
             "podSelector": {"matchLabels": GATEWAY_POD}, "policyTypes": ["Ingress"],
             "ingress": [{"from": [_in_namespace(ns.monitoring, PROMETHEUS_POD)],
                          "ports": _tcp(args.gateway_port)}]}),
-        # the gateway's only upstreams are the TGI Services the stack generates its routes from
+        # the gateway's only upstreams are the model Services the stack generates its routes from
         # (components/gateway_routes.py): an internet-facing process gets no other way out
         manifest(ns.gateway, "gateway-egress", {
             "podSelector": {"matchLabels": GATEWAY_POD}, "policyTypes": ["Egress"],
-            "egress": [_dns_rule(), {"to": [_in_namespace(ns.serving, TGI_POD)], "ports": _tcp(HTTP_PORT)}]}),
+            "egress": [_dns_rule(), {"to": [_in_namespace(ns.serving, MODEL_SERVER_POD)],
+                                     "ports": _tcp(*SERVER_PORTS)}]}),
     ]
 
 

@@ -1,5 +1,5 @@
-"""Model serving: the namespace, KEDA, and one TgiService per configured model, with each
-model's versions resolved from the registry at deploy time."""
+"""Model serving: the namespace, KEDA, and one ModelServer per configured model (on its
+engine, TGI or vLLM), with each model's versions resolved from the registry at deploy time."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pulumi_kubernetes as k8s
 
 from components.model_cache import CACHE_HOST_PATH
 from components.model_release import resolve
+from components.model_server import ModelServer, ModelServerArgs, RegistryAccess
 from components.pod_security import KEDA_LEVEL, SERVING_BOUND, SERVING_LEVEL, namespace_labels
 from components.serving_admission import ServingAdmission
-from components.tgi import RegistryAccess, TgiService, TgiServiceArgs
 from stacks.config.gpu import GpuPool
 from stacks.config.placement import pools_of_shape, shape_cache_reserve_gib
 from stacks.config.serving import ModelConfig, ServingConfig
@@ -28,7 +28,9 @@ class ModelServingArgs:
     pools: list[GpuPool]
     access: RegistryAccess
     reader_role_arns: pulumi.Input[dict[str, str]]  # model -> IRSA role (platform stack)
-    tgi_image: pulumi.Input[str]  # serving.tgiImage, through the regional mirror when there is one
+    #: engine name -> its image (serving.tgiImage, serving.vllmImage), through the regional
+    #: mirror when there is one
+    images: pulumi.Input[dict[str, str]]
 
 
 def smallest_node(pools: list[GpuPool], shape: str) -> GpuPool:
@@ -38,7 +40,7 @@ def smallest_node(pools: list[GpuPool], shape: str) -> GpuPool:
 
 
 class ModelServing(pulumi.ComponentResource):
-    """Everything TGI needs in the cluster; `routes` is what the gateway routes by."""
+    """Everything the model servers need in the cluster; `routes` is what the gateway routes by."""
 
     def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:serving:ModelServing", name, None, opts)
@@ -54,7 +56,7 @@ class ModelServing(pulumi.ComponentResource):
         #: what must exist before anything is applied into these namespaces (network policies)
         self.namespace = serving_ns
         self.namespaces = [serving_ns, keda_ns]
-        k8s.helm.v3.Release(
+        keda = k8s.helm.v3.Release(
             f"{name}-keda", name="keda", namespace=KEDA_NAMESPACE, chart="keda",
             version=args.serving.keda_chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDA_REPO),
@@ -66,6 +68,7 @@ class ModelServing(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[keda_ns]))
 
         role_arns = pulumi.Output.from_input(args.reader_role_arns)
+        images = pulumi.Output.from_input(args.images)
         self.routes: dict[str, pulumi.Output] = {}
         self.versions: dict[str, pulumi.Output] = {}
         for model in args.models:
@@ -76,13 +79,14 @@ class ModelServing(pulumi.ComponentResource):
             versions = {track: resolve(model.name, ref, args.access.bucket, args.access.registry_prefix,
                                        opts=pulumi.InvokeOptions(parent=self))
                         for track, ref in refs.items()}
-            service = TgiService(model.name, TgiServiceArgs(
+            service = ModelServer(model.name, ModelServerArgs(
                 model=model, node=smallest_node(args.pools, model.gpu_shape),
                 cache_reserve_gib=shape_cache_reserve_gib(pools_of_shape(args.pools, model.gpu_shape)),
                 serving=args.serving,
                 versions=versions, access=args.access,
                 reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m]),
-                image=args.tgi_image), opts=child)
+                image=images.apply(lambda i, e=model.engine: i[e]),
+                namespace=serving_ns, crds=(keda,)), opts=child)
             self.routes[model.name] = pulumi.Output.all(
                 stable=service.url, canary=service.canary_url or "").apply(
                 lambda r, w=service.canary_weight: {"stable": r["stable"],

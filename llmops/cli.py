@@ -19,7 +19,7 @@ from collections.abc import Sequence
 COMMANDS = ("llmops.commands.plan", "llmops.commands.outputs", "llmops.commands.diff",
             "llmops.commands.cost", "llmops.commands.cold_start", "llmops.commands.secrets",
             "llmops.commands.policy", "llmops.commands.registry", "llmops.commands.gateway",
-            "llmops.commands.canary", "llmops.commands.evaluate")
+            "llmops.commands.canary", "llmops.commands.evaluate", "llmops.commands.preflight")
 
 #: Exit statuses, the same for every subcommand (documented in `llmops --help` and README).
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

@@ -23,7 +23,8 @@ ADMISSION_BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmiss
 #: The node-shared model cache (components/model_cache.py): the one hostPath a bounded
 #: namespace's admission policy admits.
 MODEL_CACHE_HOST_PATHS = ["/mnt/k8s-disks/0/llmops-models"]
-SERVING_LABELS = {"app.kubernetes.io/name": "tgi"}
+#: model servers of every engine (TGI, vLLM) carry it on their pods (components/engines)
+SERVING_LABELS = {"app.kubernetes.io/component": "model-server"}
 #: Data keys that name a secret.
 SECRET_KEY = re.compile(r"(?i)(passw(or)?d|secret|token|api[_-]?keys?|private[_-]?key|credential"
                         r"|access[_-]?key|webhook[_-]?url)")
@@ -211,13 +212,14 @@ RULES = [
     ),
     Rule(
         name="k8s-serving-namespace-default-deny",
-        description="Every namespace running TGI serving Deployments has a default-deny ingress "
+        description="Every namespace running model-server Deployments has a default-deny ingress "
         "NetworkPolicy (podSelector {} with policyTypes Ingress and no rules).",
         remediation="Create the namespace's policies with components/network_policies.py "
         "(NetworkIsolation): default-deny-ingress plus the gateway and Prometheus allowances.",
         stack_check=check_serving_default_deny,
         config_schema={"servingLabels": {"type": "object", "default": dict(SERVING_LABELS),
-                                         "description": "Labels that mark a TGI serving Deployment"}},
+                                         "description": "Labels that mark a model-server "
+                                                        "(TGI or vLLM) Deployment"}},
     ),
     Rule(
         name="k8s-configmap-no-secrets",

@@ -1,4 +1,4 @@
-"""Kubernetes workloads: sized, pinned, unprivileged, GPU-aware; TGI serving Deployments
+"""Kubernetes workloads: sized, pinned, unprivileged, GPU-aware; model-server Deployments
 probed and protected by a PodDisruptionBudget; Helm charts pinned."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ POD_SPEC_PATHS = {
 }
 WORKLOADS = tuple(POD_SPEC_PATHS)
 GPU = "nvidia.com/gpu"
-SERVING_LABELS = {"app.kubernetes.io/name": "tgi"}
+#: model servers of every engine (TGI, vLLM) carry it on their pods (components/engines)
+SERVING_LABELS = {"app.kubernetes.io/component": "model-server"}
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 UNPINNED_VERSION = re.compile(r"[\^~*<>=| ]|(^|\.)[xX](\.|$)|latest")
 
@@ -67,7 +68,8 @@ def requests_gpu(spec: Mapping[str, Any]) -> bool:
 
 
 def is_serving(type_token: str, props: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
-    """A TGI serving Deployment: the selector labels on the Deployment or its pod template."""
+    """A model-server Deployment (TGI or vLLM): the selector labels on the Deployment or its pod
+    template."""
     if type_token != DEPLOYMENT:
         return False
     for path in ("metadata.labels", "spec.template.metadata.labels"):
@@ -161,14 +163,14 @@ def check_gpu_toleration(type_token: str, props: Mapping[str, Any], ctx: RuleCon
             "taint of the GPU nodes, so it can never schedule"]
 
 
-# -- TGI serving Deployments ------------------------------------------------------------------
+# -- model-server Deployments (TGI, vLLM) ----------------------------------------------------
 
 def check_serving_gpu(type_token: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
     if not is_serving(type_token, props, ctx["servingLabels"]):
         return []
     if requests_gpu(pod_spec(type_token, props)):
         return []
-    return [f"serving Deployment requests no {GPU}: TGI would fall back to CPU or fail to start"]
+    return [f"serving Deployment requests no {GPU}: the engine would fall back to CPU or fail to start"]
 
 
 def check_serving_probes(type_token: str, props: Mapping[str, Any], ctx: RuleContext) -> list[str]:
@@ -225,14 +227,15 @@ def check_chart_version(_type: str, props: Mapping[str, Any], _ctx: RuleContext)
 
 
 SERVING_SCHEMA = {"servingLabels": {"type": "object", "default": dict(SERVING_LABELS),
-                                    "description": "Labels that mark a TGI serving Deployment"}}
+                                    "description": "Labels that mark a model-server (TGI or vLLM) "
+                                    "Deployment"}}
 
 RULES = [
     Rule(
         name="k8s-container-resources",
         description="Every container and init container sets CPU and memory requests and limits.",
         remediation="Set resources.requests and resources.limits (cpu, memory) on each container; for "
-        "TGI size them from the instance facts (components/gpu_instances.py).",
+        "model servers size them from the instance facts (components/gpu_instances.py).",
         resource_types=WORKLOADS,
         check=check_container_resources,
         config_schema={
@@ -275,15 +278,16 @@ RULES = [
     ),
     Rule(
         name="tgi-serving-requests-gpu",
-        description="TGI serving Deployments (label app.kubernetes.io/name: tgi) request nvidia.com/gpu.",
-        remediation="Set resources.limits['nvidia.com/gpu'] on the TGI container to the shard count.",
+        description="Model-server Deployments (TGI, vLLM; label app.kubernetes.io/component: "
+        "model-server) request nvidia.com/gpu.",
+        remediation="Set resources.limits['nvidia.com/gpu'] on the engine's container to the shard count.",
         resource_types=(DEPLOYMENT,),
         check=check_serving_gpu,
         config_schema=SERVING_SCHEMA,
     ),
     Rule(
         name="tgi-serving-probes",
-        description="TGI serving containers have a startupProbe (model loading takes minutes) and a "
+        description="Model-server containers have a startupProbe (model loading takes minutes) and a "
         "readinessProbe on /health.",
         remediation="Add startupProbe httpGet /health with failureThreshold x periodSeconds >= 10 minutes, "
         "and readinessProbe httpGet /health.",
@@ -293,7 +297,7 @@ RULES = [
     ),
     Rule(
         name="tgi-serving-has-pdb",
-        description="Every TGI serving Deployment has a PodDisruptionBudget selecting its pods, so node "
+        description="Every model-server Deployment has a PodDisruptionBudget selecting its pods, so node "
         "drains and consolidation never take all replicas at once.",
         remediation="Add a policy/v1 PodDisruptionBudget in the Deployment's namespace with "
         "selector.matchLabels equal to (a subset of) the pod template labels and maxUnavailable: 1.",

@@ -2,8 +2,8 @@
 
 It reads the platform stack's outputs (stacks/contract.py) through `pulumi.StackReference`
 and deploys: the gp3 StorageClass, cluster-autoscaler and the NVIDIA device plugin, KEDA and
-TGI per model, the gateway with its load balancer controller, monitoring, and Fluent Bit
-shipping container logs (the gateway's audit lines) to CloudWatch. Run it after
+a model server per model (TGI or vLLM), the gateway with its load balancer controller,
+monitoring, and Fluent Bit shipping container logs (the gateway's audit lines) to CloudWatch. Run it after
 the platform stack, once images are published and models registered (README).
 """
 
@@ -24,13 +24,13 @@ from components.image_cache import mirrored
 from components.image_prepull import ImagePrepull
 from components.log_shipping import LogShipping, LogShippingArgs
 from components.metrics_server import MetricsServer
+from components.model_server import RegistryAccess
 from components.monitoring import NODE_AGENTS_NAMESPACE, Monitoring, MonitoringArgs
 from components.network_policies import Namespaces, NetworkIsolation, NetworkIsolationArgs, address_ranges
 from components.published_outputs import PublishedOutputs, PublishedOutputsArgs
 from components.serving import KEDA_NAMESPACE, ModelServing, ModelServingArgs
 from components.storage_class import EncryptedGp3
 from components.tagging import register_default_tags
-from components.tgi import RegistryAccess
 from stacks.config import ConfigError, PlatformConfig, load_workloads_config
 from stacks.config.monitoring import read_monitoring_secrets
 from stacks.contract import config_digest, platform_stack_name
@@ -67,8 +67,10 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     in_cluster = pulumi.ResourceOptions(provider=provider)
 
     storage_class = EncryptedGp3("gp3", opts=in_cluster)
-    tgi_image = platform.require_output("imageMirrors").apply(
-        lambda mirrors: mirrored(cfg.serving.tgi_image, mirrors or {}))
+    # each engine's image, through the regional mirror when there is one
+    engine_images = {"tgi": cfg.serving.tgi_image, "vllm": cfg.serving.vllm_image}
+    images = platform.require_output("imageMirrors").apply(
+        lambda mirrors: {e: mirrored(i, mirrors or {}) for e, i in engine_images.items()})
     ClusterAutoscaling("scaling", ClusterAutoscalingArgs(
         cluster_name=cfg.cluster_name, region=cfg.region, role_arn=roles["autoscaler"],
         pools=cfg.gpu_pools, autoscaler=cfg.cluster.cluster_autoscaler,
@@ -80,10 +82,12 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
             registry_prefix=cfg.storage.registry_prefix, region=cfg.region,
             weights_image=platform.require_output("platformRepositoryUrl").apply(
                 lambda url: f"{url}:{cfg.serving.weights_image_tag}")),
-        reader_role_arns=roles["models"], tgi_image=tgi_image), opts=in_cluster)
+        reader_role_arns=roles["models"], images=images), opts=in_cluster)
     if cfg.images.prepull and cfg.models:
-        ImagePrepull("prepull", namespace=cfg.serving.namespace, images=[tgi_image],
-                     opts=pulumi.ResourceOptions(provider=provider, depends_on=[serving.namespace]))
+        used = sorted({m.engine for m in cfg.models})
+        ImagePrepull("prepull", namespace=cfg.serving.namespace,
+                     images=[images.apply(lambda i, e=e: i[e]) for e in used],
+                     after=[serving.namespace], opts=in_cluster)
     gateway = Gateway("gateway", GatewayArgs(
         config=cfg.gateway, cluster_name=cfg.cluster_name, region=cfg.region,
         vpc_id=platform.require_output("vpcId"),
@@ -102,6 +106,7 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     grafana_password, receiver_secrets = read_monitoring_secrets(cfg.monitoring)
     monitoring = Monitoring("monitoring", MonitoringArgs(
         config=cfg.monitoring, models=[m.name for m in cfg.models], instance_prices=gpu_instances(),
+        engines={m.name: m.engine for m in cfg.models},
         grafana_admin_password=grafana_password, receiver_secrets=receiver_secrets,
         storage=[storage_class.storage_class]), opts=in_cluster)
     LogShipping("logs", LogShippingArgs(

@@ -33,7 +33,7 @@ def model(params_billion: float = 8, shards: int = 1, **extra) -> ModelConfig:
 
 
 def test_an_8b_bf16_model_phase_by_phase():
-    facts = StartFacts(node_boot_s=90, tgi_image_gb=10, platform_image_gb=0.3, image_pull_mb_s=100,
+    facts = StartFacts(node_boot_s=90, engine_image_gb=10, platform_image_gb=0.3, image_pull_mb_s=100,
                        fetch_connections=20, per_connection_mb_s=40, nic_gbps=100,
                        gpu_load_gb_s_per_shard=2, warmup_s=40, container_start_s=5)
 

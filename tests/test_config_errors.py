@@ -54,8 +54,8 @@ CASES = [
 
 
 @pytest.mark.parametrize(("overrides", "expected"), CASES,
-                         ids=[next(iter(c)) + "=" + repr(next(iter(c.values())))[:30]
-                              for c, _ in CASES])
+                         ids=[f"{key}=<deleted>" if value is DELETE else f"{key}={value!r}"[:len(key) + 31]
+                              for c, _ in CASES for key, value in [next(iter(c.items()))]])
 def test_bad_config_names_the_key_the_value_and_what_is_allowed(overrides, expected):
     with pytest.raises(ConfigError) as caught:
         run_plan("dev", overrides=overrides)

@@ -100,10 +100,11 @@ def test_a_model_rollout_awaited_for_the_default_ten_minutes_is_found(plans):
     assert "node provisioning 1200 s" in finding.message
 
 
-def test_the_shipped_await_covers_probe_and_node_provisioning(plans):
-    deployment = plans["prod"].one("kubernetes:apps/v1:Deployment", "qwen-2-5-32b-stable")
+@pytest.mark.parametrize(("name", "engine"), [("llama-3-8b-stable", "tgi"), ("qwen-2-5-32b-stable", "vllm")])
+def test_the_shipped_await_covers_probe_and_node_provisioning(plans, name, engine):
+    deployment = plans["prod"].one("kubernetes:apps/v1:Deployment", name)
     probe = next(c for c in deployment.inputs["spec"]["template"]["spec"]["containers"]
-                 if c["name"] == "tgi")["startupProbe"]
+                 if c["name"] == engine)["startupProbe"]
     waited = parse_duration(deployment.options["customTimeouts"]["create"])
     assert waited >= probe["periodSeconds"] * probe["failureThreshold"] + 20 * 60
     assert deployment.options["customTimeouts"]["update"] == deployment.options["customTimeouts"]["create"]
@@ -216,3 +217,100 @@ def test_plan_json_records_the_options_that_decide_deploy_behaviour(plans):
     addon = plans["prod"].one("aws:eks/addon:Addon", "cluster-vpc-cni")
     # nodes join only once the pinned CNI (with its IRSA role) is there
     assert addon.urn in node_group.dependencies
+
+
+# -- KEDA's webhook and creation order (llmops/offline/deploy_checks/keda_and_order.py) -------
+def _scaler(plan: Plan, name: str = "llama-3-8b-scaler-stable"):
+    return plan.one("kubernetes:keda.sh/v1alpha1:ScaledObject", name)
+
+
+def test_keda_2_17_refuses_a_fallback_without_an_explicit_average_value_trigger(plans):
+    plan = plans["prod"]
+    scaler = _scaler(plan)
+    spec = scaler.inputs["spec"]
+    implicit = {**spec, "triggers": [{k: v for k, v in t.items() if k != "metricType"}
+                                     for t in spec["triggers"]]}
+    broken = _replace(plan, scaler.name, inputs={**scaler.inputs, "spec": implicit})
+    [finding] = _rules(broken)["keda-admits-scaled-object"]
+    assert finding.resource == scaler.name
+    assert finding.message == (
+        "KEDA 2.17.0's webhook refuses it: at least one trigger (that is not cpu or memory) has to "
+        "have the `AverageValue` type for the fallback to be enabled (KEDA 2.17.0 requires "
+        "metricType: AverageValue set explicitly)")
+
+
+def test_the_fallback_rule_follows_the_pinned_keda_version():
+    from llmops.offline.deploy_checks.keda_and_order import scaled_object_problems
+
+    spec = {"minReplicaCount": 1, "maxReplicaCount": 2, "fallback": {"failureThreshold": 3, "replicas": 1},
+            "triggers": [{"type": "prometheus", "metadata": {}}]}
+    assert scaled_object_problems(spec, "2.17.0")  # explicit AverageValue needed
+    assert scaled_object_problems(spec, "2.18.0") == []  # v2.18.0 relaxed CheckFallbackValid
+    cpu_only = {**spec, "triggers": [{"type": "cpu", "metricType": "AverageValue", "metadata": {}}]}
+    assert scaled_object_problems(cpu_only, "2.18.0")  # cpu/memory never count
+    value = {**spec, "triggers": [{"type": "prometheus", "metricType": "Value", "metadata": {}}]}
+    assert scaled_object_problems(value, "2.17.0")
+
+
+def test_keda_refuses_inverted_replica_bounds_and_a_second_scaler_for_one_workload(plans):
+    plan = plans["prod"]
+    stable, canary = _scaler(plan), _scaler(plan, "llama-3-8b-scaler-canary")
+    inverted = {**stable.inputs["spec"], "minReplicaCount": 9, "maxReplicaCount": 8}
+    twin = {**canary.inputs["spec"], "scaleTargetRef": stable.inputs["spec"]["scaleTargetRef"]}
+    broken = _replace(_replace(plan, stable.name, inputs={**stable.inputs, "spec": inverted}),
+                      canary.name, inputs={**canary.inputs, "spec": twin})
+    messages = sorted(f.message for f in _rules(broken)["keda-admits-scaled-object"])
+    assert messages == [
+        "KEDA 2.17.0's webhook refuses it: MinReplicaCount=9 must be less than MaxReplicaCount=8",
+        "KEDA 2.17.0's webhook refuses it: the workload Deployment/tgi-llama-3-8b is already managed "
+        "by the ScaledObject llama-3-8b-scaler-canary"]
+
+
+def test_a_scaler_created_before_the_keda_release_that_installs_its_crd_is_found(plans):
+    plan = plans["prod"]
+    scaler = _scaler(plan)
+    keda = plan.one("kubernetes:helm.sh/v3:Release", "serving-keda")
+    assert keda.urn in scaler.dependencies  # the shipped order
+    unordered = _replace(plan, scaler.name,
+                         dependencies=tuple(d for d in scaler.dependencies if d != keda.urn))
+    [finding] = _rules(unordered)["crd-before-custom-resource"]
+    assert (finding.resource, finding.message) == (scaler.name, (
+        "a ScaledObject (keda.sh) is created without waiting for serving-keda, which installs its "
+        "CRD; add it to dependsOn"))
+
+
+def test_objects_created_before_their_namespace_are_found(plans):
+    plan = plans["prod"]
+    namespace = plan.one("kubernetes:core/v1:Namespace", "serving-ns")
+    broken = plan
+    for name in ("qwen-2-5-32b-stable", "qwen-2-5-32b-svc-stable", "qwen-2-5-32b-pdb-stable"):
+        resource = next(r for r in plan.resources if r.name == name)
+        assert namespace.urn in resource.dependencies
+        broken = _replace(broken, name, dependencies=tuple(
+            d for d in resource.dependencies if d != namespace.urn))
+    findings = _rules(broken)["namespace-before-object"]
+    assert {f.resource for f in findings} == {
+        "qwen-2-5-32b-stable", "qwen-2-5-32b-svc-stable", "qwen-2-5-32b-pdb-stable"}
+    assert findings[0].message == ("is created in namespace 'llm-serving' without waiting for "
+                                   "serving-ns, which creates it; add it to dependsOn")
+
+
+def test_ordering_is_checked_for_any_program_not_only_ours(plans):
+    def chart_and_objects(ordered: bool):
+        def program():
+            ns = k8s.core.v1.Namespace("team-ns", metadata={"name": "team"})
+            chart = k8s.helm.v3.Release("prom", chart="kube-prometheus-stack", version="81.4.3",
+                                        namespace="team",
+                                        opts=pulumi.ResourceOptions(depends_on=[ns]))
+            after = pulumi.ResourceOptions(depends_on=[ns, chart] if ordered else [])
+            k8s.core.v1.ConfigMap("cm", metadata={"name": "cm", "namespace": "team"}, opts=after)
+            k8s.apiextensions.CustomResource(
+                "rule", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+                metadata={"name": "r", "namespace": "team"}, spec={"groups": []}, opts=after)
+        return program
+
+    unordered = _rules(_recorded_plan(chart_and_objects(False), plans["dev"]))
+    assert {f.resource for f in unordered["namespace-before-object"]} == {"cm", "rule"}
+    assert [f.resource for f in unordered["crd-before-custom-resource"]] == ["rule"]
+    ordered = _rules(_recorded_plan(chart_and_objects(True), plans["dev"]))
+    assert "namespace-before-object" not in ordered and "crd-before-custom-resource" not in ordered

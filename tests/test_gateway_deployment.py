@@ -20,7 +20,13 @@ def test_gateway_pod_is_non_root_read_only_and_bounded(plans):
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
     assert container["image"].endswith("/llmops-prod/llm-gateway:0.1.0")
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"      # fails first on drain
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    args = container["command"]
+    assert args[args.index("--max-connections") + 1] == "4096"
+    assert args[args.index("--max-inflight") + 1] == "1024"
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > int(args[args.index("--drain-seconds") + 1])            # the drain fits in it
 
 
 def test_routing_config_carries_the_canary_split_from_stack_config(plans):

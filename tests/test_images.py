@@ -12,13 +12,13 @@ from llmops.offline.plan import run_plan
 from stacks.config import ConfigError
 
 CREDENTIAL = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/ghcr-AbCdEf"
-TGI = "ghcr.io/huggingface/text-generation-inference:3.3.4"
+TGI = "ghcr.io/huggingface/text-generation-inference:3.3.7"
 
 
 def test_an_image_of_a_mirrored_registry_is_pulled_through_its_mirror():
     mirrors = {"ghcr.io": "123456789012.dkr.ecr.us-east-1.amazonaws.com/ghcr"}
     assert mirrored(TGI, mirrors) == (
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/ghcr/huggingface/text-generation-inference:3.3.4")
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/ghcr/huggingface/text-generation-inference:3.3.7")
     assert mirrored("registry.k8s.io/pause:3.10", mirrors) == "registry.k8s.io/pause:3.10"
     assert mirrored(TGI, {}) == TGI
 

@@ -21,7 +21,10 @@ from policies.network_reachability import (
 )
 from tests.conftest import STACKS
 
-TGI = {"app.kubernetes.io/name": "tgi", "llmops.io/model": "llama-3-8b", "llmops.io/track": "stable"}
+TGI = {"app.kubernetes.io/name": "tgi", "app.kubernetes.io/component": "model-server",
+       "llmops.io/model": "llama-3-8b", "llmops.io/track": "stable"}
+VLLM = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/component": "model-server",
+        "llmops.io/model": "qwen-2-5-32b", "llmops.io/track": "stable"}
 GATEWAY = {"app.kubernetes.io/name": "llm-gateway", "app.kubernetes.io/part-of": "llmops"}
 OUR_NAMESPACES = ("llm-serving", "llm-gateway", "monitoring", "keda", "node-agents")
 
@@ -33,6 +36,7 @@ def _endpoints(plan):
     host = lambda cidr, n: str(ipaddress.ip_network(cidr)[n])  # noqa: E731
     return {
         "tgi": Pod("llm-serving", TGI, ip=host(private, 11)),
+        "vllm": Pod("llm-serving", VLLM, ip=host(private, 22)),
         "gateway": Pod("llm-gateway", GATEWAY, ip=host(private, 12)),
         "prometheus": Pod("monitoring", PROMETHEUS_POD, ip=host(private, 13)),
         "grafana": Pod("monitoring", {"app.kubernetes.io/name": "grafana"}, ip=host(private, 14)),
@@ -62,6 +66,18 @@ def test_only_the_gateway_reaches_tgi_and_only_prometheus_scrapes_it(plans, stac
     assert not allowed(policies, ep["prometheus"], ep["tgi"], 8080)  # nor Prometheus generate
     # TGI pods do not talk to each other either (shards talk over localhost/NCCL in-pod)
     assert not allowed(policies, ep["tgi"], Pod("llm-serving", TGI), 8080)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vllm_pods_take_the_gateway_and_prometheus_on_their_one_port_and_no_one_else(plans, stack):
+    """vLLM serves its API and /metrics on port 8000 (FrontendArgs.port in vllm 0.34.0)."""
+    policies, ep = policies_from(plans[stack].resources), _endpoints(plans[stack])
+    assert allowed(policies, ep["gateway"], ep["vllm"], 8000)
+    assert allowed(policies, ep["prometheus"], ep["vllm"], 8000)
+    for other in ("stranger", "grafana", "keda", "dcgm", "private-eni", "public-eni", "tgi"):
+        assert not allowed(policies, ep[other], ep["vllm"], 8000), other
+    assert allowed(policies, ep["vllm"], ep["s3"], 443)
+    assert not allowed(policies, ep["vllm"], ep["internet"], 22)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -135,16 +151,19 @@ def test_services_the_gateway_calls_keep_service_port_equal_to_container_port(pl
     plan = plans[stack]
     serving = [d for d in plan.of_type("kubernetes:apps/v1:Deployment")
                if d.inputs["metadata"]["namespace"] == "llm-serving"]
-    container_ports = {p["name"]: p["containerPort"] for d in serving
+    # per engine: TGI's http is 8080, vLLM's 8000
+    container_ports = {(d.inputs["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"], p["name"]):
+                       p["containerPort"] for d in serving
                        for c in d.inputs["spec"]["template"]["spec"]["containers"]
                        for p in c.get("ports", [])}
     services = [s for s in plan.of_type("kubernetes:core/v1:Service")
                 if s.inputs["metadata"]["namespace"] == "llm-serving"]
     assert services
     for service in services:
+        engine = service.inputs["spec"]["selector"]["app.kubernetes.io/name"]
         for port in service.inputs["spec"]["ports"]:
             assert port["targetPort"] == port["name"], service.name
-            assert port["port"] == container_ports[port["name"]], service.name
+            assert port["port"] == container_ports[(engine, port["name"])], service.name
 
 
 @pytest.mark.parametrize("stack", STACKS)

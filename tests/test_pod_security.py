@@ -61,7 +61,7 @@ def _tgi_pod(plan):
 
 
 def test_tgi_runs_as_root_with_everything_else_dropped(plans):
-    """TGI 3.3.4's Dockerfile sets no USER and installs its interpreter under /root, so the
+    """TGI 3.3.7's Dockerfile sets no USER and installs its interpreter under /root, so the
     container keeps uid 0; it gets no capabilities, no escalation and RuntimeDefault seccomp."""
     pod = _tgi_pod(plans["prod"])
     assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}

@@ -51,15 +51,18 @@ def admission(plans) -> Admission:
 
 
 def _tgi_pods(plan) -> dict[str, dict[str, Any]]:
+    """Every model server's pod spec (TGI and vLLM), by Deployment name."""
     return {d.inputs["metadata"]["name"]: d.inputs["spec"]["template"]["spec"]
             for d in plan.of_type("kubernetes:apps/v1:Deployment")
-            if d.inputs["metadata"]["name"].startswith("tgi-")}
+            if d.inputs["spec"]["template"]["metadata"]["labels"].get(
+                "app.kubernetes.io/component") == "model-server"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_model_pod_the_stack_renders_is_admitted(plans, stack, admission):
     pods = _tgi_pods(plans[stack])
     assert pods
+    assert any(name.startswith("vllm-") for name in pods) == (stack != "dev")
     for name, pod in pods.items():
         assert admission.denials(pod) == [], name
 

@@ -1,12 +1,14 @@
-"""TGI deployments as rendered for each stack: flags, GPUs, probes, placement, scaling, releases."""
+"""Model servers as rendered for each stack (TGI here, vLLM in test_vllm.py): flags, GPUs,
+probes, placement, scaling, releases."""
 
 from __future__ import annotations
 
 import kubernetes_validate
 import pytest
 
+from components.engines import TGI, flags_of
+from components.engines.pod import NODE_PROVISION_S, start_budgets
 from components.gpu_instances import gpu_instances
-from components.tgi_render import NODE_PROVISION_S, launcher_args, start_budgets
 from llmops.offline.manifests import manifests, write_manifests
 from llmops.offline.plan import run_plan
 from stacks.config import ConfigError
@@ -57,10 +59,11 @@ def test_every_kubernetes_object_validates_against_the_cluster_schema(plans, sta
         kubernetes_validate.validate(manifest, version, strict=True)
 
 
-def test_tgi_runs_with_the_exact_launcher_flags_from_config(plans):
-    tgi = _pod(_deployment(plans["prod"], "tgi-qwen-2-5-32b"))["containers"][0]
+def test_tgi_runs_with_the_exact_launcher_flags_from_config():
+    plan = run_plan("prod", overrides={"llmops:models.1.engine": "tgi"})
+    tgi = _pod(_deployment(plan, "tgi-qwen-2-5-32b"))["containers"][0]
     args = tgi["args"]
-    assert tgi["image"] == "ghcr.io/huggingface/text-generation-inference:3.3.4"
+    assert tgi["image"] == "ghcr.io/huggingface/text-generation-inference:3.3.7"
     # the verified copy in the weights cache: model / version / revision
     assert _flag(args, "--model-id") == (
         "/data/models/entries/qwen-2-5-32b/2025-09-20/5ede1c97bbab6ce5cda5812749b4c0bdf79b18dd/files")
@@ -75,17 +78,34 @@ def test_tgi_runs_with_the_exact_launcher_flags_from_config(plans):
     assert {"name": "metrics", "containerPort": 9000} in tgi["ports"]
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_tgi_flag_exists_in_the_pinned_release(plans, stack):
+    """Each flag of each rendered TGI container is a long option of v3.3.7's launcher
+    (components/engines/data/tgi-3.3.7.flags, from launcher/src/main.rs at that tag)."""
+    known = TGI.known_flags()
+    containers = [c for d in plans[stack].of_type(DEPLOYMENT) for c in _pod(d.inputs)["containers"]
+                  if c["name"] == "tgi"]
+    assert containers
+    for container in containers:
+        assert set(flags_of(container["args"])) <= known, set(flags_of(container["args"])) - known
+
+
+def test_the_tgi_flag_list_catches_a_flag_the_launcher_does_not_have():
+    assert {"--max-input-tokens", "--prometheus-port", "--usage-stats"} <= TGI.known_flags()
+    assert "--max-num-seqs" not in TGI.known_flags()  # vLLM's, not TGI's
+
+
 def test_gpu_limit_equals_shards_and_cpu_memory_come_from_the_instance(plans):
     tgi = _pod(_deployment(plans["prod"], "tgi-llama-3-8b"))["containers"][0]
     # 1 shard of a g5.12xlarge (4 GPUs, 48 vCPU, 192 GiB) minus the node reserve
     assert tgi["resources"]["limits"] == {"cpu": "10", "memory": "42Gi", "nvidia.com/gpu": "1"}
     assert tgi["resources"]["requests"] == tgi["resources"]["limits"]
-    big = _pod(_deployment(plans["prod"], "tgi-qwen-2-5-32b"))["containers"][0]
+    big = _pod(_deployment(plans["prod"], "vllm-qwen-2-5-32b"))["containers"][0]
     assert big["resources"]["limits"]["nvidia.com/gpu"] == "4"
 
 
 def test_shared_memory_is_a_memory_backed_empty_dir(plans):
-    pod = _pod(_deployment(plans["prod"], "tgi-qwen-2-5-32b"))
+    pod = _pod(_deployment(plans["prod"], "vllm-qwen-2-5-32b"))
     shm = next(v for v in pod["volumes"] if v["name"] == "shm")
     assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "4Gi"}
     mounts = pod["containers"][0]["volumeMounts"]
@@ -93,7 +113,7 @@ def test_shared_memory_is_a_memory_backed_empty_dir(plans):
 
 
 def test_probes_give_slow_loading_models_minutes_not_seconds(plans):
-    deployment = _deployment(plans["prod"], "tgi-qwen-2-5-32b")
+    deployment = _deployment(plans["prod"], "tgi-llama-3-8b")
     tgi = _pod(deployment)["containers"][0]
     startup = tgi["startupProbe"]
     assert startup["httpGet"] == {"path": "/health", "port": "http"}
@@ -152,7 +172,7 @@ def test_prod_models_may_run_on_spot_or_on_demand_nodes_of_their_shape(plans):
     plan = plans["prod"]
     groups = {g.inputs["labels"]["llmops.io/capacity-type"]: g.inputs["labels"]
               for g in plan.of_type("aws:eks/nodeGroup:NodeGroup") if "gpu24" in g.name}
-    for name in ("tgi-llama-3-8b", "tgi-qwen-2-5-32b"):
+    for name in ("tgi-llama-3-8b", "vllm-qwen-2-5-32b"):
         term = _pod(_deployment(plan, name))["affinity"]["nodeAffinity"][
             "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
             "matchExpressions"][0]
@@ -182,7 +202,7 @@ def test_each_track_has_a_disruption_budget(plans):
     budgets = {b.inputs["metadata"]["name"]: b.inputs["spec"]
                for b in plan.of_type("kubernetes:policy/v1:PodDisruptionBudget")
                if b.inputs["metadata"]["namespace"] == "llm-serving"}
-    assert set(budgets) == {"tgi-llama-3-8b", "tgi-llama-3-8b-canary", "tgi-qwen-2-5-32b"}
+    assert set(budgets) == {"tgi-llama-3-8b", "tgi-llama-3-8b-canary", "vllm-qwen-2-5-32b"}
     assert budgets["tgi-llama-3-8b"]["maxUnavailable"] == 1
     assert budgets["tgi-llama-3-8b"]["selector"]["matchLabels"]["llmops.io/track"] == "stable"
 
@@ -194,6 +214,8 @@ def test_keda_scales_on_queue_depth_with_scheduled_peaks_and_slow_scale_down(pla
     spec = scaler["spec"]
     prometheus = next(t for t in spec["triggers"] if t["type"] == "prometheus")
     assert "tgi_queue_size" in prometheus["metadata"]["query"]
+    # per replica, said explicitly: KEDA 2.17's webhook refuses a fallback without it
+    assert prometheus["metricType"] == "AverageValue"
     assert 'model="llama-3-8b"' in prometheus["metadata"]["query"]
     assert prometheus["metadata"]["threshold"] == "8"
     cron = next(t for t in spec["triggers"] if t["type"] == "cron")
@@ -225,9 +247,9 @@ def test_blue_green_active_service_selects_the_live_colour_and_preview_the_other
     plan = plans["staging"]
     services = {s.inputs["metadata"]["name"]: s.inputs["spec"]["selector"]
                 for s in plan.of_type("kubernetes:core/v1:Service")}
-    assert services["tgi-qwen-2-5-32b"]["llmops.io/track"] == "blue"
-    assert services["tgi-qwen-2-5-32b-preview"]["llmops.io/track"] == "green"
-    assert _deployment(plan, "tgi-qwen-2-5-32b-blue")["metadata"]["annotations"][
+    assert services["vllm-qwen-2-5-32b"]["llmops.io/track"] == "blue"
+    assert services["vllm-qwen-2-5-32b-preview"]["llmops.io/track"] == "green"
+    assert _deployment(plan, "vllm-qwen-2-5-32b-blue")["metadata"]["annotations"][
         "llmops.io/registry-stage"] == "production"
 
 
@@ -235,8 +257,8 @@ def test_flipping_active_is_the_cut_over():
     plan = run_plan("staging", overrides={"llmops:models.1.blueGreen.active": "green"})
     services = {s.inputs["metadata"]["name"]: s.inputs["spec"]["selector"]
                 for s in plan.of_type("kubernetes:core/v1:Service")}
-    assert services["tgi-qwen-2-5-32b"]["llmops.io/track"] == "green"
-    assert services["tgi-qwen-2-5-32b-preview"]["llmops.io/track"] == "blue"
+    assert services["vllm-qwen-2-5-32b"]["llmops.io/track"] == "green"
+    assert services["vllm-qwen-2-5-32b-preview"]["llmops.io/track"] == "blue"
 
 
 def test_stage_is_resolved_from_the_registry_and_the_version_is_an_output(plans):
@@ -268,7 +290,7 @@ def test_model_reader_role_is_bound_to_the_models_service_account(plans):
 def test_manifests_are_written_one_file_per_object(plans, tmp_path):
     written = write_manifests(plans["staging"].resources, tmp_path)
     names = {p.name for p in written}
-    assert "llm-serving--deployment--tgi-qwen-2-5-32b-green.yaml" in names
+    assert "llm-serving--deployment--vllm-qwen-2-5-32b-green.yaml" in names
     assert "cluster--namespace--llm-serving.yaml" in names
     assert len(names) == len(written)
 
@@ -280,7 +302,7 @@ def test_launcher_uses_dtype_when_not_quantized():
         "name": "mm", "registry": {"stage": "production"}, "gpuShape": "24gib-x1", "paramsBillion": 1,
         "dtype": "float16", "maxInputTokens": 1, "maxTotalTokens": 2, "maxBatchPrefillTokens": 1,
         "replicas": {"min": 1, "max": 1}, "loraAdapters": ["a/b", "c/d"]})
-    args = launcher_args(model, "/m")
+    args = TGI.args(model, "/m")
     assert _flag(args, "--dtype") == "float16" and "--quantize" not in args
     assert _flag(args, "--lora-adapters") == "a/b,c/d"
 

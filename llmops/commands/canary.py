@@ -162,13 +162,14 @@ def run_promote(args: argparse.Namespace) -> int:
 
 def run_rollback(args: argparse.Namespace) -> int:
     stack = load_stack(args.stack, args.stacks_dir)
-    stack.model(args.model)
+    model = stack.model(args.model)
     new_text = stackedit.remove_canary(stack.path.read_text(), stack.source, args.model)
     stackedit.validate(new_text, stack.name)
     namespace = stack.config.serving.namespace
     print(f"now (seconds; needs kubectl on the cluster): scale the canary to zero and keep KEDA "
           f"from scaling it back up:\n  kubectl -n {namespace} annotate scaledobject "
-          f"tgi-{args.model}-canary autoscaling.keda.sh/paused-replicas=0 --overwrite\n"
+          # the scaler is named <engine>-<model>-canary (components/engines/base.py)
+          f"{model.engine}-{args.model}-canary autoscaling.keda.sh/paused-replicas=0 --overwrite\n"
           "  the gateway's canary share then fails to connect and is retried on stable; after "
           "breaker.failureThreshold failures the canary breaker opens and stops the retries.")
     print("durable (removes the canary Deployment and its gateway route; weight 0 is not a valid "

@@ -62,16 +62,16 @@ def render(config: PlatformConfig, cost: CostEstimate, budget: tuple[float, str]
     if cost.models:
         lines += ["", "Models (each alone on its GPU shape; canary/blue-green tracks and "
                   "schedules not included):"]
-        rows = [["model", "shape", "replicas", "pods/node", "nodes", "cheapest pool",
+        rows = [["model", "engine", "shape", "replicas", "pods/node", "nodes", "cheapest pool",
                  "monthly", "priciest pool", "monthly"]]
         for m in cost.models:
-            rows.append([m.name, m.gpu_shape, f"{m.replicas[0]}-{m.replicas[1]}",
+            rows.append([m.name, m.engine, m.gpu_shape, f"{m.replicas[0]}-{m.replicas[1]}",
                          str(m.pods_per_node), f"{m.nodes[0]}-{m.nodes[1]}",
                          f"{m.cheapest.name} ({m.cheapest.capacity_type})",
                          "-".join(usd(v) for v in m.monthly(m.cheapest)),
                          f"{m.priciest.name} ({m.priciest.capacity_type})",
                          "-".join(usd(v) for v in m.monthly(m.priciest))])
-        lines += table(rows, right={3})
+        lines += table(rows, right={4})
     return "\n".join(lines)
 
 

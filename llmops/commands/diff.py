@@ -16,6 +16,7 @@ from llmops.errors import LlmopsError
 from llmops.offline.plan import run_plan
 from llmops.offline.plan_diff import diff_plans, render
 from llmops.offline.stackfile import STACKS_DIR, available_stacks, display_path
+from llmops.offline.strict_yaml import read_utf8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def load(source: str, stacks_dir: Path) -> dict[str, Any]:
     path = Path(source)
     if path.is_file():
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(read_utf8(path, display_path(path)))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise LlmopsError(f"{display_path(path)} is not JSON: {exc}") from None
         if not (isinstance(document, dict) and isinstance(document.get("resources"), list)
@@ -48,6 +49,9 @@ def load(source: str, stacks_dir: Path) -> dict[str, Any]:
     stacks = available_stacks(stacks_dir)
     if source in stacks:
         return run_plan(source, stacks_dir=stacks_dir).to_json()
+    if path.is_dir():
+        raise LlmopsError(f"{display_path(path)} is a directory, not a plan JSON file nor a stack; "
+                          f"stacks: {', '.join(stacks)}")
     raise LlmopsError(f"{source!r} is neither a plan JSON file nor a stack; stacks: "
                       f"{', '.join(stacks) or 'none'}")
 

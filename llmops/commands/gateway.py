@@ -24,23 +24,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     parser.add_argument("--drain-seconds", type=float, default=60.0,
                         help="on SIGTERM, how long in-flight requests and streams may finish "
-                        "before they are cut (default: %(default)s)")
+                        "before they are cut; meanwhile /ready fails and new requests get 503 "
+                        "with Retry-After (default: %(default)s)")
+    parser.add_argument("--max-connections", type=int, metavar="N",
+                        help="open client connections per process (default: the config's "
+                        "limits.maxConnections); beyond it 503 and close")
+    parser.add_argument("--max-inflight", type=int, metavar="N",
+                        help="requests in flight per process (default: the config's "
+                        "limits.maxInflightRequests); beyond it 503 with Retry-After")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    import asyncio
 
     from serving.gateway.app import create_app
     from serving.gateway.config import load_config
     from serving.gateway.logs import configure_logging
+    from serving.gateway.server import serve_until_signalled
 
     config = load_config(args.config)  # GatewayConfigError -> clean message, exit 1
+    for name, value in (("--max-connections", args.max_connections), ("--max-inflight", args.max_inflight)):
+        if value is not None and value < 1:
+            raise LlmopsError(f"{name} must be at least 1 (got {value})")
+    if args.max_inflight:
+        config = config.model_copy(update={"limits": config.limits.model_copy(
+            update={"max_inflight_requests": args.max_inflight})})
     configure_logging()
     try:
-        web.run_app(create_app(config), host=args.host, port=args.port, access_log=None,
-                    shutdown_timeout=args.drain_seconds,
-                    print=lambda msg: print(msg, flush=True))
+        asyncio.run(serve_until_signalled(create_app(config), args.host, args.port,
+                                          args.drain_seconds, args.max_connections))
     except OSError as exc:
         reason = ("address already in use" if exc.errno == errno.EADDRINUSE
                   else (exc.strerror or str(exc)).lower())

@@ -13,6 +13,7 @@ from llmops.offline.notes import plan_notes
 from llmops.offline.output_paths import check_targets
 from llmops.offline.plan import Plan, run_plan
 from policies.runner import evaluate, mandatory, render
+from stacks.bootstrap.config import BOOTSTRAP_STACK
 
 #: Exit status when a mandatory policy is violated (as `llmops policy check`) or a deploy
 #: check finds something that would stop the first real `up`.
@@ -24,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plan", help="run a stack's program offline under mocks and summarise what it creates",
         description="Runs the real Pulumi program under mocks with stacks/Pulumi.<stack>.yaml, "
         "records every resource and prints a summary. No cloud account or Pulumi CLI needed.")
-    add_stack_arguments(parser, "environment to plan")
+    add_stack_arguments(parser, "environment to plan, or `bootstrap` for the account's bootstrap "
+                        "project (stacks/bootstrap/Pulumi.bootstrap.yaml)")
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="write every recorded resource and the outputs as JSON")
     parser.add_argument("--manifests", type=Path, metavar="DIR",
@@ -38,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_targets(args.json, args.manifests)
+    if args.stack == BOOTSTRAP_STACK:
+        return run_bootstrap(args)
     plan = run_plan(args.stack, stacks_dir=args.stacks_dir)
     print(render_summary(plan, quiet=args.quiet))
     if args.json:
@@ -55,7 +59,24 @@ def run(args: argparse.Namespace) -> int:
     return POLICY_FAILURE if findings or mandatory(violations) else 0
 
 
-def render_summary(plan: Plan, quiet: bool = False) -> str:
+def run_bootstrap(args: argparse.Namespace) -> int:
+    """The account's bootstrap project: summary, JSON, and the pack with prod's settings."""
+    from llmops.offline.bootstrap_plan import POLICY_SETTINGS, run_bootstrap_plan
+    from policies.settings import load_config
+
+    plan = run_bootstrap_plan(args.stacks_dir)
+    print(render_summary(plan, quiet=args.quiet, notes=False))
+    if args.json:
+        plan.write_json(args.json)
+        print(f"wrote {len(plan.resources)} resources to {args.json}")
+    if args.no_policy:
+        return 0
+    violations = evaluate(plan.resources, config=load_config(POLICY_SETTINGS))
+    print("\n" + render(violations, stack=plan.stack))
+    return POLICY_FAILURE if mandatory(violations) else 0
+
+
+def render_summary(plan: Plan, quiet: bool = False, notes: bool = True) -> str:
     custom = plan.custom_resources
     components = len(plan.resources) - len(custom)
     per_stack = ", ".join(f"{label} {len([r for r in custom if r.stack == label])}"
@@ -74,5 +95,6 @@ def render_summary(plan: Plan, quiet: bool = False) -> str:
         for key in sorted(outputs):
             shown = "[secret]" if key in plan.secret_outputs else json.dumps(outputs[key])
             lines.append(f"  {key}: {shown}")
-    lines += ["", *plan_notes(plan)]
+    if notes:
+        lines += ["", *plan_notes(plan)]
     return "\n".join(lines)

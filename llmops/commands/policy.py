@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import LlmopsError
+from llmops.offline.strict_yaml import read_utf8
 from policies.runner import Violation, evaluate, mandatory, render
 from policies.settings import CONFIG_DIR, available_configs, load_config
 
@@ -46,11 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def read_plan(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         raise LlmopsError(f"{path} does not exist; write it with `llmops plan --stack <env> "
-                          f"--json {path}`") from None
+                          f"--json {path}`")
+    try:
+        document = json.loads(read_utf8(path, str(path)))  # a directory, UTF-16: said so
     except json.JSONDecodeError as exc:
         raise LlmopsError(f"{path} is not JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("resources"), list):

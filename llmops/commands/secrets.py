@@ -37,7 +37,7 @@ def stack_secrets(stack: str, stacks_dir: Path = STACKS_DIR) -> list[SecretStatu
     workloads = read_workloads_config(stack, stacks_dir)
     problems = SecretProblems(environment, workloads)
     with problems.reported_with_config_errors():
-        config = parse_platform_config({**environment.values, **workloads.values},
+        config = parse_platform_config({**environment.values, **problems.workloads_values},
                                        project=PRODUCT, stack=stack, source=environment.source)
     problems.check(config)
     return secret_statuses(config, workloads)

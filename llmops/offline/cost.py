@@ -55,6 +55,7 @@ class ModelCost:
     nodes: tuple[int, int]
     cheapest: PoolCost
     priciest: PoolCost
+    engine: str = "tgi"
 
     def monthly(self, pool: PoolCost) -> tuple[float, float]:
         return pool.monthly(self.nodes[0]), pool.monthly(self.nodes[1])
@@ -92,7 +93,7 @@ def model_cost(model: ModelConfig, pools: dict[str, PoolCost], config: PlatformC
     return ModelCost(model.name, model.gpu_shape, replicas, per_node,
                      tuple(math.ceil(r / per_node) for r in replicas),  # type: ignore[arg-type]
                      min(candidates, key=lambda p: p.hourly),
-                     max(candidates, key=lambda p: p.hourly))
+                     max(candidates, key=lambda p: p.hourly), model.engine)
 
 
 def estimate(config: PlatformConfig) -> CostEstimate:

@@ -105,7 +105,7 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None,
     # file; offline, stand in for the ones that are absent so the rest can be planned.
     workloads_file = read_workloads_config(stack, stacks_dir)
     secret_problems = SecretProblems(stack_config, workloads_file)
-    stack_config = stack_config.with_overrides(workloads_file.values)
+    stack_config = stack_config.with_overrides(secret_problems.workloads_values)
     stack_config.secret_keys.update(workloads_file.secret_keys)
     stack_config = stack_config.with_overrides(
         {key: OFFLINE_SECRET for key in secret_config_keys() if key not in stack_config.values})

@@ -10,6 +10,7 @@ import yaml
 
 from llmops.errors import LlmopsError
 from llmops.offline.stackfile import display_path
+from llmops.offline.strict_yaml import duplicate_keys, read_utf8
 
 FILE_NAME = "offline-registry.yaml"
 
@@ -22,17 +23,21 @@ def load_offline_registry(stacks_dir: Path, needed: bool) -> tuple[dict[str, Any
     """
     path = stacks_dir / FILE_NAME
     source = display_path(path)
-    if not path.is_file():
+    if not path.exists():
         if needed:
             raise LlmopsError(
                 f"{source} does not exist: the offline plan answers the registry reads of "
                 f"llmops:models from it; put one beside the Pulumi.<stack>.yaml files in "
                 f"{display_path(stacks_dir)} (see stacks/{FILE_NAME} for its layout)")
         return {}, source
+    text = read_utf8(path, source)
     try:
-        registry = yaml.safe_load(path.read_text()) or {}
+        registry = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise LlmopsError(f"{source} is not valid YAML: {exc}") from None
+    repeated = duplicate_keys(text)
+    if repeated:
+        raise LlmopsError(f"{source}: " + "; ".join(repeated))
     if not isinstance(registry, dict):
         raise LlmopsError(f"{source} must map model names to their stages and versions")
     return registry, source

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from llmops.offline.stackfile import StackConfig
-from stacks.config import ConfigError, PlatformConfig, secret_config_keys
+from stacks.config import (
+    ConfigError,
+    PlatformConfig,
+    misplaced_key_problem,
+    misplaced_workloads_keys,
+    secret_config_keys,
+)
 from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE
 
 #: The directory whose Pulumi project (llmops-workloads) owns the secrets.
@@ -111,8 +117,18 @@ class SecretProblems:
     def __init__(self, environment_file: StackConfig, workloads_file: StackConfig):
         self.environment_file = environment_file
         self.workloads_file = workloads_file
-        self.problems = (placement_problems(environment_file, is_workloads_file=False)
+        self.misplaced = misplaced_workloads_keys(workloads_file.values, environment_file.values)
+        misplaced = [misplaced_key_problem(key, workloads_source=workloads_file.source,
+                                           environment_source=environment_file.source)
+                     for key in self.misplaced]
+        self.problems = (misplaced + placement_problems(environment_file, is_workloads_file=False)
                          + placement_problems(workloads_file, is_workloads_file=True))
+
+    @property
+    def workloads_values(self) -> dict:
+        """The workloads file's keys that may be merged over the environment file: not the
+        misplaced settings (refused; merged, their errors would be blamed on the wrong file)."""
+        return {k: v for k, v in self.workloads_file.values.items() if k not in self.misplaced}
 
     @property
     def source(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from llmops.errors import LlmopsError
+from llmops.offline.strict_yaml import duplicate_keys, read_utf8
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACKS_DIR = PROJECT_ROOT / "stacks"
@@ -58,7 +59,7 @@ def read_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
     """The environment file: the platform stack's config, which both stacks read."""
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     source = display_path(path)
-    if not path.is_file():
+    if not path.exists():
         known = ", ".join(available_stacks(stacks_dir)) or "none"
         raise LlmopsError(f"no stack {stack!r}: {source} does not exist; stacks: {known}")
     return _read(stack, path, source)
@@ -68,16 +69,23 @@ def read_workloads_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackCon
     """The workloads stack's own config (stacks/workloads/Pulumi.<stack>.yaml): its secrets.
     Absent before `pulumi stack init` there, which is fine offline."""
     path = stacks_dir / "workloads" / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
+    if not path.exists():
         return StackConfig(stack, display_path(path), {})
     return _read(stack, path, display_path(path))
 
 
 def _read(stack: str, path: Path, source: str) -> StackConfig:
+    """UTF-8 text, valid YAML, each key once (else the last would win without a word)."""
+    text = read_utf8(path, source)
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise LlmopsError(f"{source} is not valid YAML: {exc}") from None
+    repeated = duplicate_keys(text, strip_prefix="config.")
+    if repeated:
+        from stacks.config import ConfigError  # here: this module stays light for the pods
+
+        raise ConfigError(source, repeated)
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise LlmopsError(f"{source} has no `config:` mapping")

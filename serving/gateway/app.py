@@ -1,15 +1,21 @@
-"""The gateway's HTTP app: TGI's API (and the OpenAI-compatible routes) in front of TGI.
+"""The gateway's HTTP app: TGI's API (and the OpenAI-compatible routes) in front of TGI and
+vLLM model servers.
 
 A request names its model with the `X-Model` header or a `model` body field; with one model
-configured (or `defaultModel`), it may omit it. Every request is authenticated, rate limited,
-checked, optionally served from cache, then routed to a backend (stable or canary), with
-fallback to a secondary model when the primary is overloaded or its breaker is open.
+configured (or `defaultModel`), it may omit it. Every request is authenticated, checked
+against the process's caps and drain, read and checked, rate limited, optionally served
+from cache, then routed to a backend (stable or canary), with fallback to a secondary model
+when the primary is overloaded or its breaker is open. However it ends, `Endings.end` (in
+`call.py`) writes its one audit line, settles its budget and counts it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -17,20 +23,23 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.gateway.audit import AuditLog
 from serving.gateway.auth import KeyStore
 from serving.gateway.cache import ResponseCache, cache_key, is_deterministic
+from serving.gateway.call import Call, Endings
 from serving.gateway.config import ApiKey, GatewayConfig
-from serving.gateway.errors import Refusal, shown
+from serving.gateway.engines import VLLM, model_error, route_refusal
+from serving.gateway.errors import ClientGone, Refusal, shown
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.ratelimit import RateLimiter
 from serving.gateway.redaction import StreamRedaction, redact_payload
-from serving.gateway.request import OPENAI_ROUTES, Checked, check_body, model_field, parse_json, read_body
+from serving.gateway.request import OPENAI_ROUTES, check_body, model_field, parse_json, read_body
 from serving.gateway.routing import BackendState, Router
-from serving.gateway.streaming import relay_stream
-from serving.gateway.upstream import TRANSPORT_ERRORS, Fault, fault_of, json_body, tgi_error
+from serving.gateway.streaming import StreamOutcome, relay_stream
+from serving.gateway.upstream import TRANSPORT_ERRORS, Fault, fault_of, json_body
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                   "X-Accel-Buffering": "no"}
@@ -40,29 +49,9 @@ PASS_HEADERS = ("x-compute-time", "x-total-time", "x-validation-time", "x-queue-
                 "x-compute-type")
 APP_STATE = web.AppKey("gateway", object)
 LOG = logging.getLogger("llmops.gateway")
-
-
-@dataclass
-class Call:
-    """One client request as the gateway understands it."""
-
-    route: str
-    model: str
-    key: ApiKey
-    body: dict[str, Any]
-    checked: Checked
-    stream: bool
-    raw: bytes = b""
-    cache_key: str | None = None
-    tokens: int = 0
-    reserved: int = 0
-    backend: str = "none"
-    answered_by: str = ""         # the model whose backend answered (the fallback's, if used)
-    responding: bool = False      # a streamed response has started: no other answer possible
-    started: float = field(default_factory=time.perf_counter)
-
-
 JSON_HEADERS = {"Content-Type": "application/json"}
+#: Faults that mean "no replica is there (yet)": what a cold-start hold waits out.
+COLD_FAULTS = ("down", "not_ready")
 
 
 class Overloaded(Exception):
@@ -75,12 +64,17 @@ class Attempts:
 
     full: bool = False
     open: bool = False
+    cold_for: float | None = None     # seconds a cold-start hold waited in vain
     faults: list[Fault] = field(default_factory=list)
 
     def refusal(self, model: str) -> Refusal:
         if self.full:
             return Refusal(429, f"model {model!r} is overloaded; retry later", "overloaded",
                            "overloaded", {"Retry-After": "1"})
+        if self.cold_for is not None:
+            return Refusal(503, f"model {model!r} is starting: no replica was ready within "
+                           f"{self.cold_for:g} s; retry later", "unavailable", "cold_start",
+                           {"Retry-After": str(max(1, math.ceil(self.cold_for)))})
         broken = [f for f in self.faults if f.kind == "broken"]
         if broken:
             return Refusal(502, f"the model server for {model!r} failed: {broken[-1].detail}",
@@ -91,8 +85,8 @@ class Attempts:
 
 class Gateway:
     """One gateway process: the state its decisions share (keys, budgets, cache, breakers,
-    metrics) and the handlers that apply them in order: authenticate, read and check,
-    reserve, cache, route (with fallback), relay (with redaction), settle."""
+    metrics) and the handlers that apply them in order: authenticate, shed (drain, caps),
+    read and check, reserve, cache, route (with fallback), relay (with redaction), end."""
 
     def __init__(self, config: GatewayConfig):
         self.config = config
@@ -104,11 +98,17 @@ class Gateway:
                              seed=config.seed)
         self.metrics = GatewayMetrics()
         self.audit = AuditLog(config.audit_log)
+        self.endings = Endings(self.metrics, self.limiter, self.audit)
         self.deny = [re.compile(p, re.IGNORECASE) for p in config.limits.deny_patterns]
         self.session: aiohttp.ClientSession | None = None
+        self.inflight = 0
+        self.draining = False
+        self._warned: set[str] = set()
         for backend in self.router.backends.values():  # read at scrape time: never stale
             self.metrics.breaker_state.labels(backend.model, backend.track).set_function(
                 lambda breaker=backend.breaker: breaker.state)
+        for model in config.models:  # exported at 0 from the start, as a scaler expects
+            self.metrics.child(self.metrics.waiting, model).set(0)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self, _app: web.Application) -> None:
@@ -124,24 +124,120 @@ class Gateway:
             await self.session.close()
         self.audit.close()
 
-    # -- request parsing -------------------------------------------------------------------
-    async def _parse(self, request: web.Request) -> Call:
-        """Authenticate first (from headers alone), then read and check the body."""
-        key = self.keys.authenticate(request.headers.get("Authorization"))
-        if key is None:
-            self.audit.record(None, request.headers.get("X-Model", "")[:100] or None, request.path,
-                              False, "unauthenticated")
-            raise Refusal(401, "missing or invalid API key (Authorization: Bearer <key>)",
-                          "unauthorized", "unauthorized", close=not request.content.is_eof())
+    def begin_drain(self) -> None:
+        """Readiness fails and new requests get 503 with Retry-After; in-flight ones finish."""
+        self.draining = True
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no request is in flight (True) or `timeout_s` passed (False)."""
+        deadline = time.monotonic() + timeout_s
+        while self.inflight > 0:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    # -- the request's path --------------------------------------------------------------
+    async def handle_inference(self, request: web.Request) -> web.StreamResponse:
+        call = Call(request.path)
+        self.inflight += 1
+        try:
+            return await self._handle(request, call)
+        except Refusal as refusal:
+            call.refused(refusal)
+            return refusal.response()
+        except ClientGone:
+            call.gone()
+            return _gone()
+        except asyncio.CancelledError:  # aiohttp cancels the handler when the client leaves,
+            if self.draining and not call.status:  # or the drain window is over
+                call.finish(503, "cut_by_drain", "the drain window ended before the answer")
+            elif self.draining and call.outcome == "streaming":
+                call.finish(503, "cut_by_drain", "the drain window ended mid-stream")
+            call.gone()
+            raise
+        except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
+            LOG.exception("unexpected error on %s", request.path)
+            refusal = Refusal(500, "the gateway failed on this request; the error is in its log",
+                              "internal", "internal_error")
+            call.refused(refusal)
+            return call.response if call.response is not None else refusal.response()
+        finally:
+            self.inflight -= 1
+            self._stop_waiting(call)
+            self.endings.end(call)
+
+    async def _handle(self, request: web.Request, call: Call) -> web.StreamResponse:
+        call.model_hint = request.headers.get("X-Model", "")[:100] or None
+        call.key = self._authenticate(request)
+        shed = self._shed(request)
+        if shed is not None:
+            self.metrics.shed.labels("inflight" if shed.reason == "overloaded" else "draining").inc()
+            raise shed
         limits = self.config.limits
         raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         body = parse_json(raw)
-        model = self._model_of(request, body)
-        self._authorize(key, model, request.path)
-        checked = check_body(request.path, body, model, self.config.models[model].max_new_tokens,
-                             self.deny)
-        return Call(route=request.path, model=model, key=key, body=body, checked=checked,
-                    stream=checked.stream, raw=raw)
+        model = call.model = self._model_of(request, body)
+        if not self.keys.allows(call.key, model):
+            raise Refusal(403, f"key {call.key.id!r} may not use model {model!r}", "unauthorized",
+                          "unauthorized")
+        route = self.config.models[model]
+        refusal = route_refusal(route.engine, model, call.route)
+        if refusal is not None:
+            raise refusal
+        call.checked = check_body(call.route, body, model, route.max_new_tokens, self.deny)
+        call.body, call.raw, call.stream = body, raw, call.checked.stream
+        self._admit(call)
+        active = self.metrics.child(self.metrics.active, model)
+        active.inc()
+        try:
+            return await self._serve(request, call)
+        finally:
+            active.dec()
+
+    def _authenticate(self, request: web.Request) -> ApiKey:
+        """The key, from the headers alone (before the body is read). Authorization is not a
+        list header (RFC 9110 11.6.2): two of them are refused, not guessed between."""
+        given = request.headers.getall("Authorization", ())
+        if len(given) > 1:
+            raise Refusal(400, f"send one Authorization header (got {len(given)})", "validation",
+                          "unauthorized", close=not request.content.is_eof())
+        key = self.keys.authenticate(given[0] if given else None)
+        if key is None:
+            raise Refusal(401, "missing or invalid API key (Authorization: Bearer <key>)",
+                          "unauthorized", "unauthorized", close=not request.content.is_eof())
+        return key
+
+    def _shed(self, request: web.Request) -> Refusal | None:
+        """503 with Retry-After while draining or beyond the process's in-flight cap."""
+        limits = self.config.limits
+        retry = {"Retry-After": str(limits.retry_after_s)}
+        if self.draining:
+            return Refusal(503, "this gateway replica is shutting down; retry (another replica "
+                           "answers)", "unavailable", "draining", retry, close=True)
+        if self.inflight > limits.max_inflight_requests:
+            return Refusal(503, f"the gateway is at its limit of {limits.max_inflight_requests} "
+                           "requests in flight; retry later", "overloaded", "overloaded", retry,
+                           close=not request.content.is_eof())
+        return None
+
+    async def expect_continue(self, request: web.Request) -> web.StreamResponse | None:
+        """`Expect: 100-continue`: invite the body only from a key that is let in; anything
+        else is answered (and audited) by the normal path before the body is sent. aiohttp's
+        default (web_urldispatcher.py `_default_expect_handler`) invites every client."""
+        if request.version != HttpVersion11:
+            return None
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {shown(request.headers['Expect'])}")
+        try:
+            self._authenticate(request)
+        except Refusal:
+            return await self.handle_inference(request)
+        if self._shed(request) is not None:
+            return await self.handle_inference(request)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # as aiohttp's own handler does: the body starts after
+        return None
 
     def _model_of(self, request: web.Request, body: dict[str, Any]) -> str:
         model = request.headers.get("X-Model") or model_field(body)
@@ -156,12 +252,25 @@ class Gateway:
                           "validation", "validation")
         return model
 
-    def _authorize(self, key: ApiKey, model: str, action: str) -> None:
-        if not self.keys.allows(key, model):
-            self.audit.record(key.id, model, action, False, "model not allowed")
-            raise Refusal(403, f"key {key.id!r} may not use model {model!r}", "unauthorized",
-                          "unauthorized")
-        self.audit.record(key.id, model, action, True)
+    def _admit(self, call: Call) -> None:
+        """Reserve what the request may generate (n x max tokens) against the key's budget."""
+        key, checked = call.key, call.checked
+        copies, budget = checked.copies, key.tokens_per_minute
+        per_copy = checked.max_new_tokens
+        if per_copy is None:  # no limit named: the model's cap, within the key's budget
+            per_copy = max(1, min(self.config.models[call.model].max_new_tokens, budget // copies))
+        reserve = copies * per_copy
+        if reserve > budget:
+            raise Refusal(422, f"this request may generate {reserve} tokens ({copies} x {per_copy}); "
+                          f"key {key.id!r} may generate {budget} per minute", "validation",
+                          "validation")
+        limited = self.limiter.check(key.id, key.requests_per_minute, budget, reserve)
+        if limited:
+            which, retry_after = limited
+            self.metrics.rate_limited.labels(call.model, which).inc()
+            raise Refusal(429, f"rate limit exceeded: {which} per minute for key {key.id!r}",
+                          "overloaded", "rate_limited", {"Retry-After": str(retry_after)})
+        call.reserved, call.per_copy, call.admitted = reserve, per_copy, True
 
     def _cacheable(self, call: Call) -> str | None:
         if not self.config.cache.enabled:
@@ -177,51 +286,6 @@ class Gateway:
             return None
         mode = "stream" if call.stream else "whole"
         return cache_key(call.key.id, call.model, f"{call.route}:{mode}", inputs, params)
-
-    # -- handlers --------------------------------------------------------------------------
-    async def handle_inference(self, request: web.Request) -> web.StreamResponse:
-        model = "unknown"
-        call: Call | None = None
-        try:
-            call = await self._parse(request)
-            model = call.model
-            self._rate_limit(call)
-            self.metrics.child(self.metrics.active, model).inc()
-            try:
-                return await self._serve(request, call)
-            finally:
-                self.metrics.child(self.metrics.active, model).dec()
-                self.limiter.settle(call.key.id, call.reserved, call.tokens)
-        except Refusal as refusal:
-            return self._refused(request, call, model, refusal)
-        except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
-            if call is not None and call.responding:
-                raise
-            LOG.exception("unexpected error on %s", request.path)
-            return self._refused(request, call, model, Refusal(
-                500, "the gateway failed on this request; the error is in its log", "internal",
-                "internal_error"))
-
-    def _refused(self, request: web.Request, call: Call | None, model: str,
-                 refusal: Refusal) -> web.Response:
-        backend = call.backend if call else "none"
-        self.metrics.failed.labels(model, backend, request.path, refusal.reason).inc()
-        self.metrics.child(self.metrics.requests, model, backend, request.path,
-                           f"{refusal.status // 100}xx").inc()
-        return refusal.response()
-
-    def _rate_limit(self, call: Call) -> None:
-        key = call.key
-        requested = call.checked.max_new_tokens or self.config.models[call.model].max_new_tokens
-        reserve = min(requested, key.tokens_per_minute)
-        limited = self.limiter.check(key.id, key.requests_per_minute, key.tokens_per_minute, reserve)
-        if limited:
-            which, retry_after = limited
-            self.metrics.rate_limited.labels(call.model, which).inc()
-            self.audit.record(key.id, call.model, call.route, False, f"rate limit ({which})")
-            raise Refusal(429, f"rate limit exceeded: {which} per minute for key {key.id!r}",
-                          "overloaded", "rate_limited", {"Retry-After": str(retry_after)})
-        call.reserved = reserve
 
     async def _serve(self, request: web.Request, call: Call) -> web.StreamResponse:
         call.cache_key = self._cacheable(call)
@@ -246,39 +310,71 @@ class Gateway:
             if model != call.model or fallback is None:
                 break
             if not self.keys.allows(call.key, fallback):
-                self.audit.record(call.key.id, fallback, call.route, False,
-                                  f"fallback from {model!r} not allowed for this key")
+                call.notes.append(f"fallback to {fallback!r} not allowed for this key")
                 break
-            self.audit.record(call.key.id, fallback, call.route, True, f"fallback from {model!r}")
+            if route_refusal(self.config.models[fallback].engine, fallback, call.route):
+                call.notes.append(f"fallback to {fallback!r} skipped: it does not serve {call.route}")
+                break
             self.metrics.fallback.labels(call.model, fallback).inc()
             model = fallback
         raise attempts.refusal(call.model)
 
     async def _try_model(self, request: web.Request, call: Call, model: str,
                          attempts: Attempts) -> web.StreamResponse | None:
-        for backend in self.router.candidates(model, call.key.id):
-            if not backend.has_room():
-                attempts.full = True
-                continue
-            probe = backend.breaker.acquire()
-            if probe is None:
-                attempts.open = True
-                continue
-            try:
-                return await self._forward(request, call, backend, probe)
-            except Fault as fault:
-                attempts.faults.append(fault)
-                if fault.kind == "timeout":
-                    raise Refusal(504, f"model {call.model!r} did not answer in time", "timeout",
-                                  "timeout") from None
-            except Overloaded:
-                attempts.full = True
-                break
-        return None
+        """The model's backends in order; with `coldStart`, while every one of them refuses
+        connections or answers 503, retry with backoff for up to `holdSeconds`."""
+        self._stop_waiting(call)
+        waiting = self.metrics.child(self.metrics.waiting, model)
+        hold = self.config.models[model].cold_start
+        deadline = time.monotonic() + hold.hold_seconds if hold else 0.0
+        pause = 0.1
+        while True:
+            self._wait_on(call, waiting)
+            cold = True
+            for backend in self.router.candidates(model, call.key.id):
+                if not backend.has_room():
+                    attempts.full, cold = True, False
+                    continue
+                probe = backend.breaker.acquire()
+                if probe is None:
+                    attempts.open, cold = True, False
+                    continue
+                try:
+                    return await self._forward(request, call, backend, probe)
+                except Fault as fault:
+                    attempts.faults.append(fault)
+                    cold = cold and fault.kind in COLD_FAULTS
+                    if fault.kind == "timeout":
+                        raise Refusal(504, f"model {call.model!r} did not answer in time",
+                                      "timeout", "timeout") from None
+                except Overloaded:
+                    attempts.full = True
+                    return None
+            left = deadline - time.monotonic()
+            if hold is None or not cold:
+                return None
+            if left <= 0:
+                attempts.cold_for = hold.hold_seconds
+                return None
+            self._wait_on(call, waiting)  # again after a 503 answer: the request still waits
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 2.0)
+
+    @staticmethod
+    def _wait_on(call: Call, waiting) -> None:
+        if call.waiting is None:
+            call.waiting = waiting
+            waiting.inc()
+
+    def _stop_waiting(self, call: Call) -> None:
+        if call.waiting is not None:
+            call.waiting.dec()
+            call.waiting = None
 
     async def _forward(self, request: web.Request, call: Call, backend: BackendState,
                        probe: bool) -> web.StreamResponse:
         """Send the call to one backend and relay its answer; raises Fault or Overloaded."""
+        route = self.config.models[backend.model]
         payload = self._payload(call, backend.model)
         track = backend.track if backend.model == call.model else "fallback"
         call.backend, call.answered_by = track, backend.model
@@ -290,18 +386,22 @@ class Gateway:
             try:
                 upstream = await self.session.post(backend.url_for(call.route), data=payload,
                                                    headers=JSON_HEADERS)
+                self._stop_waiting(call)
                 streaming = (call.stream and upstream.status == 200
                              and upstream.content_type == "text/event-stream")
                 raw = b"" if streaming else await upstream.read()
             except TRANSPORT_ERRORS as exc:
                 fault = fault_of(exc, answered=upstream is not None)
-                settled = True
-                self._backend_failed(backend, call)
+                if not (route.cold_start and fault.kind == "down"):  # scaled to zero: expected
+                    settled = True
+                    self._backend_failed(backend, call)
                 raise fault from None
             if upstream.status == 429:
                 settled = True
                 backend.breaker.success()
                 raise Overloaded
+            if upstream.status == 503 and route.cold_start:
+                raise Fault("not_ready", "it has no ready replica (503)")
             if streaming:
                 settled = True
                 backend.breaker.success()
@@ -325,44 +425,56 @@ class Gateway:
 
     def _payload(self, call: Call, model: str) -> bytes:
         """The body for `model`'s server: the client's bytes untouched when possible; else
-        without `model` (TGI rejects unknown fields) and with the token limit the request
-        reserved when the client named none (so TGI cannot generate past the reservation)."""
-        limit_missing = call.checked.max_new_tokens is None
-        if not limit_missing and ("model" not in call.body or call.checked.openai):
+        without `model` on TGI routes (TGI rejects unknown fields), with `model` set to the
+        served name for vLLM, and with the token limit the request reserved when the client
+        named none or named more than this model's cap (a fallback's may be lower)."""
+        route, checked = self.config.models[model], call.checked
+        requested = checked.max_new_tokens
+        limit = min(call.per_copy, route.max_new_tokens)
+        needs_limit = requested is None or requested > route.max_new_tokens
+        if checked.openai:
+            needs_model = route.engine == VLLM and call.body.get("model") != model
+        else:
+            needs_model = "model" in call.body
+        if not needs_limit and not needs_model:
             return call.raw
         body = dict(call.body)
-        limit = min(call.reserved or self.config.models[model].max_new_tokens,
-                    self.config.models[model].max_new_tokens)
-        if call.checked.openai:
-            body["max_tokens"] = limit
+        if checked.openai:
+            if route.engine == VLLM:
+                body["model"] = model
+            if needs_limit:
+                named = [f for f in ("max_tokens", "max_completion_tokens") if body.get(f) is not None]
+                for name in named or ["max_tokens"]:
+                    body[name] = limit
         else:
             body.pop("model", None)
-            if limit_missing:
+            if needs_limit:
                 body["parameters"] = {**(body.get("parameters") or {}), "max_new_tokens": limit}
         return json.dumps(body).encode()
 
     def _check_answer(self, call: Call, backend: BackendState, status: int, content_type: str,
                       raw: bytes, payload: bytes) -> web.Response | None:
-        """None for an answer to relay; else the TGI-shaped error to send (fault counted)."""
-        error = tgi_error(raw) if status >= 400 else None
+        """None for an answer to relay; else the error to send (fault counted)."""
+        error = model_error(raw) if status >= 400 else None
         if status >= 500 and error is not None:  # the model's own error: pass it on
             self._backend_failed(backend, call, cause=hash(payload))
-            self._finish(call, status)
+            call.finish(status, "upstream_error", "the model server answered with an error")
             return web.json_response(error, status=status)
         if status >= 400 and error is None:
-            problem = f"answered {status} without a TGI error body"
+            shape = "an OpenAI" if self.config.models[backend.model].engine == VLLM else "a TGI"
+            problem = f"answered {status} without {shape} error body"
         elif status < 400 and content_type != "application/json" and json_body(raw) is None:
             problem = f"answered {status} with a body that is not JSON"
         else:
             return None
         self._backend_failed(backend, call)
-        self._finish(call, 502)
-        return web.json_response({"error": f"the model server for {backend.model!r} {problem}",
-                                  "error_type": "unavailable"}, status=502)
+        message = f"the model server for {backend.model!r} {problem}"
+        call.finish(502, "upstream_error", message)
+        return web.json_response({"error": message, "error_type": "unavailable"}, status=502)
 
     def _backend_failed(self, backend: BackendState, call: Call, cause: int | None = None) -> None:
         """Count a failure against the backend's breaker (the request's outcome is counted
-        once, where it is answered)."""
+        once, where it ends)."""
         if backend.breaker.failure(cause):
             self.metrics.breaker_opened.labels(backend.model, backend.track).inc()
 
@@ -371,71 +483,105 @@ class Gateway:
         headers = {h: upstream.headers[h] for h in PASS_HEADERS if h in upstream.headers}
         if upstream.status == 200:
             counted = upstream.headers.get("x-generated-tokens")
+            if call.checked.copies > 1:
+                counted = None  # TGI's header counts the best sequence; the body has them all
             redact = self.config.models[call.answered_by].redact_pii
             payload: Any = json_body(raw) if redact or not counted else None  # parse only if needed
-            call.tokens = generated_tokens(payload, counted)
+            call.tokens = self._tokens(call, payload, counted)
             if redact and payload is not None:
                 raw = json.dumps(redact_payload(payload)).encode()
             if call.cache_key and call.answered_by == call.model:  # never a fallback's words
                 self.cache.put(call.cache_key, ("whole", raw, headers), len(raw))
-        self._finish(call, upstream.status)
+        if upstream.status < 400:
+            call.finish(upstream.status, "ok")
+        else:
+            call.finish(upstream.status, "model_refused", "the model server refused the request")
         return web.Response(body=raw, status=upstream.status, headers=headers,
                             content_type="application/json")
+
+    def _tokens(self, call: Call, payload: Any, header: str | None) -> int:
+        tokens = generated_tokens(payload, header)
+        if tokens < 0:  # an engine's bug must not turn a good answer into a 500
+            if call.answered_by not in self._warned:
+                self._warned.add(call.answered_by)
+                LOG.warning("model %r reported a negative generated token count (%d); counted as "
+                            "0 (logged once per model)", call.answered_by, tokens)
+            return 0
+        return tokens
 
     async def _relay_stream(self, request: web.Request, call: Call,
                             upstream: aiohttp.ClientResponse) -> tuple[web.StreamResponse, bool]:
         """Relay SSE events as they arrive; False if the model server broke the stream."""
-        response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
+        response = call.response = web.StreamResponse(status=200, headers=STREAM_HEADERS)
         call.responding = True
-        await response.prepare(request)
+        call.finish(200, "streaming")
+        try:
+            await response.prepare(request)
+        except ConnectionError:
+            upstream.close()
+            call.gone()
+            return response, True
         redaction = StreamRedaction() if self.config.models[call.answered_by].redact_pii else None
         cacheable = call.cache_key is not None and call.answered_by == call.model
         ttft = self.metrics.child(self.metrics.ttft, call.model, call.backend)
-        outcome = await relay_stream(
-            response, upstream, redaction, self.cache.max_entry_bytes if cacheable else None,
-            lambda: ttft.observe(time.perf_counter() - call.started))
-        call.tokens = outcome.tokens
+        outcome = StreamOutcome()
+        try:
+            await relay_stream(
+                response, upstream, redaction, self.cache.max_entry_bytes if cacheable else None,
+                lambda: ttft.observe(time.perf_counter() - call.started), outcome)
+        finally:  # cancelled (the client left) or not: the key pays for what was sent
+            call.tokens = max(0, outcome.usage if outcome.usage is not None else outcome.tokens)
         if outcome.client_left:
-            self._finish(call, 499)
+            call.gone()
             return response, True
         if outcome.recorded is not None and not outcome.failed:
             self.cache.put(call.cache_key, ("stream", outcome.recorded), outcome.recorded_bytes)
-        self._finish(call, 500 if outcome.failed else 200)
-        await response.write_eof()
+        if outcome.failed:
+            call.finish(500, "upstream_error", "the stream ended with an error event")
+        else:
+            call.finish(200, "ok")
+        await _end_stream(response)
         return response, not outcome.broken
 
     async def _replay(self, request: web.Request, call: Call, hit) -> web.StreamResponse:
         if hit[0] == "stream":
-            response = web.StreamResponse(status=200, headers={**STREAM_HEADERS, "X-Cache": "hit"})
-            await response.prepare(request)
-            for line in hit[1]:
-                await response.write(line)
-            await response.write_eof()
-            self._finish(call, 200)
+            response = call.response = web.StreamResponse(
+                status=200, headers={**STREAM_HEADERS, "X-Cache": "hit"})
+            call.responding = True
+            call.finish(200, "streaming")
+            try:
+                await response.prepare(request)
+                for line in hit[1]:
+                    await response.write(line)
+            except ConnectionError:
+                call.gone()
+                return response
+            call.finish(200, "ok")
+            await _end_stream(response)
             return response
         _, raw, headers = hit
-        self._finish(call, 200)
+        call.finish(200, "ok")
         return web.Response(body=raw, headers={**headers, "X-Cache": "hit"},
                             content_type="application/json")
 
-    def _finish(self, call: Call, status: int) -> None:
-        m = self.metrics
-        m.child(m.requests, call.model, call.backend, call.route, f"{status // 100}xx").inc()
-        self.metrics.child(self.metrics.duration, call.model, call.backend, call.route).observe(
-            time.perf_counter() - call.started)
-        if status >= 500:
-            self.metrics.failed.labels(call.model, call.backend, call.route, "upstream_error").inc()
-        if call.tokens:
-            self.metrics.child(self.metrics.tokens, call.model, call.backend).inc(call.tokens)
-
     # -- open routes -----------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
+        """Liveness: the process answers (also while draining)."""
         return web.json_response({"status": "ok", "models": list(self.config.models)})
+
+    async def ready(self, _request: web.Request) -> web.Response:
+        """Readiness: fails first when the process starts draining."""
+        if self.draining:
+            return web.json_response({"status": "draining"}, status=503)
+        return web.json_response({"status": "ready"})
 
     async def info(self, request: web.Request) -> web.Response:
         model = request.headers.get("X-Model")
         if model in self.config.models:
-            url = self.config.models[model].backends.stable.url
+            route = self.config.models[model]
+            if route.engine == VLLM:  # vLLM has no /info; its model list is /v1/models
+                return web.json_response({"model_id": model, "engine": VLLM})
+            url = route.backends.stable.url
             try:
                 async with self.session.get(url + "/info") as upstream:
                     return web.Response(body=await upstream.read(), status=upstream.status,
@@ -450,17 +596,43 @@ class Gateway:
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _gone() -> web.Response:
+    """What a handler returns for a client that left: aiohttp's write of it fails quietly
+    (web_protocol.py `finish_response` treats ConnectionError as a premature disconnect)."""
+    response = web.Response(status=499)
+    response.force_close()
+    return response
+
+
+async def _end_stream(response: web.StreamResponse) -> None:
+    with contextlib.suppress(ConnectionError):  # the client left after the last event:
+        await response.write_eof()               # the answer was complete
+
+
 def generated_tokens(payload: Any, header: str | None) -> int:
+    """Tokens an answer reports (TGI's header or details, best_of sequences included, or
+    OpenAI's usage); anything unreadable counts as 0."""
     if header and header.isdigit():
         return int(header)
     if isinstance(payload, list):
         return sum(generated_tokens(p, None) for p in payload)
-    if isinstance(payload, dict):
-        if isinstance(payload.get("details"), dict):
-            return int(payload["details"].get("generated_tokens", 0))
-        if isinstance(payload.get("usage"), dict):
-            return int(payload["usage"].get("completion_tokens", 0))
+    if not isinstance(payload, dict):
+        return 0
+    details = payload.get("details")
+    if isinstance(details, dict):
+        tokens = _count(details.get("generated_tokens"))
+        others = details.get("best_of_sequences")
+        if isinstance(others, list):
+            tokens += sum(_count(s.get("generated_tokens")) for s in others if isinstance(s, dict))
+        return tokens
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        return _count(usage.get("completion_tokens"))
     return 0
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int else 0
 
 
 def create_app(config: GatewayConfig) -> web.Application:
@@ -470,8 +642,9 @@ def create_app(config: GatewayConfig) -> web.Application:
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.stop)
     for path in ("/generate", "/generate_stream", "/", *OPENAI_ROUTES):
-        app.router.add_post(path, gateway.handle_inference)
+        app.router.add_post(path, gateway.handle_inference, expect_handler=gateway.expect_continue)
     app.router.add_get("/health", gateway.health)
+    app.router.add_get("/ready", gateway.ready)
     app.router.add_get("/info", gateway.info)
     app.router.add_get("/metrics", gateway.metrics_endpoint)
     return app

@@ -29,10 +29,17 @@ class AuditLog:
         return encoded
 
     def record(self, key_id: str | None, model: str | None, action: str, allowed: bool,
-               reason: str | None = None) -> None:
+               reason: str | None = None, *, status: int | None = None, outcome: str | None = None,
+               answered_by: str | None = None) -> None:
+        """One line per request (`allowed`: it was admitted past auth, access, checks and
+        limits; `status`/`outcome`: how it ended; `answered_by`: a fallback that answered)."""
         line = (f'{{"time": {time.time():.3f}, "key_id": {self._json(key_id)}, '
                 f'"model": {self._json(model)}, "action": {self._json(action)}, '
                 f'"allowed": {"true" if allowed else "false"}')
+        if status is not None:
+            line += f', "status": {int(status)}, "outcome": {self._json(outcome)}'
+        if answered_by:
+            line += f', "answered_by": {self._json(answered_by)}'
         if reason:
             line += f', "reason": {json.dumps(reason)}'
         self._stream.write(line + "}\n")

@@ -23,7 +23,11 @@ class KeyStore:
             return None
         # a dict lookup on the SHA-256 of the presented key: timing can only reveal things
         # about that digest, never about a stored key, and it stays O(1) however many keys
-        return self._by_hash.get(hash_key(secret.strip()))
+        try:
+            digest = hash_key(secret.strip())
+        except UnicodeEncodeError:  # aiohttp decodes header bytes that are not UTF-8 with
+            return None             # surrogateescape (helpers.py); no stored key has them
+        return self._by_hash.get(digest)
 
     @staticmethod
     def allows(key: ApiKey, model: str) -> bool:

@@ -7,14 +7,16 @@ The stack renders `models` into a ConfigMap; API keys come from a Secret mounted
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from llmops.errors import LlmopsError
 from stacks.config.base import Section, describe_errors
+from stacks.config.gateway_keys import grant_problems
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -33,8 +35,17 @@ class Backends(Section):
     canary: Backend | None = None
 
 
+class ColdStart(Section):
+    hold_seconds: float = Field(gt=0, le=900, description="how long a request waits for a "
+                                "backend that refuses connections or answers 503 (a model "
+                                "scaled to zero) before the client gets 503 with Retry-After")
+
+
 class ModelRoute(Section):
     backends: Backends
+    engine: Literal["tgi", "vllm"] = Field(default="tgi", description="the model server's API: "
+                                           "TGI's (and OpenAI's), or vLLM's OpenAI API only")
+    cold_start: ColdStart | None = None
     fallback: str | None = Field(default=None, description="model to degrade to when this one "
                                  "is overloaded or its breaker is open")
     sticky: bool = Field(default=True, description="a key always lands on the same track")
@@ -64,6 +75,15 @@ class Limits(Section):
     body_timeout_s: float = Field(default=10, gt=0, description="time a client has to send its "
                                   "body; a stalled client loses its connection")
     max_inflight_per_backend: int = Field(default=256, ge=1)
+    max_inflight_requests: int = Field(default=1024, ge=1, description="requests this process "
+                                       "handles at once; beyond it 503 with Retry-After")
+    max_connections: int = Field(default=2048, ge=1, description="open client connections per "
+                                 "process; beyond it a new connection is answered 503 and closed "
+                                 "(keep it below the fd limit, which upstream sockets share)")
+    idle_timeout_s: float = Field(default=30, gt=0, description="a connection that has not sent "
+                                  "a complete request (idle keep-alive or partial headers) for "
+                                  "this long is closed")
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After on overload and drain")
     deny_patterns: list[str] = []
 
     @field_validator("deny_patterns")
@@ -105,18 +125,25 @@ class GatewayConfig(Section):
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
-        problems = []
-        for name, route in self.models.items():
-            if route.fallback is not None and route.fallback not in self.models:
-                problems.append(f"models.{name}.fallback: {route.fallback!r} is not a configured "
-                                f"model; models: {', '.join(self.models)}")
-            if route.fallback == name:
-                problems.append(f"models.{name}.fallback: a model cannot fall back to itself")
-        if self.default_model is not None and self.default_model not in self.models:
-            problems.append(f"defaultModel: {self.default_model!r} is not a configured model")
+        problems = reference_problems({n: r.fallback for n, r in self.models.items()},
+                                      self.default_model)
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+
+def reference_problems(fallbacks: Mapping[str, Any], default_model: Any) -> list[str]:
+    """Names that must be configured models: each model's fallback, the default model."""
+    problems = []
+    for name, fallback in fallbacks.items():
+        if fallback is not None and fallback not in fallbacks:
+            problems.append(f"models.{name}.fallback: {fallback!r} is not a configured "
+                            f"model; models: {', '.join(fallbacks)}")
+        if fallback == name:
+            problems.append(f"models.{name}.fallback: a model cannot fall back to itself")
+    if default_model is not None and default_model not in fallbacks:
+        problems.append(f"defaultModel: {default_model!r} is not a configured model")
+    return problems
 
 
 class KeysFile(Section):
@@ -141,6 +168,9 @@ def load_config(path: Path) -> GatewayConfig:
         config = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
         problems = describe_errors(GatewayConfig, exc) + problems
+        # pydantic skips the cross-references once a field fails: check them on the raw file
+        problems += [p for p in _raw_reference_problems(raw) if p not in problems]
+    problems += _grant_problems(raw, path.parent / keys_file if keys is not None else None)
     if problems:
         raise GatewayConfigError(f"{path} has {len(problems)} problem(s):\n"
                                  + "\n".join(f"  - {p}" for p in problems))
@@ -171,3 +201,27 @@ def _read_yaml(path: Path):
         raise GatewayConfigError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
     except yaml.YAMLError as exc:
         raise GatewayConfigError(f"{path} is not valid YAML: {exc}") from None
+
+
+def _raw_reference_problems(raw: dict) -> list[str]:
+    models = raw.get("models")
+    if not isinstance(models, dict):
+        return []
+    fallbacks = {name: route.get("fallback") if isinstance(route, dict) else None
+                 for name, route in models.items()}
+    return reference_problems(fallbacks, raw.get("defaultModel"))
+
+
+def _grant_problems(raw: dict, keys_path: Path | None) -> list[str]:
+    """Keys granting models this gateway does not serve, read raw so that one malformed key
+    does not hide another's unknown model; keys-file problems under the keys file's name."""
+    models = raw.get("models")
+    names = [str(n) for n in models] if isinstance(models, dict) else []
+    if keys_path is None:
+        return grant_problems(raw.get("keys"), names)
+    try:
+        document = _read_yaml(keys_path)
+    except GatewayConfigError:
+        return []  # already reported by _load_keys
+    keys = document.get("keys") if isinstance(document, dict) else document
+    return [f"{keys_path}: {p}" for p in grant_problems(keys, names)]

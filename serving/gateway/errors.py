@@ -24,6 +24,10 @@ class Refusal(Exception):
         return response
 
 
+class ClientGone(Exception):
+    """The client closed its connection before the gateway could answer."""
+
+
 def invalid(message: str) -> Refusal:
     """A 422 for a request TGI would also refuse."""
     return Refusal(422, message, "validation", "validation")

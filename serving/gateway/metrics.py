@@ -36,6 +36,13 @@ class GatewayMetrics:
                                       ["model", "backend"], registry=r)
         self.canary = Counter("llm_canary_requests", "Requests by release track",
                               ["model", "backend"], registry=r)
+        self.waiting = Gauge("llm_requests_waiting", "Requests waiting for or being sent to a "
+                             "backend of this model (cold-start holds included): the "
+                             "scale-from-zero signal", ["model"], registry=r)
+        self.connections = Gauge("llm_gateway_open_connections", "Open client connections",
+                                 registry=r)
+        self.shed = Counter("llm_gateway_shed", "Connections and requests refused with 503 by "
+                            "this process's caps or its drain", ["reason"], registry=r)
         self.fallback = Counter("llm_fallback", "Requests served by a fallback model",
                                 ["model", "fallback_model"], registry=r)
 

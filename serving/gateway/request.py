@@ -14,19 +14,44 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from serving.gateway.errors import Refusal, invalid, shown
+from serving.gateway.errors import ClientGone, Refusal, invalid, shown
 
 OPENAI_ROUTES = ("/v1/chat/completions", "/v1/completions")
 #: TGI parameters the gateway reads, with the type TGI gives them.
 NUMBERS = ("temperature", "top_p", "typical_p", "repetition_penalty", "frequency_penalty")
+#: Most sequences one request may ask for (OpenAI's own API allows n up to 128).
+MAX_COPIES = 128
 
 
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
-    """The whole body, at most `limit` bytes, within `timeout_s` (a stalled client is cut off)."""
+    """The whole body, at most `limit` bytes, within `timeout_s` (a stalled client is cut off).
+
+    A body aiohttp cannot decode (a `Content-Encoding` that lies, broken chunked framing) is a
+    400; a client that leaves mid-body raises `ClientGone`. aiohttp 3.14 delivers both as the
+    payload's exception (web_protocol.py: `RequestPayloadError` from the parser,
+    `ConnectionResetError("Connection lost")` from `connection_lost`)."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    content = request.content
+    try:
+        return await _read(request.content, limit, timeout_s)
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        raise Refusal(400, f"the request body could not be read: {_payload_problem(request, exc)}",
+                      "validation", "validation", close=True) from None
+    except ConnectionError:
+        raise ClientGone from None
+
+
+def _payload_problem(request: web.Request, exc: Exception) -> str:
+    encoding = request.headers.get("Content-Encoding")
+    if encoding and "encoding" in str(exc).lower():
+        return f"it is not valid {shown(encoding, 30)} (Content-Encoding)"
+    return "its framing is invalid (Content-Length or chunked encoding)"
+
+
+async def _read(content, limit: int, timeout_s: float) -> bytes:
     if content.is_eof():  # the common case: the body came with the headers
         raw = content.read_nowait(-1)
         if len(raw) > limit:
@@ -83,6 +108,7 @@ class Checked:
     texts: list[str]              # what deny patterns look at
     parameters: dict[str, Any] = field(default_factory=dict)  # what decides determinism
     openai: bool = False
+    copies: int = 1               # sequences generated (OpenAI `n`/`best_of`, TGI `best_of`)
 
 
 def model_field(body: dict[str, Any]) -> str | None:
@@ -103,7 +129,7 @@ def check_body(route: str, body: dict[str, Any], model: str, cap: int,
     for text in checked.texts:
         for pattern in deny:
             if pattern.search(text):
-                raise invalid("the prompt matches a denied pattern")
+                raise Refusal(422, "the prompt matches a denied pattern", "validation", "denied")
     return checked
 
 
@@ -127,7 +153,8 @@ def _check_tgi(route: str, body: dict[str, Any]) -> Checked:
         raise invalid(f"parameters.best_of must be an integer of at least 1 (got {shown(best_of)})")
     _seed(parameters, "parameters.")
     stream = route == "/generate_stream" or _boolean(body, "stream", "")
-    return Checked(stream, parameters.get("max_new_tokens"), [inputs], parameters)
+    return Checked(stream, parameters.get("max_new_tokens"), [inputs], parameters,
+                   copies=best_of or 1)
 
 
 def _check_openai(route: str, body: dict[str, Any]) -> Checked:
@@ -158,8 +185,14 @@ def _check_openai(route: str, body: dict[str, Any]) -> Checked:
     requested = body.get("max_tokens")
     if requested is None:
         requested = body.get("max_completion_tokens")
+    copies = 1
+    for name in ("n", "best_of"):  # vLLM generates max(n, best_of) sequences
+        value = body.get(name)
+        if value is not None and (type(value) is not int or not 1 <= value <= MAX_COPIES):
+            raise invalid(f"'{name}' must be an integer from 1 to {MAX_COPIES} (got {shown(value)})")
+        copies = max(copies, value or 1)
     parameters = {k: v for k, v in body.items() if k not in ("stream", "model")}
-    return Checked(stream, requested, texts, parameters, openai=True)
+    return Checked(stream, requested, texts, parameters, openai=True, copies=copies)
 
 
 def _contents(content: Any, where: str) -> list[str]:

@@ -35,6 +35,7 @@ class StreamOutcome:
     failed: bool = False        # the stream carried (or ended with) an error event
     broken: bool = False        # the model server broke it: counts against its breaker
     client_left: bool = False
+    usage: int | None = None    # completion_tokens of an OpenAI usage chunk, if one came
     recorded: list[bytes] | None = field(default_factory=list)
     recorded_bytes: int = 0
 
@@ -54,6 +55,29 @@ class _Recorder:
                 out.recorded = None
 
 
+def errors_in(data: bytes) -> int:
+    """Error events in complete SSE lines: TGI's `error_type`, or vLLM's `{"error":{...}}`
+    (pydantic's compact JSON; the bytes cannot occur unescaped inside a token's text)."""
+    return data.count(b'"error_type"') + data.count(b'{"error":{') + data.count(b'{"error": {')
+
+
+def usage_in(data: bytes) -> int | None:
+    """completion_tokens from the last OpenAI usage chunk in `data` (vLLM sends it last when
+    the client asked for `stream_options.include_usage`), or None."""
+    found = None
+    for line in data.split(b"\n"):
+        if line.startswith(b"data:") and b'"usage"' in line:
+            try:
+                event = json.loads(line[5:])
+            except ValueError:
+                continue
+            usage = event.get("usage") if isinstance(event, dict) else None
+            tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+            if type(tokens) is int:
+                found = max(0, tokens)
+    return found
+
+
 def stream_finished(last: bytes) -> bool:
     """Whether the last event of a stream is the one that ends it (TGI or OpenAI)."""
     if last.startswith(b"data: [DONE]"):
@@ -67,9 +91,11 @@ def stream_finished(last: bytes) -> bool:
 
 async def relay_stream(response: web.StreamResponse, upstream: aiohttp.ClientResponse,
                        redaction: StreamRedaction | None, record_limit: int | None,
-                       first_token: Callable[[], None]) -> StreamOutcome:
-    """Copy the upstream stream to `response` (already prepared)."""
-    outcome = StreamOutcome()
+                       first_token: Callable[[], None],
+                       outcome: StreamOutcome | None = None) -> StreamOutcome:
+    """Copy the upstream stream to `response` (already prepared). `outcome` is filled in as
+    the relay goes, so a caller that is cancelled still knows what was sent."""
+    outcome = outcome if outcome is not None else StreamOutcome()
     recorder = _Recorder(outcome, record_limit)
     relay = _relay_lines if redaction is not None else _relay_chunks
     try:
@@ -111,10 +137,13 @@ async def _relay_chunks(response, upstream, _redaction, outcome, recorder, first
                 first_token()
             found = head.rfind(b"\ndata:")
             last = head[found + 1:] if found >= 0 else head
-            errors = head.count(b'"error_type"')
+            errors = errors_in(head)
             if errors:
                 outcome.failed = True
             outcome.tokens += events - errors - head.count(b"data: [DONE]")
+            if b'"usage"' in head:
+                usage = usage_in(head)
+                outcome.usage = usage if usage is not None else outcome.usage
         await response.write(head)
         recorder.add(head)
     if carry:
@@ -145,10 +174,13 @@ async def _relay_lines(response, upstream, redaction, outcome, recorder, first_t
                     started = True
                     first_token()
                 line = redaction.line(line)
-                if b'"error_type"' in line:
+                if errors_in(line):
                     outcome.failed = True
                 else:
                     outcome.tokens += 1
+                if b'"usage"' in line:
+                    usage = usage_in(line)
+                    outcome.usage = usage if usage is not None else outcome.usage
         await response.write(line)
         recorder.add(line)
     return last.strip()

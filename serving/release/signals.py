@@ -8,9 +8,12 @@ Gateway (`serving/gateway/metrics.py`, job llm-gateway, `backend` = track):
 The breaker needs both: its counter series is created by the first opening, with value 1,
 so increase() cannot see that opening (no earlier sample); the state gauge, which stays
 at 2 from the opening until a probe succeeds, can.
-TGI (job tgi; the PodMonitor copies the pod labels llmops.io/model and llmops.io/track into
-`model` and `track`, see components/monitoring.py):
+The engine (job tgi or vllm; the PodMonitor copies the pod labels llmops.io/model and
+llmops.io/track into `model` and `track`, see components/monitoring.py), whichever serves the
+model (a model runs on one engine, so one side of the `or` is empty):
   tgi_request_mean_time_per_token_duration_{sum,count}     seconds per output token, per request
+  vllm:request_time_per_output_token_seconds_{sum,count}   the same in vLLM 0.34.0
+                                                           (vllm/v1/metrics/loggers.py)
 """
 
 from __future__ import annotations
@@ -64,14 +67,15 @@ def queries(model: str, window: str) -> dict[str, str]:
     m = label_value(model)
     gw = f'model={m},backend=~"stable|canary"'
     tgi = f'model={m},track=~"stable|canary"'
-    tpot = "tgi_request_mean_time_per_token_duration"
+    tpot = ("tgi_request_mean_time_per_token_duration", "vllm:request_time_per_output_token_seconds")
     return {
         "requests": f"sum by (backend) (increase(llm_requests_total{{{gw}}}[{window}]))",
         "errors": f'sum by (backend) (increase(llm_requests_total{{{gw},status_class="5xx"}}[{window}]))',
         "latency_p95_s": ("histogram_quantile(0.95, sum by (backend, le) "
                           f"(rate(llm_request_duration_seconds_bucket{{{gw}}}[{window}])))"),
-        "time_per_token_s": (f"sum by (track) (rate({tpot}_sum{{{tgi}}}[{window}])) / "
-                             f"sum by (track) (rate({tpot}_count{{{tgi}}}[{window}]))"),
+        "time_per_token_s": " or ".join(
+            f"(sum by (track) (rate({m}_sum{{{tgi}}}[{window}])) / "
+            f"sum by (track) (rate({m}_count{{{tgi}}}[{window}])))" for m in tpot),
         "breaker_openings": ("sum by (backend) (increase(llm_circuit_breaker_opened_total"
                              f"{{{gw}}}[{window}]))"),
         "breaker_max_state": ("max by (backend) (max_over_time(llm_circuit_breaker_state"

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
+from stacks.config.arns import check_placed, stack_place
 from stacks.config.base import Section
 from stacks.config.cluster import check_role_arns
 
@@ -26,8 +27,14 @@ class RunnerConfig(Section):
 
     compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM",
                           "BUILD_GENERAL1_LARGE"] = "BUILD_GENERAL1_MEDIUM"
-    image: str = Field(default="aws/codebuild/amazonlinux-x86_64-standard:5.0",
-                       pattern=r"^aws/codebuild/[a-z0-9._/-]+:\d+\.\d+$")
+    # Ubuntu 22.04 with pyenv's Python 3.11 as the global interpreter, the AWS CLI v2 and
+    # Docker (aws/aws-codebuild-docker-images ubuntu/standard/7.0/Dockerfile, stage std_v7).
+    # The workflows install with that Python: actions/setup-python ships builds for GitHub's
+    # own Ubuntu images only (actions/setup-python issues 460, 750, 1214: no Amazon Linux).
+    image: str = Field(default="aws/codebuild/standard:7.0",
+                       pattern=r"^aws/codebuild/[a-z0-9._/-]+:\d+\.\d+$",
+                       description="the CodeBuild image the workloads jobs run in; the "
+                       "`ci-runner-image` deploy check knows which images run every step")
     build_timeout_minutes: int = Field(
         default=120, ge=5, le=480,
         description="a workloads `up` waits for TGI rollouts (node scale-up, image pull, "
@@ -60,6 +67,17 @@ class CiConfig(Section):
             raise ValueError(f"{value!r} is not a CodeConnections ARN "
                              "(arn:aws:codeconnections:<region>:<account>:connection/<uuid>)")
         return value
+
+    @field_validator("github_connection_arn")
+    @classmethod
+    def _connection_reachable(cls, value: str, info: ValidationInfo) -> str:
+        # connections are global (any region); only codeconnections ARNs can be shared with
+        # another account through RAM (stacks/config/arns.py)
+        if not value.startswith("arn:aws:codestar-connections:"):
+            return value
+        return check_placed(value, stack_place(info.context), account_why=(
+            "a codestar-connections connection cannot be shared with another account: create "
+            "the connection in the stack's account"))
 
     @field_validator("deploy_role_arns")
     @classmethod

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from stacks.config.arns import check_placed, stack_place
 from stacks.config.base import Section
 from stacks.config.cluster import HelmPin
 from stacks.config.serving import Replicas
@@ -24,3 +25,11 @@ class GatewayConfig(Section):
         "gateway's load balancer there, and may change no other zone"))
     #: kubernetes-sigs/external-dns tag external-dns-helm-chart-1.21.1 (appVersion 0.21.0)
     external_dns: HelmPin = HelmPin(chart_version="1.21.1", image_tag="v0.21.0")
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate_in_the_stacks_region(cls, value: str, info: ValidationInfo) -> str:
+        # ACM certificates are regional; an ALB uses one of its own region (stacks/config/arns.py)
+        return check_placed(value, stack_place(info.context), region_why=(
+            "an ALB can only use an ACM certificate of its own region: request or import one "
+            "there"))

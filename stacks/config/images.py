@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
+from stacks.config.arns import check_placed, stack_place
 from stacks.config.base import Section
 
 #: ECR requires the credential secret's name to start with this prefix.
@@ -35,3 +36,11 @@ class ImagesConfig(Section):
             raise ValueError(f"{value!r} is not a Secrets Manager secret ARN whose name starts "
                              "with ecr-pullthroughcache/ (ECR refuses other names)")
         return value
+
+    @field_validator("ghcr_credential_arn")
+    @classmethod
+    def _credential_beside_the_cache_rule(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # ECR: the secret's account and region must be the rule's (stacks/config/arns.py)
+        why = ("ECR reads a pull-through cache's credential only from the rule's own account "
+               "and region: create the secret there")
+        return check_placed(value, stack_place(info.context), region_why=why, account_why=why)

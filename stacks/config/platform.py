@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stacks.config.base import Section, repeated
+from stacks.config.capacity import capacity_problems
 from stacks.config.ci import CiConfig
 from stacks.config.cluster import ClusterConfig
 from stacks.config.gateway import GatewayConfig
@@ -128,7 +129,8 @@ def placement_problems(models, pools: list[GpuPool], serving: ServingConfig) -> 
     """Each (index, model)'s placement problems, prefixed with the model's key path."""
     return [f"llmops:models[{i}] ({model.name}){problem}"
             for i, model in models
-            for problem in model_placement_problems(model, pools, serving)]
+            for problem in model_placement_problems(model, pools, serving)
+            + capacity_problems(model, pools)]
 
 
 def cross_section_problems(data: Mapping[str, Any]) -> list[str]:

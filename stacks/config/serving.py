@@ -1,4 +1,5 @@
-"""`llmops:serving` and `llmops:models`: TGI deployments per model, their releases and limits."""
+"""`llmops:serving` and `llmops:models`: a model server per model (TGI or vLLM), its releases
+and limits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from stacks.config.base import Section
+from stacks.config.cron import cron_problem, timezone_problem
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -18,6 +20,8 @@ QUANTIZE = ("awq", "compressed-tensors", "eetq", "exl2", "gptq", "marlin", "bits
 BYTES_PER_PARAM = {"float16": 2.0, "bfloat16": 2.0, "fp8": 1.0, "eetq": 1.0, "bitsandbytes": 1.0,
                    "compressed-tensors": 1.0, "awq": 0.5, "gptq": 0.5, "marlin": 0.5, "exl2": 0.5,
                    "bitsandbytes-nf4": 0.5, "bitsandbytes-fp4": 0.5}
+#: What vLLM 0.34.0 serves of QUANTIZE (components/engines/vllm.py maps the names).
+VLLM_QUANTIZE = ("awq", "gptq", "fp8", "compressed-tensors")
 #: Weights may use at most this share of GPU memory; the rest is KV cache and activations.
 WEIGHTS_SHARE_OF_GPU = 0.8
 
@@ -26,7 +30,11 @@ class ServingConfig(Section):
     """Cluster-wide serving settings: where models run and which pinned images they use."""
 
     namespace: str = "llm-serving"
-    tgi_image: str = "ghcr.io/huggingface/text-generation-inference:3.3.4"
+    tgi_image: str = Field(default="ghcr.io/huggingface/text-generation-inference:3.3.7",
+                           description="TGI's image; 3.3.7 is its last release (maintenance mode)")
+    vllm_image: str = Field(default="docker.io/vllm/vllm-openai:v0.34.0",
+                            description="vLLM's OpenAI server image, the release whose flags "
+                            "components/engines/data/vllm-*.flags lists")
     weights_image_tag: str = Field(default="0.1.0", pattern=r"^\d+\.\d+\.\d+$",
                                    description="tag of the platform image in the gateway ECR "
                                    "repository; its `llmops registry download` fetches weights")
@@ -39,7 +47,7 @@ class ServingConfig(Section):
                               description="floor for every model's replicas.min (2 in prod: "
                               "one replica per zone survives a spot reclaim or a node loss)")
 
-    @field_validator("tgi_image")
+    @field_validator("tgi_image", "vllm_image")
     @classmethod
     def _pinned(cls, value: str) -> str:
         if not PINNED_IMAGE.match(value):
@@ -87,6 +95,28 @@ class Schedule(Section):
     replicas: int = Field(ge=1)
     timezone: str = "UTC"
 
+    @field_validator("start", "end")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"{value!r}: {problem}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        problem = timezone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _a_window(self) -> Schedule:
+        if self.start == self.end:  # KEDA's cron scaler refuses it
+            raise ValueError(f"start and end are both {self.start!r}; give the peak's end")
+        return self
+
 
 class Replicas(Section):
     min: int = Field(ge=0)
@@ -94,9 +124,11 @@ class Replicas(Section):
 
 
 class ModelConfig(Section):
-    """One model served by TGI."""
+    """One model served by TGI or vLLM."""
 
     name: str
+    engine: Literal["tgi", "vllm"] = Field(
+        default="tgi", description="the model server: tgi (the default) or vllm (docs/engines.md)")
     registry: RegistryRef | None = None
     gpu_shape: str = Field(description="GPU memory x count per node, e.g. 24gib-x4: the model may "
                            "run on any pool of that shape, spot first (the autoscaler's priorities)")
@@ -139,9 +171,34 @@ class ModelConfig(Section):
             problems.append("give registry (one version) or blueGreen (two colours), not both")
         if self.canary and self.blue_green:
             problems.append("canary and blueGreen are different release strategies; pick one")
+        if self.engine == "vllm":
+            problems += self._vllm_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _schedules_within_replicas(self) -> ModelConfig:
+        over = [f"schedules[{i}].replicas ({s.replicas}) exceeds replicas.max ({self.replicas.max}); "
+                "KEDA never scales past replicas.max, so the peak would get fewer"
+                for i, s in enumerate(self.schedules) if s.replicas > self.replicas.max]
+        if over:
+            raise ValueError("\n".join(over))
+        return self
+
+    def _vllm_problems(self) -> list[str]:
+        problems = []
+        if self.quantize and self.quantize not in VLLM_QUANTIZE:
+            problems.append(f"quantize {self.quantize!r} is not served by vLLM; with engine: vllm use "
+                            f"one of {', '.join(VLLM_QUANTIZE)}, or engine: tgi")
+        if self.lora_adapters:
+            problems.append("loraAdapters are Hub ids TGI resolves; vLLM needs local adapter paths "
+                            "the weights cache does not fetch yet: use engine: tgi for adapters")
+        if self.max_batch_prefill_tokens < self.max_concurrent_requests:
+            problems.append(f"maxBatchPrefillTokens ({self.max_batch_prefill_tokens}) must be at least "
+                            f"maxConcurrentRequests ({self.max_concurrent_requests}) for vLLM "
+                            "(--max-num-batched-tokens >= --max-num-seqs)")
+        return problems
 
     @property
     def precision(self) -> str:

@@ -14,6 +14,7 @@ from aiohttp import web
 from serving.gateway.app import APP_STATE, create_app
 from serving.gateway.auth import hash_key
 from serving.gateway.config import GatewayConfig
+from serving.gateway.server import GatewayServer, start_server
 from tests.gateway.bad_upstream import Misbehaviour, start_bad_upstream
 from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
 
@@ -32,12 +33,17 @@ class Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def serve(self, app: web.Application) -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         return runner, f"http://127.0.0.1:{port}"
+
+    async def serve_gateway(self, app: web.Application, **caps) -> tuple[GatewayServer, str]:
+        """The gateway as `llmops gateway` runs it: its listener, caps and cancellation."""
+        server = await start_server(app, "127.0.0.1", 0, **caps)
+        return server, server.url
 
 
 class GatewayClient:
@@ -63,6 +69,7 @@ class GatewayStack(GatewayClient):
     app: web.Application
     loop: Loop
     runners: dict[str, web.AppRunner]
+    server: GatewayServer | None = None
 
     def stop_upstream(self, name: str) -> None:
         """Take a fake model server down, as if its pods were gone."""
@@ -126,10 +133,10 @@ def stack(loop: Loop, tmp_path) -> Iterator[GatewayStack]:
     for name, behaviour in upstreams.items():
         runners[name], urls[name] = loop.run(loop.serve(create_fake_tgi(behaviour)))
     app = create_app(gateway_config(urls, str(tmp_path / "audit.jsonl")))
-    gateway_runner, url = loop.run(loop.serve(app))
-    stack = GatewayStack(url, upstreams, app, loop, runners)
+    gateway_server, url = loop.run(loop.serve_gateway(app))
+    stack = GatewayStack(url, upstreams, app, loop, runners, gateway_server)
     yield stack
-    loop.run(gateway_runner.cleanup())
+    loop.run(gateway_server.close())
     for runner in stack.runners.values():
         loop.run(runner.cleanup())
 
@@ -175,9 +182,9 @@ def bad_stack(loop: Loop, tmp_path) -> Iterator[BadStack]:
     steady_runner, steady_url = loop.run(loop.serve(create_fake_tgi(steady)))
     urls = {"flaky": servers[0][1], "lonely": servers[1][1], "steady": steady_url}
     app = create_app(GatewayConfig.model_validate(bad_stack_config(urls, str(tmp_path / "audit.jsonl"))))
-    runner, url = loop.run(loop.serve(app))
+    server, url = loop.run(loop.serve_gateway(app))
     yield BadStack(url, flaky, lonely, steady, app)
-    loop.run(runner.cleanup())
+    loop.run(server.close())
     loop.run(steady_runner.cleanup())
     for server, _ in servers:
         server.close()

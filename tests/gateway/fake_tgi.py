@@ -20,6 +20,8 @@ class FakeBehaviour:
     fail: bool = False                    # 500 incomplete generation
     break_stream_after: int | None = None  # drop the connection after N token events
     token_delay_s: float = 0.0
+    whole_delay_s: float = 0.0            # a whole (non-streamed) answer takes this long
+    usage_tokens: int | None = None       # what OpenAI routes report as usage.completion_tokens
     requests: list[dict] = field(default_factory=list)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,6 +53,13 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
             return _error(422, "Input validation error: `inputs` must be a string", "validation")
         tokens = _tokens(b)
         stream = request.path.endswith("_stream") or bool(body.get("stream"))
+        if not stream and b.whole_delay_s:
+            try:
+                await asyncio.sleep(b.whole_delay_s)
+            except asyncio.CancelledError:  # the gateway dropped the request: generation stops
+                b.cancelled.set()
+                raise
+        completion = len(tokens) if b.usage_tokens is None else b.usage_tokens
         if stream:
             return await _stream(request, tokens, openai=request.path.startswith("/v1/"),
                                  chat=request.path == "/v1/chat/completions")
@@ -60,12 +69,12 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
             return web.json_response({"id": "1", "object": "chat.completion", "model": b.name,
                                       "choices": [{"index": 0, "finish_reason": "length",
                                                    "message": {"role": "assistant", "content": text}}],
-                                      "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens),
+                                      "usage": {"prompt_tokens": 3, "completion_tokens": completion,
                                                 "total_tokens": 3 + len(tokens)}})
         if request.path == "/v1/completions":
             return web.json_response({"id": "1", "object": "text_completion", "model": b.name,
                                       "choices": [{"index": 0, "text": text, "finish_reason": "length"}],
-                                      "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens),
+                                      "usage": {"prompt_tokens": 3, "completion_tokens": completion,
                                                 "total_tokens": 3 + len(tokens)}})
         payload = {"generated_text": text, "details": _details(tokens)}
         best_of = (body.get("parameters") or {}).get("best_of") or 1

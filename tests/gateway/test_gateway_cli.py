@@ -132,3 +132,56 @@ def test_logs_never_carry_an_api_key_even_from_malformed_requests(tmp_path):
     assert SECRET not in out + err
     assert "sk-operator" not in out + err
     assert "bad HTTP request from 127.0.0.1 (BadHttpMessage); request line and headers not logged" in err
+
+
+def test_sigterm_drains_readiness_first_then_503_while_streams_finish_then_exit_0(tmp_path, loop):
+    import json
+    import signal
+    import threading
+
+    import requests
+
+    from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
+
+    upstream = FakeBehaviour(reply="one two three four five six", token_delay_s=0.3)
+    runner, upstream_url = loop.run(loop.serve(create_fake_tgi(upstream)))
+    port = _free_port()
+    config = {**GOOD, "models": {"m": {"backends": {"stable": {"url": upstream_url}}}}}
+    process = subprocess.Popen([sys.executable, "-m", "llmops.cli", "gateway", "--config",
+                                str(_config(tmp_path, config)), "--port", str(port),
+                                "--drain-seconds", "20"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {SECRET}"}
+    events: list[bytes] = []
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+
+        def stream() -> None:
+            with requests.post(f"{url}/generate_stream", json={"inputs": "q"}, headers=headers,
+                               stream=True, timeout=20) as response:
+                events.extend(line for line in response.iter_lines() if line)
+        streaming = threading.Thread(target=stream)
+        streaming.start()
+        while not upstream.requests:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        for _ in range(50):
+            if requests.get(f"{url}/ready", timeout=1).status_code == 503:
+                break
+            time.sleep(0.05)
+        assert requests.get(f"{url}/ready", timeout=1).status_code == 503
+        refused = requests.post(f"{url}/generate", json={"inputs": "q"}, headers=headers, timeout=5)
+        assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1")
+        streaming.join(20)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        loop.run(runner.cleanup())
+    assert json.loads(events[-1][5:])["generated_text"] == "one two three four five six"
+    assert process.returncode == 0 and "Traceback" not in err, err
+    assert "draining: readiness fails, new requests get 503" in err

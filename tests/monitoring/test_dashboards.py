@@ -21,6 +21,10 @@ GATEWAY = {"llm_requests_total", "llm_requests_failed_total", "llm_request_durat
            "llm_rate_limited_total", "llm_circuit_breaker_state", "llm_canary_requests_total",
            "llm_fallback_total"}
 TGI = {"tgi_queue_size", "tgi_batch_current_size"}
+#: as vLLM 0.34.0 registers them (vllm/v1/metrics/loggers.py; counters get _total)
+VLLM = {"vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
+        "vllm:time_to_first_token_seconds_bucket", "vllm:inter_token_latency_seconds_bucket",
+        "vllm:num_preemptions_total", "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"}
 DCGM = {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
         "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_XID_ERRORS"}
 SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
@@ -79,7 +83,7 @@ def test_the_parse_check_rejects_a_broken_query(promtool, tmp_path):
 
 
 def test_every_queried_series_is_produced_by_an_exporter_or_a_rule(dashboard):
-    known = GATEWAY | TGI | DCGM | _recorded()
+    known = GATEWAY | TGI | VLLM | DCGM | _recorded()
     for expr in _exprs(dashboard):
         names = set(SELECTOR.findall(expr))
         assert names, f"write selectors with braces so they can be checked: {expr!r}"
@@ -104,7 +108,9 @@ def _titles(name: str) -> str:
 
 @pytest.mark.parametrize("topic", ["requests/s", "error rate", "p50 / p95 / p99", "time to first token",
                                    "tokens/s", "queue depth", "batch size", "cache hit rate",
-                                   "canary vs stable"])
+                                   "canary vs stable", "vllm requests waiting", "vllm time to first token",
+                                   "vllm inter-token latency", "vllm kv-cache use", "vllm preemptions",
+                                   "vllm prefix-cache hit rate"])
 def test_serving_overview_covers(topic):
     assert topic in _titles("llm-serving-overview")
 
@@ -116,7 +122,7 @@ def test_gpu_view_covers(topic):
 
 
 def test_variable_queries_read_produced_series(dashboard):
-    known = GATEWAY | TGI | DCGM | _recorded()
+    known = GATEWAY | TGI | VLLM | DCGM | _recorded()
     for variable in dashboard["templating"]["list"][1:]:
         metric = re.fullmatch(r"label_values\(([^,]+), (\w+)\)", variable["definition"]).group(1)
         assert metric in known, variable["name"]

@@ -537,7 +537,7 @@ def test_privileged_pods_and_host_namespaces_are_refused_unless_allow_listed():
     assert says("k8s-no-privileged-or-host-namespaces", res(POD, "p", spec=calm)) == []
 
 
-TGI_LABELS = {"app.kubernetes.io/name": "tgi"}
+TGI_LABELS = {"app.kubernetes.io/name": "tgi", "app.kubernetes.io/component": "model-server"}
 
 
 def tgi(name: str = "tgi-llama", namespace: str = "llm-serving", **container: Any) -> Resource:
@@ -552,7 +552,7 @@ def tgi(name: str = "tgi-llama", namespace: str = "llm-serving", **container: An
 def test_serving_deployments_request_a_gpu_and_are_probed():
     assert says("tgi-serving-requests-gpu", tgi()) == []
     assert says("tgi-serving-requests-gpu", tgi(resources={"limits": {"cpu": "4"}})) == [
-        "serving Deployment requests no nvidia.com/gpu: TGI would fall back to CPU or fail to start"]
+        "serving Deployment requests no nvidia.com/gpu: the engine would fall back to CPU or fail to start"]
     assert says("tgi-serving-probes", tgi()) == []
     assert says("tgi-serving-probes", tgi(startupProbe=None)) == ["container 'tgi' has no startupProbe"]
     assert says("tgi-serving-probes", tgi(startupProbe=None, readinessProbe={})) == [

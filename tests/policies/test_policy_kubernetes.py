@@ -98,7 +98,7 @@ def test_a_serving_deployment_without_a_gpu_is_a_violation():
     resources = recorded(lambda: tgi_deployment(container=tgi_container(
         resources={"requests": {"cpu": "8", "memory": "32Gi"}, "limits": {"cpu": "8", "memory": "32Gi"}})))
     assert messages("tgi-serving-requests-gpu", resources) == [
-        "serving Deployment requests no nvidia.com/gpu: TGI would fall back to CPU or fail to start"]
+        "serving Deployment requests no nvidia.com/gpu: the engine would fall back to CPU or fail to start"]
 
 
 def test_deployments_without_the_serving_label_are_not_serving():

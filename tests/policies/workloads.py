@@ -15,7 +15,8 @@ import pulumi_kubernetes as k8s
 from policies.governance import MODEL_REVISION, MODEL_VERSION, REGISTRY_STAGE
 
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.0.1"
-LABELS = {"app.kubernetes.io/name": "tgi", "app.kubernetes.io/instance": "llama-8b"}
+LABELS = {"app.kubernetes.io/name": "tgi", "app.kubernetes.io/component": "model-server",
+          "app.kubernetes.io/instance": "llama-8b"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 

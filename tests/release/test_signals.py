@@ -37,10 +37,13 @@ def test_every_gateway_series_the_analysis_reads_exists_with_its_labels():
     assert used == 5  # requests, errors, latency buckets, breaker counter and gauge
 
 
-def test_tgi_time_per_token_uses_the_histogram_tgi_records_in_seconds():
+def test_time_per_token_uses_the_histogram_each_engine_records_in_seconds():
     promql = queries("m", "30m")["time_per_token_s"]
     assert "tgi_request_mean_time_per_token_duration_sum{" in promql
     assert "tgi_request_mean_time_per_token_duration_count{" in promql
+    # vLLM 0.34.0's per-request mean time per output token (vllm/v1/metrics/loggers.py)
+    assert "vllm:request_time_per_output_token_seconds_sum{" in promql
+    assert "vllm:request_time_per_output_token_seconds_count{" in promql
     assert "sum by (track)" in promql  # the PodMonitor's label for the pod's llmops.io/track
 
 

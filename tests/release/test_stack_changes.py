@@ -182,3 +182,15 @@ def test_a_file_that_cannot_be_written_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ReleaseError, match=r"^cannot write --json .*/file/out.json: File exists$"):
         _write(tmp_path / "file" / "out.json", "{}", "--json")
+
+
+def test_rollback_pauses_the_canary_scaler_of_the_model_s_engine(stacks, capsys):
+    path = stacks / "Pulumi.prod.yaml"
+    text = path.read_text()
+    assert "      engine: vllm " in text  # qwen-2-5-32b
+    path.write_text(text.replace("      replicas: {min: 2, max: 4}\n", "      replicas: {min: 2, max: 4}\n"
+                                 "      canary:\n        registry: {stage: staging}\n        weight: 5\n"))
+    assert main(["canary", "rollback", "--model", "qwen-2-5-32b", "--stack", "prod",
+                 "--stacks-dir", str(stacks)]) == 0
+    out = capsys.readouterr().out
+    assert "annotate scaledobject vllm-qwen-2-5-32b-canary autoscaling.keda.sh/paused-replicas=0" in out

@@ -1,46 +1,19 @@
-"""Pure rendering for TGI pods: launcher flags, resources from instance facts, probe budget.
-No Pulumi here, so each rule has a fast unit test."""
+"""Pure sizing for model-server pods, whatever the engine: resources from instance facts,
+shared memory, the start budgets. No Pulumi here, so each rule has a fast unit test."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from components import cold_start
+from components.engines import engine_of
 from components.gpu_instances import GpuInstance
 from stacks.config.serving import ModelConfig
 
-HTTP_PORT = 8080
-METRICS_PORT = 9000
-GRACEFUL_TERMINATION_S = 90       # TGI launcher default
-TERMINATION_GRACE_S = 120         # must be >= the launcher's graceful termination
 #: kubelet, system daemons and the device plugin keep this share of a node.
 NODE_RESERVED_SHARE = 0.12
-
-
-def launcher_args(model: ModelConfig, model_path: str) -> list[str]:
-    """TGI launcher flags (long form only: `-p` is declared twice upstream)."""
-    args = [
-        "--model-id", model_path,
-        "--num-shard", str(model.shards),
-        "--max-input-tokens", str(model.max_input_tokens),
-        "--max-total-tokens", str(model.max_total_tokens),
-        "--max-batch-prefill-tokens", str(model.max_batch_prefill_tokens),
-        "--max-concurrent-requests", str(model.max_concurrent_requests),
-        "--hostname", "0.0.0.0",
-        "--port", str(HTTP_PORT),
-        "--prometheus-port", str(METRICS_PORT),
-        "--graceful-termination-timeout", str(GRACEFUL_TERMINATION_S),
-        "--usage-stats", "off",
-        "--json-output",
-    ]
-    if model.quantize:
-        args += ["--quantize", model.quantize]
-    else:
-        args += ["--dtype", model.dtype or "bfloat16"]
-    if model.lora_adapters:
-        args += ["--lora-adapters", ",".join(model.lora_adapters)]
-    return args
 
 
 def pod_resources(model: ModelConfig, instance: GpuInstance) -> dict[str, dict[str, str]]:
@@ -57,7 +30,7 @@ def shm_size_gib(model: ModelConfig) -> int:
     return max(1, model.shards)
 
 
-#: TGI's first start may compile kernels and build CUDA graphs: never give it less than this.
+#: An engine's first start may compile kernels and build CUDA graphs: never give it less than this.
 STARTUP_FLOOR_S = 600
 #: cluster-autoscaler's --max-node-provision-time (components/cluster_autoscaling.py): the
 #: longest a pending pod waits for a new GPU node before the autoscaler tries another group
@@ -69,16 +42,23 @@ NODE_PROVISION_S = 20 * 60
 class StartBudgets:
     """What a model's pods and the engine allow for a start, from the cold-start model."""
 
-    startup_probe_s: int     # the TGI container's startupProbe (after the init container)
+    startup_probe_s: int     # the engine container's startupProbe (after the init containers)
     await_s: int             # the engine's wait for a rollout (customTimeouts)
     fetch_resources: dict[str, dict[str, str]]  # the weights init container's CPU and memory
+
+
+def engine_facts(model: ModelConfig, base: cold_start.StartFacts | None = None) -> cold_start.StartFacts:
+    """The cold-start facts with the model's engine's image size and warm-up."""
+    engine = engine_of(model)
+    return dataclasses.replace(base or cold_start.StartFacts(), engine_image_gb=engine.image_gb,
+                               warmup_s=engine.warmup_s)
 
 
 def start_budgets(model: ModelConfig, instance: GpuInstance) -> StartBudgets:
     """Budgets from components/cold_start.py for `model` on `instance` (the smallest node of
     its shape). The engine waits for a new node (up to the autoscaler's provisioning limit),
     then a fresh node's whole start with margin, and never less than the probe itself."""
-    start = cold_start.estimate(model, cold_start.facts_for(instance))
+    start = cold_start.estimate(model, cold_start.facts_for(instance, engine_facts(model)))
     probe = cold_start.startup_probe_budget_s(start, floor_s=STARTUP_FLOOR_S)
     return StartBudgets(
         startup_probe_s=probe,

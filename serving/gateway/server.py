@@ -1,0 +1,180 @@
+"""The gateway's listener: a cap on open connections, quiet accept errors, file descriptors
+enough for both, and a drain on SIGTERM.
+
+- Beyond `maxConnections` a new connection is answered `503` with `Retry-After` and closed at
+  once, so it never holds a descriptor or a handler; the cap sits below the descriptor limit
+  (raised at start up to the hard limit), so `accept()` does not fail with EMFILE.
+- Connections that send no complete request for `idleTimeoutS` (idle keep-alive, or headers
+  that never finish) are closed: aiohttp 3.14 arms its keep-alive timer when a connection is
+  made and closes it if the handler is still waiting for a request (web_protocol.py
+  `connection_made`, `_process_keepalive`).
+- aiohttp's `handler_cancellation` is on: a client that leaves cancels its handler, which
+  cancels the upstream request (web_protocol.py `connection_lost`).
+- asyncio logs "socket.accept() out of system resource" with a traceback every time accept
+  fails that way (selector_events.py `_accept_connection`); the loop's exception handler
+  here lets one such line through per `ACCEPT_LOG_EVERY_S` with the count it held back.
+- Drain: readiness fails and new requests get 503 with Retry-After, while in-flight requests
+  and streams finish (up to the drain window); then the listener closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from serving.gateway.app import APP_STATE
+from serving.gateway.logs import quiet_parser_errors
+
+LOG = logging.getLogger("llmops.gateway")
+ACCEPT_LOG_EVERY_S = 10.0
+#: Descriptors the process needs besides client and upstream connections (listener, logs,
+#: audit file, config, the event loop's own).
+FD_HEADROOM = 64
+OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+              b"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
+
+
+def _overloaded_answer(retry_after: int, cap: int) -> bytes:
+    body = (b'{"error": "the gateway is at its limit of %d open connections; retry later", '
+            b'"error_type": "overloaded"}' % cap)
+    return OVERLOADED % (retry_after, len(body), body)
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection beyond the cap: one 503, then closed (the request is not read)."""
+
+    def __init__(self, answer: bytes):
+        self._answer = answer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self._answer)  # type: ignore[attr-defined]
+        transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
+class ConnectionCap:
+    """The protocol factory the listener uses: aiohttp's below the cap, `_Refuse` above it."""
+
+    def __init__(self, server: web.Server, cap: int, retry_after: int, on_shed):
+        self.server, self.cap, self._on_shed = server, cap, on_shed
+        self._answer = _overloaded_answer(retry_after, cap)
+
+    def __call__(self) -> asyncio.Protocol:
+        if len(self.server.connections) >= self.cap:
+            self._on_shed()
+            return _Refuse(self._answer)
+        return self.server()
+
+
+class AcceptErrorLog:
+    """The loop's exception handler: accept failures at most once per interval."""
+
+    def __init__(self, every_s: float = ACCEPT_LOG_EVERY_S, clock=time.monotonic):
+        self.every_s, self._clock = every_s, clock
+        self._last = -every_s
+        self.held = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != "socket.accept() out of system resource":
+            loop.default_exception_handler(context)
+            return
+        now = self._clock()
+        if now - self._last < self.every_s:
+            self.held += 1
+            return
+        exc = context.get("exception")
+        LOG.error("accept() failed: %s (out of file descriptors or memory; %d more such failures "
+                  "in the last %.0f s not logged)", exc, self.held, self.every_s)
+        self._last, self.held = now, 0
+
+
+def ensure_fd_limit(needed: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to `needed` (up to the hard limit); the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return needed if soft == resource.RLIM_INFINITY else soft
+
+
+@dataclass
+class GatewayServer:
+    """One running gateway: its app, runner and listener."""
+
+    app: web.Application
+    runner: web.AppRunner
+    listener: asyncio.AbstractServer
+    max_connections: int
+
+    @property
+    def url(self) -> str:
+        host, port = self.listener.sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def gateway(self):
+        return self.app[APP_STATE]
+
+    async def drain(self, window_s: float) -> bool:
+        """Fail readiness, refuse new requests with 503, let in-flight ones finish (up to
+        `window_s`); True if they all did."""
+        self.gateway.begin_drain()
+        return await self.gateway.wait_idle(window_s)
+
+    async def close(self, timeout_s: float = 1.0) -> None:
+        self.listener.close()
+        self.runner.server.pre_shutdown()  # idle keep-alive connections go now
+        await self.runner.cleanup()
+
+
+async def start_server(app: web.Application, host: str, port: int,
+                       max_connections: int | None = None) -> GatewayServer:
+    """Start the gateway on host:port with its caps (the config's unless overridden)."""
+    gateway = app[APP_STATE]
+    limits = gateway.config.limits
+    cap = max_connections or limits.max_connections
+    available = ensure_fd_limit(cap + limits.max_inflight_requests + FD_HEADROOM)
+    if cap + limits.max_inflight_requests + FD_HEADROOM > available:
+        fitted = max(1, available - limits.max_inflight_requests - FD_HEADROOM)
+        LOG.warning("the file descriptor limit is %d: open connections capped at %d instead of %d",
+                    available, fitted, cap)
+        cap = fitted
+    quiet_parser_errors()
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                           keepalive_timeout=limits.idle_timeout_s, shutdown_timeout=1.0)
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptErrorLog())
+    gateway.metrics.connections.set_function(lambda: len(runner.server.connections))
+    factory = ConnectionCap(runner.server, cap, limits.retry_after_s,
+                            gateway.metrics.shed.labels("connections").inc)
+    listener = await loop.create_server(factory, host, port, reuse_address=True, backlog=1024)
+    return GatewayServer(app, runner, listener, cap)
+
+
+async def serve_until_signalled(app: web.Application, host: str, port: int, drain_s: float,
+                                max_connections: int | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then drain for up to `drain_s` and stop."""
+    server = await start_server(app, host, port, max_connections)
+    print(f"llmops gateway listening on {server.url} (at most {server.max_connections} "
+          "connections)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    LOG.info("draining: readiness fails, new requests get 503, in-flight ones have %.0f s", drain_s)
+    if not await server.drain(drain_s):
+        LOG.warning("drain window over with %d requests still in flight; they are cut",
+                    server.gateway.inflight)
+    await server.close()

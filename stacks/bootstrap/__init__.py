@@ -1,0 +1,1 @@
+"""The per-account bootstrap program (its own Pulumi project in this directory)."""

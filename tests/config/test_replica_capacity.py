@@ -1,0 +1,47 @@
+"""A model's replicas.max x GPUs per replica against the most GPUs its pools can hold, at the
+boundary, with shards, and over every pool of the model's shape (spot and on-demand)."""
+
+from __future__ import annotations
+
+from llmops.offline.stackfile import read_stack_config
+from stacks.config import PRODUCT, ConfigError, parse_platform_config
+from stacks.config.capacity import pools_gpu_capacity
+
+
+def problems(stack: str, overrides: dict) -> list[str]:
+    try:
+        parse_platform_config(read_stack_config(stack).with_overrides(overrides).values,
+                              project=PRODUCT, stack=stack)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def test_the_shipped_pools_capacity_is_every_node_at_max_size():
+    config = parse_platform_config(read_stack_config("prod").values, project=PRODUCT, stack="prod")
+    assert pools_gpu_capacity(config.gpu_pools) == 4 * 4 + 8 * 4  # on-demand 4 + spot 8 nodes of 4
+
+
+def test_replicas_up_to_the_pools_capacity_pass_and_one_more_is_refused():
+    # dev: gpu24-x1-spot, maxSize 3, one GPU per node; llama-3-8b has 1 shard
+    assert problems("dev", {"llmops:models.0.replicas.max": 3}) == []
+    assert problems("dev", {"llmops:models.0.replicas.max": 4}) == [
+        "llmops:models[0] (llama-3-8b).replicas.max: 4 replicas x 1 GPU(s) each need 4 GPUs but "
+        "the pools of shape '24gib-x1' (gpu24-x1-spot) hold at most 3; lower replicas.max to 3 "
+        "or raise the pools' maxSize"]
+
+
+def test_shards_count_as_gpus_per_replica_over_all_pools_of_the_shape():
+    # prod: qwen-2-5-32b has 4 shards on 24gib-x4; the shape's pools hold 48 GPUs = 12 replicas
+    assert problems("prod", {"llmops:models.1.replicas.max": 12}) == []
+    found = problems("prod", {"llmops:models.1.replicas.max": 13})
+    assert found == [
+        "llmops:models[1] (qwen-2-5-32b).replicas.max: 13 replicas x 4 GPU(s) each need 52 GPUs "
+        "but the pools of shape '24gib-x4' (gpu24-x4-ondemand, gpu24-x4-spot) hold at most 48; "
+        "lower replicas.max to 12 or raise the pools' maxSize"]
+
+
+def test_it_is_reported_with_field_errors_elsewhere_in_one_round():
+    found = problems("dev", {"llmops:models.0.replicas.max": 9, "llmops:network.azCount": 9})
+    assert len(found) == 2
+    assert found[1].startswith("llmops:models[0] (llama-3-8b).replicas.max: 9 replicas")
