@@ -27,6 +27,8 @@ CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterA
 VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
                  "AmazonSSMManagedInstanceCore")
+#: The system node group's labels: what controllers (Karpenter, KEDA, metrics-server...) select.
+SYSTEM_NODES = {"llmops.io/node-role": "system"}
 #: The tag Karpenter's EC2NodeClass selects subnets and security groups by.
 DISCOVERY_TAG = "karpenter.sh/discovery"
 
@@ -150,7 +152,7 @@ class Cluster(pulumi.ComponentResource):
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=system_lt.id, version=system_lt.latest_version.apply(str)),
-            labels={"llmops.io/node-role": "system"},
+            labels=dict(SYSTEM_NODES),
             node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
             opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons))
         self._workload_addons(name, args, cluster, oidc, issuer, system)

@@ -23,6 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster import SYSTEM_NODES
 from components.nodepools import (  # noqa: F401  (re-exported: what serving and agents select)
     CAPACITY_LABEL,
     CAPACITY_TIER_LABEL,
@@ -46,7 +47,6 @@ KARPENTER_REPO = "oci://public.ecr.aws/karpenter"
 #: the service account the platform's IRSA role trusts (components/workload_roles.py)
 KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT = KARPENTER_ACCOUNT
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
-SYSTEM_NODES = {"llmops.io/node-role": "system"}
 
 
 def controller_values(*, cluster_name: str, cluster_endpoint: pulumi.Input[str],

@@ -40,6 +40,7 @@ RESOURCE_STAR_ACTIONS = (
     "iam:ListServerCertificates",
     "shield:GetSubscriptionState",
     "ssm:DescribeParameters",
+    "route53:ListHostedZones",
 )
 
 

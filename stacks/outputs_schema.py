@@ -125,7 +125,7 @@ PLATFORM = StackSchema("platform", "1.3", (
     OutputSpec("karpenter", "object", "what Karpenter's controller and EC2NodeClasses name: "
                "interruptionQueue (SQS queue name) and nodeRoleName (GPU nodes' IAM role)"),
     OutputSpec("workloadRoleArns", "object", "IRSA roles of the workloads (karpenter, load "
-               "balancer controller, log shipper, models.<name>)"),
+               "balancer controller, log shipper, external-dns, models.<name>)"),
     OutputSpec("applicationLogGroup", "string", "CloudWatch log group of container stdout (the "
                "gateway's audit lines), KMS-encrypted, retained llmops:cluster.logRetentionDays; "
                "the log shipper writes it"),
