@@ -3,8 +3,10 @@ entries, an OIDC provider for IRSA, pinned add-ons and a system node group.
 
 Creation order on a fresh account: cluster -> OIDC provider -> vpc-cni and kube-proxy
 (DaemonSet add-ons, created before any node so a node's first pod network comes from the
-pinned CNI running with its own IRSA role) -> node groups -> coredns and the EBS CSI driver
-(Deployments, which need nodes)."""
+pinned CNI running with its own IRSA role) -> the system node group -> coredns and the EBS
+CSI driver (Deployments, which need nodes). GPU nodes are Karpenter's (components/gpu_nodes.py):
+they join with their own role, admitted by an EC2_LINUX access entry, and find their
+subnets and security group by the `karpenter.sh/discovery` tag."""
 
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterA
 VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
                  "AmazonSSMManagedInstanceCore")
+#: The system node group's labels: what controllers (Karpenter, KEDA, metrics-server...) select.
+SYSTEM_NODES = {"llmops.io/node-role": "system"}
+#: The tag Karpenter's EC2NodeClass selects subnets and security groups by.
+DISCOVERY_TAG = "karpenter.sh/discovery"
 
 
 @dataclass(frozen=True)
@@ -116,8 +122,23 @@ class Cluster(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{name}-node-{policy}", role=node_role.name,
                                          policy_arn=MANAGED + policy, opts=child)
 
+        # GPU nodes (Karpenter's) get a role of their own: a managed node group already holds
+        # an access entry for its role, and an entry per principal is all EKS allows
+        gpu_node_role = aws.iam.Role(f"{name}-gpu-node",
+                                     assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
+                                     opts=child)
+        for policy in NODE_POLICIES:
+            aws.iam.RolePolicyAttachment(f"{name}-gpu-node-{policy}", role=gpu_node_role.name,
+                                         policy_arn=MANAGED + policy, opts=child)
+        gpu_node_access = aws.eks.AccessEntry(
+            f"{name}-gpu-node", cluster_name=cluster.name, principal_arn=gpu_node_role.arn,
+            type="EC2_LINUX", opts=child)
+        aws.ec2.Tag(f"{name}-discovery", resource_id=cluster.vpc_config.apply(
+            lambda v: v.cluster_security_group_id), key=DISCOVERY_TAG, value=args.cluster_name,
+            opts=child)
+
         system_lt = node_launch_template(
-            f"{name}-system", root_volume_gib=cfg.system_nodes.root_volume_gib, local_nvme=False,
+            f"{name}-system", root_volume_gib=cfg.system_nodes.root_volume_gib,
             instance_tags=args.resource_tags, opts=child)
         network_addons = self._network_addons(name, args, cluster, oidc, issuer)
         system = aws.eks.NodeGroup(
@@ -131,7 +152,7 @@ class Cluster(pulumi.ComponentResource):
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=system_lt.id, version=system_lt.latest_version.apply(str)),
-            labels={"llmops.io/node-role": "system"},
+            labels=dict(SYSTEM_NODES),
             node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
             opts=pulumi.ResourceOptions(parent=self, depends_on=network_addons))
         self._workload_addons(name, args, cluster, oidc, issuer, system)
@@ -143,8 +164,11 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_issuer_url = issuer
         self.node_role_arn = node_role.arn
         self.node_role_name = node_role.name
+        #: what Karpenter's nodes run as (EC2NodeClass `role`), admitted by its access entry
+        self.gpu_node_role_arn = gpu_node_role.arn
+        self.gpu_node_role_name = gpu_node_role.name
+        self.gpu_node_access = gpu_node_access
         self.secrets_key_arn = secrets_key.arn
-        #: what node groups must be created after: the pod network's add-ons
         self.network_addons = network_addons
         #: what node-hosted add-ons must be created after
         self.system_nodes = system

@@ -25,7 +25,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster_autoscaling import SYSTEM_NODES
+from components.cluster import SYSTEM_NODES
 from components.workload_roles import EXTERNAL_DNS_ACCOUNT
 from stacks.config.cluster import HelmPin
 

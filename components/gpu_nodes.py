@@ -1,104 +1,131 @@
-"""GPU node pools: one EKS managed node group per pool, tainted for GPU work only, with the
-tags cluster-autoscaler needs to scale a pool up from zero."""
+"""GPU capacity by Karpenter: the controller (its chart and CRDs from one pinned release), the
+NVIDIA device plugin, and per GPU pool an EC2NodeClass and a NodePool (plus an on-demand floor
+NodePool where the pool has one).
+
+A NodePool buys its shape's instance types on reserved capacity first (when the pool lists
+reservations), then spot, then on-demand: Karpenter launches the cheapest offering it can get,
+so spot runs out -> on-demand, and consolidation (WhenEmptyOrUnderutilized) replaces an
+on-demand node by a cheaper spot one when spot returns. The interruption queue
+(components/interruption_queue.py) lets it drain a node on the 2-minute spot notice.
+
+Upstream facts (aws/karpenter-provider-aws v1.14.1): chart values in charts/karpenter/
+values.yaml (settings.interruptionQueue, settings.clusterName, serviceAccount, nodeSelector;
+the chart's default affinity keeps the controller off nodes that carry karpenter.sh/nodepool);
+NodePool and EC2NodeClass fields in pkg/apis/crds/ (copied to components/data/crds/, which the
+plan validates every object against).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
-import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
-from components.launch_template import node_launch_template
+from components.cluster import SYSTEM_NODES
+from components.nodepools import (  # noqa: F401  (re-exported: what serving and agents select)
+    CAPACITY_LABEL,
+    CAPACITY_TIER_LABEL,
+    GPU_SHAPE_LABEL,
+    GPU_TAINT,
+    GPU_TAINT_KEY,
+    INSTANCE_TYPE_LABEL,
+    NODEPOOL_LABEL,
+    POOL_LABEL,
+    REGISTRATION_TIMEOUT_S,
+    capacity_spread,
+    node_class_name,
+    node_class_spec,
+    node_pool_specs,
+)
+from components.workload_roles import KARPENTER_ACCOUNT
+from stacks.config.cluster import HelmPin, KarpenterPin
 from stacks.config.gpu import GpuPool
 
-GPU_TAINT_KEY = "nvidia.com/gpu"
-GPU_TAINT = {"key": GPU_TAINT_KEY, "value": "true", "effect": "NO_SCHEDULE"}
-POOL_LABEL = "llmops.io/gpu-pool"
-CAPACITY_LABEL = "llmops.io/capacity-type"
-#: What models select: spot and on-demand pools of one shape share it (stacks.config.gpu).
-GPU_SHAPE_LABEL = "llmops.io/gpu-shape"
-#: cluster-autoscaler's AWS GPU label: a node carrying it counts as a GPU node that is not
-#: ready until the device plugin reports its GPUs, so the autoscaler does not add a second
-#: node for the same pending pod while the first one is still starting.
-ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
-CA_TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+KARPENTER_REPO = "oci://public.ecr.aws/karpenter"
+#: the service account the platform's IRSA role trusts (components/workload_roles.py)
+KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT = KARPENTER_ACCOUNT
+DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
 
 
-def accelerator(pool: GpuPool) -> str:
-    """The accelerator label value: the GPU model(s) of the pool, e.g. nvidia-a10g or
-    nvidia-a10g-l4 for a pool that mixes equal-shaped GPUs."""
-    return "nvidia-" + "-".join(m.lower() for m in pool.gpu_models)
-
-
-def pool_labels(pool: GpuPool) -> dict[str, str]:
-    return {POOL_LABEL: pool.name,
-            CAPACITY_LABEL: "spot" if pool.capacity_type == "SPOT" else "on-demand",
-            GPU_SHAPE_LABEL: pool.shape,
-            ACCELERATOR_LABEL: accelerator(pool)}
-
-
-def scale_from_zero_tags(pool: GpuPool) -> dict[str, str]:
-    """What cluster-autoscaler cannot learn from an empty group: GPUs, labels, taints."""
-    tags = {f"{CA_TEMPLATE}/resources/nvidia.com/gpu": str(pool.gpus_per_node),
-            f"{CA_TEMPLATE}/taint/{GPU_TAINT_KEY}": "true:NoSchedule"}
-    tags.update({f"{CA_TEMPLATE}/label/{k}": v for k, v in pool_labels(pool).items()})
-    return tags
-
-
-def node_group_name(cluster_name: str, pool: GpuPool) -> str:
-    return f"{cluster_name}-{pool.name}"
+def controller_values(*, cluster_name: str, cluster_endpoint: pulumi.Input[str],
+                      queue_name: pulumi.Input[str], role_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """Karpenter chart values (each key exists in charts/karpenter/values.yaml at v1.14.1)."""
+    return {
+        "serviceAccount": {"name": KARPENTER_SERVICE_ACCOUNT,
+                           "annotations": {"eks.amazonaws.com/role-arn": role_arn}},
+        "settings": {"clusterName": cluster_name, "clusterEndpoint": cluster_endpoint,
+                     # not the pre-v0.32 `interruptionQueueName`: that key is ignored now
+                     "interruptionQueue": queue_name},
+        # the system node group; the chart's own affinity already refuses karpenter.sh/nodepool
+        "nodeSelector": {**SYSTEM_NODES, "kubernetes.io/os": "linux"},
+        "controller": {"resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                     "limits": {"memory": "1Gi"}}},
+    }
 
 
 @dataclass(frozen=True)
-class GpuNodePoolsArgs:
+class GpuCapacityArgs:
     pools: list[GpuPool]
     cluster_name: str
-    cluster: pulumi.Input[str]  # the cluster's name as an output, to order creation
-    node_role_arn: pulumi.Input[str]
-    subnet_ids: pulumi.Input[list[str]]
+    cluster_endpoint: pulumi.Input[str]
+    karpenter: KarpenterPin
+    device_plugin: HelmPin
+    controller_role_arn: pulumi.Input[str]  # IRSA role from the platform stack (WorkloadRoles)
+    interruption_queue: pulumi.Input[str]   # queue name from the platform stack
+    node_role_name: pulumi.Input[str]       # GPU nodes' role from the platform stack
     resource_tags: dict[str, str]
-    after: list[pulumi.Resource]  # the pod network's add-ons (Cluster.network_addons)
 
 
-class GpuNodePools(pulumi.ComponentResource):
-    """Every GPU pool of the environment."""
+class GpuCapacity(pulumi.ComponentResource):
+    """Karpenter (CRDs, controller), the device plugin, and the pools' NodePools."""
 
-    def __init__(self, name: str, args: GpuNodePoolsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("llmops:gpu:GpuNodePools", name, None, opts)
+    def __init__(self, name: str, args: GpuCapacityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llmops:gpu:GpuCapacity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.node_groups: dict[str, aws.eks.NodeGroup] = {}
+        version = args.karpenter.chart_version
+        crds = k8s.helm.v3.Release(
+            f"{name}-karpenter-crd", name="karpenter-crd", namespace=KARPENTER_NAMESPACE,
+            chart=f"{KARPENTER_REPO}/karpenter-crd", version=version, opts=child)
+        controller = k8s.helm.v3.Release(
+            f"{name}-karpenter", name="karpenter", namespace=KARPENTER_NAMESPACE,
+            chart=f"{KARPENTER_REPO}/karpenter", version=version, skip_crds=True,
+            values=controller_values(cluster_name=args.cluster_name,
+                                     cluster_endpoint=args.cluster_endpoint,
+                                     queue_name=args.interruption_queue,
+                                     role_arn=args.controller_role_arn),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds]))
+        k8s.helm.v3.Release(
+            f"{name}-nvidia-device-plugin", name="nvidia-device-plugin", namespace="kube-system",
+            chart="nvidia-device-plugin", version=args.device_plugin.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DEVICE_PLUGIN_REPO),
+            values={
+                "image": {"tag": args.device_plugin.image_tag},
+                "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": POOL_LABEL, "operator": "Exists"}]}]}}},
+                "priorityClassName": "system-node-critical",
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                              "limits": {"cpu": "200m", "memory": "128Mi"}},
+            },
+            opts=child)
+        after = pulumi.ResourceOptions(parent=self, depends_on=[crds, controller])
+        #: what waits for GPU capacity to be declared (the model servers)
+        self.node_pools: list[pulumi.Resource] = []
         for pool in args.pools:
-            template = node_launch_template(
-                f"{name}-{pool.name}", root_volume_gib=pool.root_volume,
-                local_nvme=pool.has_local_nvme, instance_tags=args.resource_tags, opts=child)
-            template_tags = scale_from_zero_tags(pool)
-            group = aws.eks.NodeGroup(
-                f"{name}-{pool.name}", cluster_name=args.cluster,
-                node_group_name=node_group_name(args.cluster_name, pool),
-                node_role_arn=args.node_role_arn, subnet_ids=args.subnet_ids,
-                instance_types=pool.instance_types, capacity_type=pool.capacity_type,
-                ami_type="AL2023_x86_64_NVIDIA",
-                scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                    min_size=pool.min_size, max_size=pool.max_size, desired_size=pool.desired_size),
-                update_config=aws.eks.NodeGroupUpdateConfigArgs(
-                    max_unavailable_percentage=pool.max_unavailable_percentage),
-                labels=pool_labels(pool),
-                taints=[aws.eks.NodeGroupTaintArgs(**GPU_TAINT)],
-                launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
-                    id=template.id, version=template.latest_version.apply(str)),
-                tags=template_tags,
-                # replace nodes whose GPUs or kubelet report unhealthy instead of paying for them
-                node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
-                # the autoscaler owns the size once created; don't fight it on every `up`
-                opts=pulumi.ResourceOptions(parent=self, depends_on=args.after,
-                                            ignore_changes=["scalingConfig.desiredSize"]))
-            # Managed node groups don't copy their tags to the Auto Scaling group, where
-            # cluster-autoscaler reads node templates; tag the group directly.
-            asg_name = group.resources.apply(lambda r: r[0].autoscaling_groups[0].name)
-            for i, (key, value) in enumerate(sorted(template_tags.items())):
-                aws.autoscaling.Tag(
-                    f"{name}-{pool.name}-template-{i}", autoscaling_group_name=asg_name,
-                    tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
-                    opts=child)
-            self.node_groups[pool.name] = group
-        self.register_outputs({"nodeGroups": {k: g.arn for k, g in self.node_groups.items()}})
+            node_class = k8s.apiextensions.CustomResource(
+                f"{name}-{pool.name}-class", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=node_class_name(pool)),
+                spec=pulumi.Output.from_input(args.node_role_name).apply(
+                    lambda role, p=pool: node_class_spec(
+                        p, cluster_name=args.cluster_name, role_name=role, pin=args.karpenter,
+                        tags=args.resource_tags)),
+                opts=after)
+            for pool_name, spec in node_pool_specs(pool).items():
+                self.node_pools.append(k8s.apiextensions.CustomResource(
+                    f"{name}-{pool_name}", api_version="karpenter.sh/v1", kind="NodePool",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=pool_name), spec=spec,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, controller, node_class])))
+        self.register_outputs({})

@@ -80,25 +80,96 @@ class IrsaRole(pulumi.ComponentResource):
         self.register_outputs({"arn": self.arn})
 
 
-def cluster_autoscaler_policy(cluster_name: str, region: str, account_id: str) -> str:
-    """Describe anything (AWS allows no scoping), mutate only this cluster's tagged groups."""
+#: The upstream policy this follows: aws/karpenter-provider-aws v1.14.1,
+#: website/content/en/v1.14/getting-started/getting-started-with-karpenter/cloudformation.yaml
+#: (NodeLifecyclePolicy, IAMIntegrationPolicy, EKSIntegrationPolicy, InterruptionPolicy,
+#: ResourceDiscoveryPolicy): statement for statement the same actions and tag conditions,
+#: with `*` accounts narrowed to this one. Left out: ZonalShiftPolicy (settings.enableZonalShift
+#: stays false). Update both together when llmops:cluster.karpenter.chartVersion moves.
+KARPENTER_UPSTREAM = "karpenter-provider-aws v1.14.1 getting-started cloudformation.yaml"
+KARPENTER_DISCOVERY = ("ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
+                       "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings",
+                       "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplates",
+                       "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
+                       "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets")
+
+
+def karpenter_controller_policy(cluster_name: str, region: str, account_id: str,
+                                node_role_arn: str, queue_arn: str) -> str:
+    """Karpenter's controller, scoped to this cluster: it launches only with this cluster's
+    and a NodePool's tags on the request, terminates and re-tags only instances carrying
+    them, passes only the GPU node role, and reads only its interruption queue."""
+    ec2 = f"arn:aws:ec2:{region}"
+    owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
+    requested = {f"aws:RequestTag/kubernetes.io/cluster/{cluster_name}": "owned",
+                 "aws:RequestTag/eks:eks-cluster-name": cluster_name}
+    nodepool = {"aws:ResourceTag/karpenter.sh/nodepool": "*"}
+    launched = [f"{ec2}:{account_id}:{kind}/*" for kind in (
+        "fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")]
+    profiles = f"arn:aws:iam::{account_id}:instance-profile/*"
+    profile_owned = {**owned, "aws:ResourceTag/topology.kubernetes.io/region": region}
+    profile_requested = {**requested, "aws:RequestTag/topology.kubernetes.io/region": region}
     return document([
-        {"Sid": "Describe", "Effect": "Allow",
-         "Action": ["autoscaling:DescribeAutoScalingGroups",
-                    "autoscaling:DescribeAutoScalingInstances",
-                    "autoscaling:DescribeLaunchConfigurations",
-                    "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags",
-                    "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-                    "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements"],
+        {"Sid": "AllowScopedEC2InstanceAccessActions", "Effect": "Allow",
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+         "Resource": [f"{ec2}::image/*", f"{ec2}::snapshot/*",
+                      *(f"{ec2}:{account_id}:{kind}/*" for kind in (
+                          "security-group", "subnet", "capacity-reservation", "placement-group"))]},
+        {"Sid": "AllowScopedEC2LaunchTemplateAccessActions", "Effect": "Allow",
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+         "Resource": f"{ec2}:{account_id}:launch-template/*",
+         "Condition": {"StringEquals": owned, "StringLike": nodepool}},
+        {"Sid": "AllowScopedEC2InstanceActionsWithTags", "Effect": "Allow",
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
+         "Resource": launched,
+         "Condition": {"StringEquals": requested,
+                       "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}},
+        {"Sid": "AllowScopedResourceCreationTagging", "Effect": "Allow", "Action": "ec2:CreateTags",
+         "Resource": launched,
+         "Condition": {"StringEquals": {**requested, "ec2:CreateAction": [
+             "RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
+             "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}},
+        {"Sid": "AllowScopedResourceTagging", "Effect": "Allow", "Action": "ec2:CreateTags",
+         "Resource": f"{ec2}:{account_id}:instance/*",
+         "Condition": {"StringEquals": owned, "StringLike": nodepool,
+                       "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster_name},
+                       "ForAllValues:StringEquals": {"aws:TagKeys": [
+                           "eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]}}},
+        {"Sid": "AllowScopedDeletion", "Effect": "Allow",
+         "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+         "Resource": [f"{ec2}:{account_id}:instance/*", f"{ec2}:{account_id}:launch-template/*"],
+         "Condition": {"StringEquals": owned, "StringLike": nodepool}},
+        {"Sid": "AllowPassingInstanceRole", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": node_role_arn,
+         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+        {"Sid": "AllowScopedInstanceProfileCreationActions", "Effect": "Allow",
+         "Action": "iam:CreateInstanceProfile", "Resource": profiles,
+         "Condition": {"StringEquals": profile_requested, "StringLike": {
+             "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+        {"Sid": "AllowScopedInstanceProfileTagActions", "Effect": "Allow",
+         "Action": "iam:TagInstanceProfile", "Resource": profiles,
+         "Condition": {"StringEquals": {**profile_owned, **profile_requested}, "StringLike": {
+             "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
+             "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+        {"Sid": "AllowScopedInstanceProfileActions", "Effect": "Allow",
+         "Action": ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
+                    "iam:DeleteInstanceProfile"], "Resource": profiles,
+         "Condition": {"StringEquals": profile_owned, "StringLike": {
+             "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+        {"Sid": "AllowInstanceProfileReadActions", "Effect": "Allow",
+         "Action": "iam:GetInstanceProfile", "Resource": profiles},
+        {"Sid": "AllowUnscopedInstanceProfileListAction", "Effect": "Allow",
+         "Action": "iam:ListInstanceProfiles", "Resource": "*"},
+        {"Sid": "AllowAPIServerEndpointDiscovery", "Effect": "Allow", "Action": "eks:DescribeCluster",
+         "Resource": f"arn:aws:eks:{region}:{account_id}:cluster/{cluster_name}"},
+        {"Sid": "AllowInterruptionQueueActions", "Effect": "Allow",
+         "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"], "Resource": queue_arn},
+        {"Sid": "AllowRegionalReadActions", "Effect": "Allow", "Action": list(KARPENTER_DISCOVERY),
+         "Resource": "*", "Condition": {"StringEquals": {"aws:RequestedRegion": region}}},
+        {"Sid": "AllowSSMReadActions", "Effect": "Allow", "Action": "ssm:GetParameter",
+         "Resource": f"arn:aws:ssm:{region}::parameter/aws/service/*"},
+        {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Action": "pricing:GetProducts",
          "Resource": "*"},
-        {"Sid": "ScaleOwnGroups", "Effect": "Allow",
-         "Action": ["autoscaling:SetDesiredCapacity",
-                    "autoscaling:TerminateInstanceInAutoScalingGroup"],
-         "Resource": f"arn:aws:autoscaling:{region}:{account_id}:autoScalingGroup:*",
-         "Condition": {"StringEquals": {
-             f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}}},
-        {"Sid": "ReadOwnNodegroups", "Effect": "Allow", "Action": ["eks:DescribeNodegroup"],
-         "Resource": f"arn:aws:eks:{region}:{account_id}:nodegroup/{cluster_name}/*"},
     ])
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster_autoscaling import SYSTEM_NODES
+from components.cluster import SYSTEM_NODES
 from stacks.config.cluster import HelmPin
 
 REPO = "https://kubernetes-sigs.github.io/metrics-server/"  # charts/metrics-server/README.md

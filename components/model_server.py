@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.engines import COMPONENT_LABEL, Engine, engine_of
 from components.engines.pod import pod_resources, shm_size_gib, start_budgets
-from components.gpu_nodes import GPU_SHAPE_LABEL, GPU_TAINT_KEY
+from components.gpu_nodes import GPU_SHAPE_LABEL, GPU_TAINT_KEY, capacity_spread
 from components.model_cache import WEIGHTS_DIR, cache_pod
 from components.model_release import ResolvedVersion
 from components.pod_security import hardened_container, runtime_default_pod
@@ -161,8 +161,7 @@ class ModelServer(pulumi.ComponentResource):
         server = self._container(args, local, budgets, weights.server_mount)
         annotations = pulumi.Output.from_input(version).apply(lambda v: {
             VERSION_ANNOTATION: v.version, REVISION_ANNOTATION: v.revision, STAGE_ANNOTATION: v.source})
-        # any pool of the shape, spot or on-demand: cluster-autoscaler's priority expander
-        # grows spot first and falls back to on-demand when spot capacity is not there
+        # the shape's NodePools: Karpenter buys spot first, on-demand when spot is not there
         shape_affinity = k8s.core.v1.AffinityArgs(node_affinity=k8s.core.v1.NodeAffinityArgs(
             required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
                 node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=[
@@ -172,7 +171,9 @@ class ModelServer(pulumi.ComponentResource):
         spread = [k8s.core.v1.TopologySpreadConstraintArgs(
             max_skew=1, topology_key=key, when_unsatisfiable="ScheduleAnyway",
             label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels))
-            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")]
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")] + [
+            k8s.core.v1.TopologySpreadConstraintArgs(**c, label_selector=k8s.meta.v1.LabelSelectorArgs(
+                match_labels=labels)) for c in capacity_spread(args.node, model.replicas.min)]
         volumes = [
             *weights.volumes,
             k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
@@ -191,9 +192,7 @@ class ModelServer(pulumi.ComponentResource):
         pod_annotations = {
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(self._engine.metrics_port or self._engine.http_port),
-            "prometheus.io/path": "/metrics",
-            # never let the autoscaler consolidate a node under a model server
-            "cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+            "prometheus.io/path": "/metrics"}
         return k8s.apps.v1.Deployment(
             f"{name}-{track}",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=deployment_name(model, track), namespace=ns,

@@ -36,7 +36,7 @@ SERVING_NAMESPACE, GATEWAY_NAMESPACE = "llm-serving", "llm-gateway"
 NODE_AGENTS_NAMESPACE = "node-agents"
 GPU_TAINT_KEY, GPU_POOL_LABEL = "nvidia.com/gpu", "llmops.io/gpu-pool"
 #: Node labels kube-state-metrics exposes on kube_node_labels (pool, spot/on-demand, price key).
-NODE_LABELS = ("llmops.io/gpu-pool", "llmops.io/capacity-type", "node.kubernetes.io/instance-type")
+NODE_LABELS = ("llmops.io/gpu-pool", "karpenter.sh/capacity-type", "node.kubernetes.io/instance-type")
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 GRAFANA_SECRET, ALERTMANAGER_SECRET = "grafana-admin", "alertmanager-llmops"
 MONITORING_API = "monitoring.coreos.com/v1"

@@ -81,7 +81,8 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{zone}", vpc_id=vpc.id, cidr_block=pair.private,
                 availability_zone=zone,
                 tags={"Name": f"{name}-private-{zone}", "kubernetes.io/role/internal-elb": "1",
-                      **ownership},
+                      # Karpenter's EC2NodeClass selects the subnets for GPU nodes by this tag
+                      "karpenter.sh/discovery": args.cluster_name, **ownership},
                 opts=child)
             # per-az: each zone egresses through its own NAT; single: everyone uses the first.
             route_nat = nat_ids[pair.az_index if cfg.nat == "per-az" else 0]

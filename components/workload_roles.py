@@ -15,8 +15,8 @@ import pulumi
 from components.iam import (
     IrsaRole,
     IrsaRoleArgs,
-    cluster_autoscaler_policy,
     external_dns_policy,
+    karpenter_controller_policy,
     load_balancer_controller_policy,
     log_writer_policy,
     model_reader_policy,
@@ -24,7 +24,8 @@ from components.iam import (
 from components.monitoring import NODE_AGENTS_NAMESPACE
 from stacks.config.serving import ModelConfig
 
-AUTOSCALER_ACCOUNT = ("kube-system", "cluster-autoscaler")
+#: Karpenter's controller (components/gpu_nodes.py): kube-system, as upstream installs it.
+KARPENTER_ACCOUNT = ("kube-system", "karpenter")
 LOAD_BALANCER_CONTROLLER_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
 #: Fluent Bit (components/log_shipping.py): a node agent, it reads the host's /var/log.
 LOG_SHIPPER_ACCOUNT = (NODE_AGENTS_NAMESPACE, "aws-for-fluent-bit")
@@ -50,12 +51,14 @@ class WorkloadRolesArgs:
     key_arn: pulumi.Input[str]
     registry_prefix: str
     log_groups: Sequence[str]   # the groups the log shipper writes (they exist, encrypted)
+    gpu_node_role_arn: pulumi.Input[str]     # the role Karpenter passes to GPU nodes
+    interruption_queue_arn: pulumi.Input[str]  # the queue Karpenter reads
     hosted_zone_id: str = ""    # the gateway host's Route53 zone (external-dns writes only there)
     gateway_host: str = ""
 
 
 class WorkloadRoles(pulumi.ComponentResource):
-    """`arns` is what the workloads stack reads: autoscaler, loadBalancerController,
+    """`arns` is what the workloads stack reads: karpenter, loadBalancerController,
     logShipper, models, and externalDns when a hosted zone is given."""
 
     def __init__(self, name: str, args: WorkloadRolesArgs, opts: pulumi.ResourceOptions | None = None):
@@ -67,8 +70,10 @@ class WorkloadRoles(pulumi.ComponentResource):
                 args.oidc_provider_arn, args.oidc_issuer_url, namespace, account, policy=policy),
                 opts=child)
 
-        autoscaler = role("autoscaler", *AUTOSCALER_ACCOUNT,
-                          cluster_autoscaler_policy(args.cluster_name, args.region, args.account_id))
+        karpenter = role("karpenter", *KARPENTER_ACCOUNT, pulumi.Output.all(
+            args.gpu_node_role_arn, args.interruption_queue_arn).apply(
+            lambda v: karpenter_controller_policy(args.cluster_name, args.region, args.account_id,
+                                                  node_role_arn=v[0], queue_arn=v[1])))
         controller = role("lbc", *LOAD_BALANCER_CONTROLLER_ACCOUNT,
                           load_balancer_controller_policy(args.cluster_name, args.region,
                                                           args.account_id))
@@ -81,7 +86,7 @@ class WorkloadRoles(pulumi.ComponentResource):
                 f"reader-{model.name}", args.serving_namespace, model_reader_account(model.name),
                 pulumi.Output.all(args.bucket_arn, args.key_arn).apply(
                     lambda v, p=prefix: model_reader_policy(v[0], p, v[1], args.region))).arn
-        self.arns = {"autoscaler": autoscaler.arn, "loadBalancerController": controller.arn,
+        self.arns = {"karpenter": karpenter.arn, "loadBalancerController": controller.arn,
                      "logShipper": shipper.arn, "models": readers}
         if args.hosted_zone_id:
             self.arns["externalDns"] = role("external-dns", *EXTERNAL_DNS_ACCOUNT, external_dns_policy(

@@ -32,6 +32,7 @@ RESOURCE_STAR_ACTIONS = (
     "logs:DescribeLogGroups",
     "eks:DescribeAddonVersions",
     "pricing:GetProducts",
+    "iam:ListInstanceProfiles",  # Karpenter's upstream policy; a list call, no resource scoping
     "tag:GetResources",
     # no resource-level permissions (Service Authorization Reference)
     "ec2:GetInstanceTypesFromInstanceRequirements",

@@ -21,7 +21,7 @@ PLATFORM_PROJECT, WORKLOADS_PROJECT = "llmops", "llmops-workloads"
 PLATFORM_OUTPUTS = (
     "clusterName", "clusterEndpoint", "kubeconfig", "vpcId", "modelBucket", "registryPrefix",
     "platformRepositoryUrl", "workloadRoleArns", "imageMirrors", "configDigest",
-    "appReadPolicyArn", "applicationLogGroup",
+    "appReadPolicyArn", "applicationLogGroup", "karpenter",
 )
 #: Config sections that shape what the platform creates (and what the workloads rely on).
 PLATFORM_SECTIONS = ("region", "network", "cluster", "gpu_pools", "storage", "ci", "images")

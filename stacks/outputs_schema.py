@@ -102,7 +102,7 @@ def _version_output(label: str) -> OutputSpec:
                       "(major.minor); refuse a major you do not know", app_facing=True)
 
 
-PLATFORM = StackSchema("platform", "1.2", (
+PLATFORM = StackSchema("platform", "1.3", (
     _version_output("platform"),
     OutputSpec("environment", "string", "environment (stack) name", app_facing=True),
     OutputSpec("region", "string", "AWS region of the environment", app_facing=True),
@@ -122,7 +122,9 @@ PLATFORM = StackSchema("platform", "1.2", (
                "parameters"),
     OutputSpec("registryPublisherPolicyArn", "string", "IAM policy to register and promote models"),
     OutputSpec("platformRepositoryUrl", "string", "ECR repository of the platform image"),
-    OutputSpec("workloadRoleArns", "object", "IRSA roles of the workloads (autoscaler, load "
+    OutputSpec("karpenter", "object", "what Karpenter's controller and EC2NodeClasses name: "
+               "interruptionQueue (SQS queue name) and nodeRoleName (GPU nodes' IAM role)"),
+    OutputSpec("workloadRoleArns", "object", "IRSA roles of the workloads (karpenter, load "
                "balancer controller, log shipper, external-dns, models.<name>)"),
     OutputSpec("applicationLogGroup", "string", "CloudWatch log group of container stdout (the "
                "gateway's audit lines), KMS-encrypted, retained llmops:cluster.logRetentionDays; "

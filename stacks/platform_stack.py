@@ -1,8 +1,8 @@
 """The platform stack: everything created through the AWS API (runs anywhere).
 
-Network -> Cluster (+ add-ons) -> GPU node pools -> storage (bucket, registry, ECR) ->
-IRSA roles for the workloads -> the in-VPC CI runner -> outputs (+ SSM). The workloads stack
-(stacks/workloads_stack.py) reads the outputs named in stacks/contract.py.
+Network -> Cluster (+ add-ons, GPU node role) -> Karpenter's interruption queue -> storage
+(bucket, registry, ECR) -> IRSA roles for the workloads -> the in-VPC CI runner -> outputs
+(+ SSM). The workloads stack (stacks/workloads_stack.py) reads the outputs named in stacks/contract.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from components.container_logs import (
     application_log_group_name,
     container_log_group_names,
 )
-from components.gpu_nodes import GpuNodePools, GpuNodePoolsArgs
 from components.image_cache import ImageCache
+from components.interruption_queue import InterruptionQueue
 from components.log_encryption import LogEncryptionKey, LogEncryptionKeyArgs
 from components.network import Network, NetworkArgs, flow_log_group_name
 from components.published_outputs import (
@@ -64,12 +64,10 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     container_logs = ContainerLogs("container-logs", ContainerLogsArgs(
         cluster_name=cfg.cluster_name, retention_days=cfg.cluster.log_retention_days,
         kms_key_arn=log_key.arn))
-    GpuNodePools("gpu", GpuNodePoolsArgs(
-        pools=cfg.gpu_pools, cluster_name=cfg.cluster_name, cluster=cluster.name,
-        node_role_arn=cluster.node_role_arn, subnet_ids=network.private_subnet_ids,
-        resource_tags=cfg.resource_tags(), after=cluster.network_addons))
+    # GPU capacity is Karpenter's (workloads stack); the AWS side is its queue and roles
+    interruptions = InterruptionQueue("interruptions", cfg.cluster_name)
     images = ImageCache("images", credential_arn=cfg.images.ghcr_credential_arn, region=cfg.region,
-                        account_id=identity.account_id, node_role_name=cluster.node_role_name)
+                        account_id=identity.account_id, node_role_name=cluster.gpu_node_role_name)
     storage = ModelStorage("storage", ModelStorageArgs(
         config=cfg.storage, name_prefix=cfg.cluster_name, account_id=identity.account_id,
         region=cfg.region))
@@ -80,6 +78,7 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         bucket_arn=storage.bucket_arn, key_arn=storage.key_arn,
         registry_prefix=cfg.storage.registry_prefix,
         log_groups=[application_log_group_name(cfg.cluster_name)],
+        gpu_node_role_arn=cluster.gpu_node_role_arn, interruption_queue_arn=interruptions.arn,
         hosted_zone_id=cfg.gateway.hosted_zone_id, gateway_host=cfg.gateway.host))
     runner = CiRunner("ci-runner", CiRunnerArgs(
         config=cfg.ci, project_name=runner_project, cluster_name=cfg.cluster_name,
@@ -102,6 +101,7 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "registryPublisherPolicyArn": storage.registry_publisher_policy_arn,
         "platformRepositoryUrl": storage.gateway_repository_url,
         "workloadRoleArns": roles.arns, "imageMirrors": images.mirrors,
+        "karpenter": {"interruptionQueue": interruptions.name, "nodeRoleName": cluster.gpu_node_role_name},
         "applicationLogGroup": container_logs.application_log_group,
         "ciRunnerRoleArn": runner.role_arn, "ciRunsOn": runner.runs_on,
         "configDigest": config_digest(cfg),

@@ -1,9 +1,10 @@
 """The workloads stack: everything applied through the Kubernetes API (runs inside the VPC).
 
 It reads the platform stack's outputs (stacks/contract.py) through `pulumi.StackReference`
-and deploys: the gp3 StorageClass, cluster-autoscaler and the NVIDIA device plugin, KEDA and
-a model server per model (TGI or vLLM), the gateway with its load balancer controller,
-monitoring, and Fluent Bit shipping container logs (the gateway's audit lines) to CloudWatch. Run it after
+and deploys: the gp3 StorageClass, Karpenter with the GPU NodePools and the NVIDIA device
+plugin, KEDA and a model server per model (TGI or vLLM), the gateway with its load balancer
+controller, monitoring, and Fluent Bit shipping container logs (the gateway's audit lines) to
+CloudWatch. Run it after
 the platform stack, once images are published and models registered (README).
 """
 
@@ -13,13 +14,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
 from components.external_dns import ExternalDns, ExternalDnsArgs
 from components.gateway import NAMESPACE as GATEWAY_NAMESPACE
 from components.gateway import PORT as GATEWAY_PORT
 from components.gateway import Gateway, GatewayArgs
 from components.gateway_routes import routing_document
 from components.gpu_instances import gpu_instances
+from components.gpu_nodes import GpuCapacity, GpuCapacityArgs
 from components.image_cache import mirrored
 from components.image_prepull import ImagePrepull
 from components.log_shipping import LogShipping, LogShippingArgs
@@ -71,10 +72,13 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     engine_images = {"tgi": cfg.serving.tgi_image, "vllm": cfg.serving.vllm_image}
     images = platform.require_output("imageMirrors").apply(
         lambda mirrors: {e: mirrored(i, mirrors or {}) for e, i in engine_images.items()})
-    ClusterAutoscaling("scaling", ClusterAutoscalingArgs(
-        cluster_name=cfg.cluster_name, region=cfg.region, role_arn=roles["autoscaler"],
-        pools=cfg.gpu_pools, autoscaler=cfg.cluster.cluster_autoscaler,
-        device_plugin=cfg.cluster.nvidia_device_plugin), opts=in_cluster)
+    karpenter = platform.require_output("karpenter")
+    GpuCapacity("gpu", GpuCapacityArgs(
+        pools=cfg.gpu_pools, cluster_name=cfg.cluster_name,
+        cluster_endpoint=platform.require_output("clusterEndpoint"), karpenter=cfg.cluster.karpenter,
+        device_plugin=cfg.cluster.nvidia_device_plugin, controller_role_arn=roles["karpenter"],
+        interruption_queue=karpenter["interruptionQueue"], node_role_name=karpenter["nodeRoleName"],
+        resource_tags=cfg.resource_tags()), opts=in_cluster)
     serving = ModelServing("serving", ModelServingArgs(
         serving=cfg.serving, models=cfg.models, pools=cfg.gpu_pools,
         access=RegistryAccess(

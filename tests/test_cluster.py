@@ -1,11 +1,13 @@
-"""The EKS cluster, GPU pools and autoscaling each environment gets."""
+"""The EKS cluster, its GPU capacity (Karpenter) and the AWS side of Karpenter each environment gets."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import yaml
 
+from llmops.offline.crd_schema import CRD_DIR
 from llmops.offline.plan import run_plan
 from stacks.config import ConfigError
 from tests.conftest import STACKS
@@ -14,8 +16,16 @@ NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
-def _gpu_groups(plan):
-    return [g for g in plan.of_type(NODE_GROUP) if g.inputs["amiType"] == "AL2023_x86_64_NVIDIA"]
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+
+
+def _pools(plan):
+    return {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in plan.of_type(NODE_POOL)}
+
+
+def _requirement(spec, key):
+    return next(r["values"] for r in spec["template"]["spec"]["requirements"] if r["key"] == key)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -91,90 +101,146 @@ def test_system_node_group_is_small_and_on_demand(plans):
 
 
 @pytest.mark.parametrize(("stack", "capacity"), [
-    ("dev", {"gpu24-x1-spot": "SPOT"}),
-    ("staging", {"gpu24-x1-spot": "SPOT", "gpu24-x4-spot": "SPOT"}),
-    ("prod", {"gpu24-x4-ondemand": "ON_DEMAND", "gpu24-x4-spot": "SPOT"})])
-def test_gpu_pools_use_the_capacity_their_environment_asks_for(plans, stack, capacity):
-    groups = {g.inputs["labels"]["llmops.io/gpu-pool"]: g.inputs["capacityType"]
-              for g in _gpu_groups(plans[stack])}
-    assert groups == capacity
+    ("dev", {"gpu24-x1": ["spot"]}),
+    ("staging", {"gpu24-x1": ["spot"], "gpu24-x4": ["spot"]}),
+    ("prod", {"gpu24-x4": ["spot", "on-demand"], "gpu24-x4-floor": ["on-demand"]})])
+def test_gpu_nodepools_buy_the_capacity_their_environment_asks_for(plans, stack, capacity):
+    pools = _pools(plans[stack])
+    assert {name: _requirement(spec, "karpenter.sh/capacity-type")
+            for name, spec in pools.items()} == capacity
+    assert not [g for g in plans[stack].of_type(NODE_GROUP) if "gpu" in g.name]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_gpu_nodes_are_tainted_labelled_and_spot_pools_diversified(plans, stack):
-    for group in _gpu_groups(plans[stack]):
-        inputs = group.inputs
-        assert inputs["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
-        assert inputs["labels"]["llmops.io/gpu-pool"] in inputs["nodeGroupName"]
-        assert inputs["labels"]["llmops.io/capacity-type"] == (
-            "spot" if inputs["capacityType"] == "SPOT" else "on-demand")
-        if inputs["capacityType"] == "SPOT":
-            assert len(inputs["instanceTypes"]) >= 2
+def test_gpu_nodepools_are_tainted_limited_diversified_and_consolidate(plans, stack):
+    for spec in _pools(plans[stack]).values():
+        node = spec["template"]["spec"]
+        assert node["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+        assert len(_requirement(spec, "node.kubernetes.io/instance-type")) >= 2
+        assert set(spec["limits"]) == {"nvidia.com/gpu", "cpu"}
+        assert spec["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
+        assert spec["disruption"]["budgets"] == [{"nodes": "10%"}]
+        # longer than a model server's grace (120 s): a drain never cuts a graceful stop short
+        assert node["terminationGracePeriod"] == "30m" and node["expireAfter"] == "720h"
+        assert spec["template"]["metadata"]["labels"]["llmops.io/gpu-shape"] in {"24gib-x1", "24gib-x4"}
+
+
+def test_prod_limits_are_the_configured_nodes_in_gpus_and_vcpus(plans):
+    pools = _pools(plans["prod"])
+    assert pools["gpu24-x4"]["limits"] == {"nvidia.com/gpu": "32", "cpu": "384"}  # 8 x g5.12xlarge
+    assert pools["gpu24-x4-floor"]["limits"] == {"nvidia.com/gpu": "16", "cpu": "192"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_launch_template_requires_imdsv2_and_encrypts_the_root_volume(plans, stack):
-    for template in plans[stack].of_type("aws:ec2/launchTemplate:LaunchTemplate"):
-        assert template.inputs["metadataOptions"]["httpTokens"] == "required"
-        ebs = template.inputs["blockDeviceMappings"][0]["ebs"]
-        assert ebs["encrypted"] == "true"
-        assert ebs["volumeType"] == "gp3"
+def test_gpu_node_classes_pin_the_ami_use_imdsv2_one_hop_and_raid_the_nvme(plans, stack):
+    for node_class in plans[stack].of_type(NODE_CLASS):
+        spec = node_class.inputs["spec"]
+        assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20260724"}]
+        assert spec["metadataOptions"]["httpTokens"] == "required"
+        assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
+        assert spec["instanceStorePolicy"] == "RAID0"  # the weights cache lives on it
+        assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": f"llmops-{stack}"}}]
+        assert spec["securityGroupSelectorTerms"] == spec["subnetSelectorTerms"]
+        assert spec["role"] == plans[stack].outputs["karpenter"]["nodeRoleName"]
+        assert spec["blockDeviceMappings"][0]["ebs"]["encrypted"] is True
 
 
-def test_gpu_nodes_with_instance_nvme_prepare_it_for_weights(plans):
-    import base64
-
-    template = plans["prod"].one("aws:ec2/launchTemplate:LaunchTemplate", "gpu-gpu24-x4-spot")
-    user_data = base64.b64decode(template.inputs["userData"]).decode()
-    assert "strategy: RAID0" in user_data
-    # images, pods and weights live on the NVMe RAID0: the EBS root only holds the OS
-    assert template.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 50
-    system = plans["prod"].one("aws:ec2/launchTemplate:LaunchTemplate", "cluster-system")
-    assert "userData" not in system.inputs
+def test_what_the_node_classes_select_by_tag_is_tagged(plans):
+    plan = plans["dev"]
+    private = [s for s in plan.of_type("aws:ec2/subnet:Subnet") if "private" in s.name]
+    assert private and all(s.inputs["tags"]["karpenter.sh/discovery"] == "llmops-dev" for s in private)
+    tag = plan.one("aws:ec2/tag:Tag", "cluster-discovery").inputs
+    assert (tag["key"], tag["value"]) == ("karpenter.sh/discovery", "llmops-dev")
 
 
-def test_empty_gpu_groups_carry_scale_from_zero_templates_on_their_asg(plans):
+def test_gpu_nodes_join_with_their_own_role_through_an_ec2_linux_access_entry(plans):
+    plan = plans["dev"]
+    entry = plan.one("aws:eks/accessEntry:AccessEntry", "cluster-gpu-node").inputs
+    assert entry["type"] == "EC2_LINUX"
+    role = plan.one("aws:iam/role:Role", "cluster-gpu-node")
+    assert entry["principalArn"] == role.outputs["arn"]
+    system = plan.one(NODE_GROUP, "cluster-system").inputs
+    assert system["nodeRoleArn"] != role.outputs["arn"]
+    assert system["nodeRepairConfig"] == {"enabled": True}
+
+
+def test_karpenter_controller_and_crds_come_from_one_pinned_release_and_read_the_queue(plans):
     plan = plans["prod"]
-    tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"]
-            for t in plan.of_type("aws:autoscaling/tag:Tag")
-            if "gpu24-x4-spot" in t.inputs["autoscalingGroupName"]}
-    template = "k8s.io/cluster-autoscaler/node-template"
-    assert tags[f"{template}/resources/nvidia.com/gpu"] == "4"
-    assert tags[f"{template}/taint/nvidia.com/gpu"] == "true:NoSchedule"
-    assert tags[f"{template}/label/llmops.io/gpu-pool"] == "gpu24-x4-spot"
-    assert tags[f"{template}/label/llmops.io/capacity-type"] == "spot"
-    assert tags[f"{template}/label/llmops.io/gpu-shape"] == "24gib-x4"
-    # the autoscaler treats a node with this label as a GPU node still starting until the
-    # device plugin reports its GPUs (no second node for the same pending pod)
-    assert tags[f"{template}/label/k8s.amazonaws.com/accelerator"] == "nvidia-a10g-l4"
+    crds = plan.one(RELEASE, "gpu-karpenter-crd").inputs
+    controller = plan.one(RELEASE, "gpu-karpenter")
+    assert crds["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
+    assert controller.inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
+    assert crds["version"] == controller.inputs["version"] == "1.14.1"
+    assert controller.inputs["skipCrds"] is True
+    assert plan.one(RELEASE, "gpu-karpenter-crd").urn in controller.dependencies
+    settings = controller.inputs["values"]["settings"]
+    assert settings["interruptionQueue"] == "llmops-prod-karpenter"
+    assert settings["clusterName"] == "llmops-prod"
+    assert controller.inputs["values"]["nodeSelector"]["llmops.io/node-role"] == "system"
 
 
-def test_autoscaler_prefers_spot_pools_over_on_demand(plans):
-    release = plans["prod"].one(RELEASE, "scaling-cluster-autoscaler").inputs
-    values = release["values"]
-    assert release["version"] == "9.47.0"
-    assert values["extraArgs"]["expander"] == "priority"
-    assert values["expanderPriorities"] == {
-        "50": ["^eks-llmops-prod-gpu24-x4-spot-.*"],
-        "10": ["^eks-llmops-prod-gpu24-x4-ondemand-.*"],
-        "1": [".*"]}
-    assert values["image"]["tag"] == "v1.33.0"
-    assert values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
-        "arn:aws:iam::123456789012:role/")
+def _keys(values, prefix=""):
+    for key, value in values.items():
+        yield prefix + key
+        if isinstance(value, dict) and value and key not in ("annotations", "nodeSelector", "resources"):
+            yield from _keys(value, prefix + key + ".")
 
 
-def test_autoscaler_may_only_scale_groups_of_its_own_cluster(plans):
-    plan = plans["prod"]
-    role = plan.one("aws:iam/rolePolicy:RolePolicy", "workload-roles-autoscaler")
-    policy = json.loads(role.inputs["policy"])
-    scale = next(s for s in policy["Statement"] if s["Sid"] == "ScaleOwnGroups")
-    assert scale["Condition"] == {"StringEquals": {
-        "aws:ResourceTag/k8s.io/cluster-autoscaler/llmops-prod": "owned"}}
-    assert scale["Resource"] != "*"
+def test_every_karpenter_value_the_platform_sets_exists_in_the_pinned_chart(plans):
+    """charts/karpenter/values.yaml at v1.14.1 (components/data/crds/): a misspelt key such as
+    the old settings.interruptionQueueName is silently ignored by Helm."""
+    upstream = yaml.safe_load((CRD_DIR / "karpenter-values-1.14.1.yaml").read_text())
+    known = set(_keys(upstream))
+    values = plans["prod"].one(RELEASE, "gpu-karpenter").inputs["values"]
+    assert set(_keys(values)) <= known
+    assert "settings.interruptionQueueName" not in known
+
+
+def test_interruption_queue_gets_all_five_upstream_events_and_only_eventbridge_may_send(plans):
+    plan = plans["dev"]
+    queue = plan.one("aws:sqs/queue:Queue").inputs
+    assert queue["sqsManagedSseEnabled"] is True and queue["messageRetentionSeconds"] == 300
+    patterns = sorted((json.loads(r.inputs["eventPattern"])["source"][0],
+                       json.loads(r.inputs["eventPattern"])["detail-type"][0])
+                      for r in plan.of_type("aws:cloudwatch/eventRule:EventRule"))
+    assert patterns == [
+        ("aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
+        ("aws.ec2", "EC2 Instance Rebalance Recommendation"),
+        ("aws.ec2", "EC2 Instance State-change Notification"),
+        ("aws.ec2", "EC2 Spot Instance Interruption Warning"),
+        ("aws.health", "AWS Health Event")]
+    queue_arn = plan.one("aws:sqs/queue:Queue").outputs["arn"]
+    targets = plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert {t.inputs["arn"] for t in targets} == {queue_arn}
+    allow, deny = json.loads(plan.one("aws:sqs/queuePolicy:QueuePolicy").inputs["policy"])["Statement"]
+    assert allow["Principal"] == {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]}
+    assert allow["Action"] == "sqs:SendMessage" and allow["Resource"] == queue_arn
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_karpenter_may_only_launch_terminate_and_pass_what_is_this_clusters(plans):
+    plan = plans["dev"]
+    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy",
+                                 "workload-roles-karpenter").inputs["policy"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    actions = [a for s in policy["Statement"] for a in (s["Action"] if isinstance(s["Action"], list)
+                                                        else [s["Action"]])]
+    assert not [a for a in actions if "*" in a]
+    owned = {"aws:ResourceTag/kubernetes.io/cluster/llmops-dev": "owned"}
+    assert by_sid["AllowScopedDeletion"]["Condition"]["StringEquals"] == owned
+    assert by_sid["AllowScopedEC2InstanceActionsWithTags"]["Condition"]["StringEquals"][
+        "aws:RequestTag/kubernetes.io/cluster/llmops-dev"] == "owned"
+    node_role = plan.one("aws:iam/role:Role", "cluster-gpu-node").outputs["arn"]
+    assert by_sid["AllowPassingInstanceRole"]["Resource"] == node_role
+    queue = plan.one("aws:sqs/queue:Queue").outputs["arn"]
+    assert by_sid["AllowInterruptionQueueActions"]["Resource"] == queue
+    trust = json.loads(plan.one("aws:iam/role:Role", "workload-roles-karpenter").inputs["assumeRolePolicy"])
+    assert "system:serviceaccount:kube-system:karpenter" in trust["Statement"][0]["Condition"][
+        "StringEquals"].values()
 
 
 def test_device_plugin_tolerates_the_gpu_taint_and_is_pinned(plans):
-    release = plans["dev"].one(RELEASE, "scaling-nvidia-device-plugin").inputs
+    release = plans["dev"].one(RELEASE, "gpu-nvidia-device-plugin").inputs
     assert release["version"] == "0.17.4"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in (
         release["values"]["tolerations"])
@@ -191,19 +257,18 @@ def test_kubeconfig_is_a_secret_output_that_uses_aws_eks_get_token(plans):
 IMPOSSIBLE_POOLS = [
     ({"llmops:gpuPools.0.instanceTypes": ["g9.huge", "g5.xlarge"]},
      "llmops:gpuPools[0].instanceTypes: unknown GPU instance types ['g9.huge']"),
-    ({"llmops:gpuPools.0.minSize": 5},
-     "llmops:gpuPools[0]: sizes must satisfy minSize <= desiredSize <= maxSize; got 5 <= 1 <= 3"),
     ({"llmops:gpuPools.0.instanceTypes": ["g6.xlarge"]},
-     "llmops:gpuPools[0]: spot pool 'gpu24-x1-spot' lists one instance type; list at least 2"),
+     "llmops:gpuPools[0].instanceTypes: List should have at least 2 items"),
     ({"llmops:gpuPools.0.instanceTypes": ["g5.xlarge", "g5.12xlarge"]},
-     "llmops:gpuPools[0]: pool 'gpu24-x1-spot' mixes node shapes (g5.xlarge=1x24GiB/4vCPU/16GiB, "
-     "g5.12xlarge=4x24GiB/48vCPU/192GiB)"),
-    # pods are sized to one node: a bigger type in the pool would be paid for and left idle
-    ({"llmops:gpuPools.0.instanceTypes": ["g6.xlarge", "g6.2xlarge"]},
-     "llmops:gpuPools[0]: pool 'gpu24-x1-spot' mixes node shapes (g6.xlarge=1x24GiB/4vCPU/16GiB, "
-     "g6.2xlarge=1x24GiB/8vCPU/32GiB)"),
-    ({"llmops:gpuPools.0.capacityType": "RESERVED"},
-     "llmops:gpuPools[0].capacityType: Input should be 'SPOT' or 'ON_DEMAND' (got 'RESERVED')"),
+     "llmops:gpuPools[0]: pool 'gpu24-x1' mixes GPU shapes (g5.xlarge=1x24GiB, g5.12xlarge=4x24GiB)"),
+    ({"llmops:gpuPools.0.capacityTypes": ["preemptible"]},
+     "llmops:gpuPools[0].capacityTypes[0]: Input should be 'spot' or 'on-demand'"),
+    ({"llmops:gpuPools.0.capacityReservations": ["r-123"]},
+     "llmops:gpuPools[0].capacityReservations: not capacity reservation ids"),
+    ({"llmops:gpuPools.0.onDemandFloor": {"maxNodes": 1}, "llmops:gpuPools.0.capacityTypes": ["on-demand"]},
+     "llmops:gpuPools[0]: pool 'gpu24-x1' has an onDemandFloor but buys no spot"),
+    ({"llmops:gpuPools.0.maxNodes": 0},
+     "llmops:gpuPools[0].maxNodes: Input should be greater than or equal to 1"),
     ({"llmops:gpuPools": []}, "llmops:gpuPools: List should have at least 1 item"),
     ({"llmops:cluster.version": "1.27"},
      "llmops:cluster.version: '1.27' is not a supported EKS version; allowed: 1.32, 1.33, 1.34"),

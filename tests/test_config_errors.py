@@ -45,9 +45,12 @@ CASES = [
      "llmops:network.interfaceEndpoints[1]: Input should be 'ecr.api'"),
     ({"llmops:network.interfaceEndpoints": ["sts", "sts"]},
      "llmops:network.interfaceEndpoints: listed more than once: sts"),
-    ({"llmops:gpuPools.1": {"name": "gpu24-x1-spot", "instanceTypes": ["g6.xlarge", "g5.xlarge"],
-                             "capacityType": "SPOT", "minSize": 0, "desiredSize": 0, "maxSize": 1}},
-     "llmops:gpuPools: pool names must be unique; repeated: gpu24-x1-spot"),
+    ({"llmops:gpuPools.1": {"name": "gpu24-x1", "instanceTypes": ["g6.xlarge", "g5.xlarge"],
+                             "maxNodes": 1}},
+     "llmops:gpuPools: pool names must be unique; repeated: gpu24-x1"),
+    # a node-group-era pool: the old key is named, with what replaced it
+    ({"llmops:gpuPools.0.capacityType": "SPOT"},
+     "llmops:gpuPools[0].capacityType: unknown key; did you mean capacityTypes"),
     ({"llmops:tags.costCentre": "cc#1"},
      "llmops:tags.costCentre: 'cc#1' is not a valid AWS tag value"),
 ]

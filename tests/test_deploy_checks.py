@@ -97,7 +97,7 @@ def test_a_model_rollout_awaited_for_the_default_ten_minutes_is_found(plans):
     [finding] = _rules(default_wait)["await-covers-start"]
     assert finding.resource == name
     assert finding.message.startswith("the engine waits 600 s but the pod may take")
-    assert "node provisioning 1200 s" in finding.message
+    assert "node provisioning 900 s" in finding.message  # Karpenter's registration timeout
 
 
 @pytest.mark.parametrize(("name", "engine"), [("llama-3-8b-stable", "tgi"), ("qwen-2-5-32b-stable", "vllm")])
@@ -151,13 +151,13 @@ def test_a_model_pinned_to_one_capacity_type_is_found_where_fallback_is_declared
     name = "llama-3-8b-stable"
     deployment = plan.one("kubernetes:apps/v1:Deployment", name)
     pinned = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "llmops.io/gpu-pool", "operator": "In",
-                               "values": ["gpu24-x4-spot"]}]}]}}
+        {"matchExpressions": [{"key": "llmops.io/capacity-tier", "operator": "In",
+                               "values": ["floor"]}]}]}}
     spec = deployment.inputs["spec"]
     pod = {**spec["template"]["spec"], "affinity": {"nodeAffinity": pinned}}
     inputs = {**deployment.inputs, "spec": {**spec, "template": {**spec["template"], "spec": pod}}}
     [finding] = _rules(_replace(plan, name, inputs=inputs))["fallback-is-schedulable"]
-    assert finding.message.startswith("can only run on spot GPU nodes")
+    assert finding.message.startswith("can only run on on-demand GPU capacity")
     # without a declared fallback (dev: spot only) the same placement is fine
     assert "fallback-is-schedulable" not in _rules(plans["dev"])
 
@@ -172,23 +172,23 @@ def test_a_chart_version_never_released_is_found(plans):
 
 
 def test_a_weights_host_path_on_nodes_without_the_nvme_raid_is_found(plans):
-    """Drop the NodeConfig from the GPU pool's launch template: /mnt/k8s-disks/0 becomes a
+    """Drop instanceStorePolicy from the GPU pool's EC2NodeClass: /mnt/k8s-disks/0 becomes a
     directory on the 50 GiB root volume, which the cache would fill."""
     plan = plans["dev"]
-    template = plan.one("aws:ec2/launchTemplate:LaunchTemplate", "gpu-gpu24-x1-spot")
-    def changed(**inputs) -> Plan:  # the node group has the template's name: change by URN
-        return dataclasses.replace(plan, resources=[
-            dataclasses.replace(r, inputs={**r.inputs, **inputs}) if r.urn == template.urn else r
-            for r in plan.resources])
+    node_class = plan.one("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "gpu-gpu24-x1-class")
+    def changed(**spec) -> Plan:
+        inputs = {**node_class.inputs, "spec": {k: v for k, v in {**node_class.inputs["spec"], **spec}.items()
+                                                if v is not None}}
+        return _replace(plan, node_class.name, inputs=inputs)
 
-    no_raid = changed(userData=None)
+    no_raid = changed(instanceStorePolicy=None)
     findings = _rules(no_raid)["host-cache-has-its-disk"]
     assert {f.resource for f in findings} == {"llama-3-8b-stable"}
-    assert ("node group gpu-gpu24-x1-spot's launch template asks nodeadm for no instance-store "
-            "RAID, so they land on its 50 GiB root volume (98 GiB needed") in findings[0].message
-    mappings = template.inputs["blockDeviceMappings"]
-    big_root = [{**mappings[0], "ebs": {**mappings[0]["ebs"], "volumeSize": 200}}]
-    roomy = changed(userData=None, blockDeviceMappings=big_root)
+    assert ("NodePool gpu24-x1's EC2NodeClass gpu24-x1 sets no instanceStorePolicy RAID0, so "
+            "they land on its 50 GiB root volume (98 GiB needed") in findings[0].message
+    mappings = node_class.inputs["spec"]["blockDeviceMappings"]
+    big_root = [{**mappings[0], "ebs": {**mappings[0]["ebs"], "volumeSize": "200Gi"}}]
+    roomy = changed(instanceStorePolicy=None, blockDeviceMappings=big_root)
     assert "host-cache-has-its-disk" not in _rules(roomy)
 
 
@@ -213,7 +213,7 @@ def test_plan_json_records_the_options_that_decide_deploy_behaviour(plans):
     assert deployment["stack"] == "workloads"
     assert set(deployment["options"]) >= {"customTimeouts", "ignoreChanges", "provider"}
     assert deployment["options"]["ignoreChanges"] == ["spec.replicas"]
-    node_group = plans["prod"].one("aws:eks/nodeGroup:NodeGroup", "gpu-gpu24-x4-spot")
+    node_group = plans["prod"].one("aws:eks/nodeGroup:NodeGroup", "cluster-system")
     addon = plans["prod"].one("aws:eks/addon:Addon", "cluster-vpc-cni")
     # nodes join only once the pinned CNI (with its IRSA role) is there
     assert addon.urn in node_group.dependencies

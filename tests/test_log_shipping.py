@@ -23,6 +23,7 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ROLE = "aws:iam/role:Role"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 WRITE_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}
 OTHER_DESTINATIONS = ("cloudWatch", "firehose", "kinesis", "kinesis_streams", "elasticsearch",
@@ -150,15 +151,17 @@ def test_the_shipper_role_may_only_write_streams_of_the_application_group(plans,
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_fluent_bit_tolerates_every_node_group_taint(plans, stack):
-    """The gateway runs on the system nodes, TGI on the GPU pools: the DaemonSet must too."""
+    """The gateway runs on the system nodes, TGI on Karpenter's GPU nodes: the DaemonSet must too."""
     plan = plans[stack]
     tolerated = {(t["key"], t["effect"]) for t in _release(plan).inputs["values"]["tolerations"]
                  if t["operator"] == "Exists"}
-    groups = plan.of_type(NODE_GROUP)
-    assert any(g.inputs.get("taints") for g in groups)  # the GPU pools are tainted
-    for group in groups:
-        for taint in group.inputs.get("taints", []):
-            assert (taint["key"], TAINT_EFFECTS[taint["effect"]]) in tolerated, group.name
+    taints = [(g.name, t["key"], TAINT_EFFECTS[t["effect"]]) for g in plan.of_type(NODE_GROUP)
+              for t in g.inputs.get("taints", [])]
+    taints += [(p.name, t["key"], t["effect"]) for p in plan.of_type(NODE_POOL)
+               for t in p.inputs["spec"]["template"]["spec"].get("taints", [])]
+    assert taints  # the GPU NodePools are tainted
+    for owner, key, effect in taints:
+        assert (key, effect) in tolerated, owner
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -141,16 +141,17 @@ def test_gateway_rollouts_do_not_drop_connections(plans):
 
 
 PLACEMENT_ERRORS = [
-    ({"llmops:gpuPools.0.capacityType": "SPOT", "llmops:gpuPools.0.instanceTypes":
-      ["g5.12xlarge", "g6.12xlarge"]},
-     "llmops:models[0] (llama-3-8b).gpuShape: llmops:serving.onDemandFallback is on but shape "
-     "'24gib-x4' has no on-demand pool"),
+    ({"llmops:gpuPools.0.capacityTypes": ["spot"], "llmops:gpuPools.0.onDemandFloor": None},
+     "llmops:models[0] (llama-3-8b).gpuShape: llmops:serving.onDemandFallback is on but pool "
+     "'gpu24-x4' of shape '24gib-x4' buys no on-demand"),
+    ({"llmops:gpuPools.0.onDemandFloor": None},
+     "llmops:models[0] (llama-3-8b).replicas.min: 2 replicas could all sit on spot"),
     ({"llmops:models.1.replicas.min": 1},
      "llmops:models[1] (qwen-2-5-32b).replicas.min: 1 is below llmops:serving.minReplicas (2)"),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "expected"), PLACEMENT_ERRORS, ids=["fallback", "floor"])
+@pytest.mark.parametrize(("overrides", "expected"), PLACEMENT_ERRORS, ids=["fallback", "spread", "floor"])
 def test_prod_placement_promises_are_enforced_by_config(overrides, expected):
     with pytest.raises(ConfigError) as caught:
         run_plan("prod", overrides=overrides)

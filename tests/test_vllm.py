@@ -127,7 +127,8 @@ def test_the_vllm_pod_is_probed_budgeted_and_protected_like_tgi(plans, prod_vllm
     pod = prod_vllm["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] == TGI.termination_grace_s > VLLM.graceful_shutdown_s
     assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
-        "topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        "topology.kubernetes.io/zone", "kubernetes.io/hostname",
+        "llmops.io/capacity-tier"}  # prod: 2+ replicas split between spot and the on-demand floor
     labels = prod_vllm["spec"]["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/component"] == "model-server"
     budgets = {b.inputs["metadata"]["name"]: b.inputs["spec"]

@@ -4,25 +4,18 @@ shared memory, the start budgets. No Pulumi here, so each rule has a fast unit t
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from components import cold_start
+from components.allocatable import engine_resources
 from components.engines import engine_of
 from components.gpu_instances import GpuInstance
 from stacks.config.serving import ModelConfig
 
-#: kubelet, system daemons and the device plugin keep this share of a node.
-NODE_RESERVED_SHARE = 0.12
-
 
 def pod_resources(model: ModelConfig, instance: GpuInstance) -> dict[str, dict[str, str]]:
-    """Requests = limits: the pod's GPU share of the node's CPU and memory, minus reserve."""
-    share = model.shards / instance.gpus
-    cpu = max(1, math.floor(instance.vcpu * (1 - NODE_RESERVED_SHARE) * share))
-    memory_gib = max(4, math.floor(instance.memory_gib * (1 - NODE_RESERVED_SHARE) * share))
-    amounts = {"cpu": str(cpu), "memory": f"{memory_gib}Gi", "nvidia.com/gpu": str(model.shards)}
-    return {"requests": dict(amounts), "limits": dict(amounts)}
+    """Requests = limits: the pod's GPU share of the node's allocatable (components/allocatable.py)."""
+    return engine_resources(model.shards, instance)
 
 
 def shm_size_gib(model: ModelConfig) -> int:
@@ -32,9 +25,9 @@ def shm_size_gib(model: ModelConfig) -> int:
 
 #: An engine's first start may compile kernels and build CUDA graphs: never give it less than this.
 STARTUP_FLOOR_S = 600
-#: cluster-autoscaler's --max-node-provision-time (components/cluster_autoscaling.py): the
-#: longest a pending pod waits for a new GPU node before the autoscaler tries another group
-#: (spot gone -> on-demand).
+#: The longest a pending pod waits for a new GPU node: Karpenter's 15-minute registration
+#: timeout (components/nodepools.py REGISTRATION_TIMEOUT_S) before it replaces the node, and
+#: a retry on another offering (spot gone -> on-demand).
 NODE_PROVISION_S = 20 * 60
 
 

@@ -1,7 +1,8 @@
-"""`llmops cost --stack ENV`: the environment's monthly GPU bill as a range, per pool and model.
+"""`llmops cost --stack ENV`: the environment's monthly GPU bill as a range, per NodePool and model.
 
-Reads only the stack's config (no plan needed): pool sizes give the node counts, the instance
-facts give the prices, and the budget comes from the same policy config `llmops plan` checks.
+Reads only the stack's config (no plan needed): the NodePools the config renders give the
+limits (the most nodes), the models' minimum replicas the floor, the instance facts the
+prices, and the budget comes from the same policy config `llmops plan` checks.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ BUDGET_RULE = next(r for r in GPU_COST_RULES if r.name == "gpu-fleet-monthly-bud
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "cost", help="monthly GPU cost range per pool and model (spot vs on-demand, budget)",
-        description="Prices every GPU pool at its min, desired and max size and every model at "
-        "its min and max replicas, from components/data/gpu_instances.yaml (the table the "
-        "budget policy uses), 730 hours a month. Spot prices are estimates.")
+        "cost", help="monthly GPU cost range per NodePool and model (spot vs on-demand, budget)",
+        description="Prices every GPU NodePool from the nodes its models' minimum replicas need "
+        "(at spot where it may buy spot) up to its limits (at the priciest capacity it may "
+        "buy), and every model at its min and max replicas, from "
+        "components/data/gpu_instances.yaml (the table the budget policy uses), 730 hours a "
+        "month. Spot prices are estimates.")
     add_stack_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -43,21 +46,22 @@ def monthly_budget(stack: str) -> tuple[float, str] | None:
 
 def render(config: PlatformConfig, cost: CostEstimate, budget: tuple[float, str] | None) -> str:
     lines = [f"GPU cost of stack {config.environment!r} ({config.region}), per month of "
-             f"{HOURS_PER_MONTH} h; a node is priced at its pool's priciest type", "", "Pools:"]
-    rows = [["pool", "capacity", "priced as", "nodes min/desired/max", "$/h", "on-demand $/h",
-             "monthly min / desired / max", "saves"]]
+             f"{HOURS_PER_MONTH} h; a node is priced at its NodePool's priciest type; the max is every "
+             "node the limits allow at the priciest capacity the NodePool may buy", "", "NodePools:"]
+    rows = [["nodepool", "capacity", "priced as", "nodes min/typical/limit", "$/h", "worst $/h",
+             "monthly min / typical / max", "saves"]]
     for p in cost.pools:
         rows.append([p.name, p.capacity_type, p.instance_type, " / ".join(map(str, p.nodes)),
-                     f"{p.hourly:.3f}", f"{p.on_demand_hourly:.3f}",
+                     f"{p.hourly:.3f}", f"{p.worst_hourly:.3f}",
                      " / ".join(usd(v) for v in p.range),
-                     f"{p.savings:.0%}" if p.capacity_type == "SPOT" else "-"])
+                     f"{p.savings:.0%}" if p.spot else "-"])
     rows.append(["total", "", "", "", "", "", " / ".join(usd(v) for v in cost.total), ""])
     lines += table(rows, right={4, 5, 7})
     if budget:
         amount, source = budget
         high = cost.total[2]
         verdict = "within" if high <= amount else "OVER"
-        lines += ["", f"Budget: {usd(amount)}/month ({source}); the largest fleet the pools allow, "
+        lines += ["", f"Budget: {usd(amount)}/month ({source}); the largest fleet the limits allow, "
                   f"{usd(high)}, is {verdict} it ({high / amount:.0%})."]
     if cost.models:
         lines += ["", "Models (each alone on its GPU shape; canary/blue-green tracks and "
@@ -70,7 +74,7 @@ def render(config: PlatformConfig, cost: CostEstimate, budget: tuple[float, str]
                          f"{m.cheapest.name} ({m.cheapest.capacity_type})",
                          "-".join(usd(v) for v in m.monthly(m.cheapest)),
                          f"{m.priciest.name} ({m.priciest.capacity_type})",
-                         "-".join(usd(v) for v in m.monthly(m.priciest))])
+                         "-".join(usd(v) for v in m.monthly(m.priciest, worst=True))])
         lines += table(rows, right={4})
     return "\n".join(lines)
 

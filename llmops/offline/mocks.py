@@ -52,6 +52,8 @@ ARN_SHAPES = {
     "aws:eks/addon:Addon": ("eks", "addon/{cluster}/{name}/{uuid}"),
     "aws:ecr/repository:Repository": ("ecr", "repository/{name}"),
     "aws:sns/topic:Topic": ("sns", "{name}"),
+    "aws:sqs/queue:Queue": ("sqs", "{name}"),
+    "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
     "aws:ssm/parameter:Parameter": ("ssm", "parameter{name}"),
 }
 GLOBAL_SERVICES = {"iam", "s3"}
@@ -230,6 +232,8 @@ OUTPUT_HOOKS: dict[str, OutputHook] = {
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": _oidc_provider,
     "aws:ec2/launchTemplate:LaunchTemplate": lambda _n, _i, _s: {"latestVersion": 1},
     "aws:kms/key:Key": lambda _n, _i, s: {"keyId": s["id"]},
+    "aws:sqs/queue:Queue": lambda _n, _i, s: {
+        "url": f"https://sqs.{s['region']}.amazonaws.com/{s['accountId']}/{s['name']}"},
     "aws:ecr/repository:Repository": lambda _n, i, s: {
         "repositoryUrl": f"{s['accountId']}.dkr.ecr.{s['region']}.amazonaws.com/{s['name']}"},
 }

@@ -45,16 +45,20 @@ def quota_family(instance_type: str) -> str:
 
 
 def gpu_vcpu_needs(config: PlatformConfig) -> list[VcpuNeed]:
-    """vCPUs each quota must allow: every pool at its maximum, on its largest type.
+    """vCPUs each quota must allow: every NodePool at its limit, on its largest type, under
+    each capacity type it may buy (a spot-first NodePool may end up all on-demand; reserved
+    capacity counts against the on-demand quota).
 
-    The one place that reads GPU capacity from the config (pools today; NodePool limits when
-    capacity moves to Karpenter)."""
+    The one place that reads GPU capacity from the config: the pools' NodePool limits."""
     needs: dict[tuple[str, str], tuple[int, list[str]]] = {}
     for pool in config.gpu_pools:
         for family in sorted({quota_family(t.name) for t in pool.instances}):
-            vcpus = pool.max_size * max(t.vcpu for t in pool.instances if quota_family(t.name) == family)
-            total, names = needs.get((family, pool.capacity_type), (0, []))
-            needs[(family, pool.capacity_type)] = (total + vcpus, [*names, pool.name])
+            largest = max(t.vcpu for t in pool.instances if quota_family(t.name) == family)
+            for capacity_types, nodes in pool.node_pools:
+                for quota in sorted({"SPOT" if c == "spot" else "ON_DEMAND" for c in capacity_types}):
+                    total, names = needs.get((family, quota), (0, []))
+                    named = names if pool.name in names else [*names, pool.name]
+                    needs[(family, quota)] = (total + nodes * largest, named)
     return [VcpuNeed(f, c, v, tuple(p)) for (f, c), (v, p) in sorted(needs.items())]
 
 
@@ -73,6 +77,6 @@ def gpu_quotas(context: Context) -> list[Check]:
                                  f"allow servicequotas:GetServiceQuota, or check it in the console; {fix}"))
             continue
         detail = (f"{title}: {value:g} vCPUs; pools {', '.join(need.pools)} need {need.vcpus} "
-                  "at their max size")
+                  "at their NodePool limits")
         checks.append(passed(name, detail) if value >= need.vcpus else failed(name, detail, fix))
     return checks

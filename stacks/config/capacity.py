@@ -1,7 +1,8 @@
 """Replica limits the model's GPU pools can actually hold. A `replicas.max` above that is
 never reached (the extra pods stay Pending) yet `llmops cost` and the budget policy would
 price it, so it is refused. The pools' side is one function, `pools_gpu_capacity`: the most
-GPUs the pools of a shape can ever run, whatever bounds them (node group maxSize today)."""
+GPUs the pools of a shape can ever run: their NodePools' limits (maxNodes, and the on-demand
+floor's)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from stacks.config.serving import ModelConfig
 
 
 def pools_gpu_capacity(pools: list[GpuPool]) -> int:
-    """The most GPUs these pools hold together: every node at its pool's maxSize."""
-    return sum(p.max_size * p.gpus_per_node for p in pools)
+    """The most GPUs these pools hold together: every NodePool at its limit."""
+    return sum(nodes * p.gpus_per_node for p in pools for _capacity, nodes in p.node_pools)
 
 
 def replica_capacity_problem(model: ModelConfig, capacity_gpus: int, pools: str) -> str | None:
@@ -23,7 +24,7 @@ def replica_capacity_problem(model: ModelConfig, capacity_gpus: int, pools: str)
     fits = capacity_gpus // model.shards
     return (f".replicas.max: {model.replicas.max} replicas x {model.shards} GPU(s) each need "
             f"{needed} GPUs but the pools of shape {model.gpu_shape!r} ({pools}) hold at most "
-            f"{capacity_gpus}; lower replicas.max to {fits} or raise the pools' maxSize")
+            f"{capacity_gpus}; lower replicas.max to {fits} or raise the pools' maxNodes")
 
 
 def capacity_problems(model: ModelConfig, pools: list[GpuPool]) -> list[str]:

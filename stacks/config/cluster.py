@@ -1,4 +1,5 @@
-"""`llmops:cluster`: the EKS control plane, its add-ons and the system node group."""
+"""`llmops:cluster`: the EKS control plane, its add-ons, the system node group and the pins
+of what provisions GPU nodes (Karpenter, the NVIDIA device plugin)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,16 @@ class HelmPin(Section):
     image_tag: str = Field(pattern=r"^v?\d+\.\d+\.\d+$")
 
 
+class KarpenterPin(Section):
+    """Karpenter's charts (controller and CRDs, one release) and the GPU nodes' AMI release."""
+
+    chart_version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="karpenter and "
+                               "karpenter-crd chart version (oci://public.ecr.aws/karpenter)")
+    ami_version: str = Field(pattern=r"^v\d{8}$", description="EKS AL2023 AMI release for "
+                             "GPU nodes (awslabs/amazon-eks-ami tag, e.g. v20260724); the "
+                             "EC2NodeClass alias al2023@<this>, never @latest")
+
+
 class SystemNodes(Section):
     """The small on-demand node group that runs add-ons and controllers."""
 
@@ -87,7 +98,7 @@ class ClusterConfig(Section):
     log_retention_days: RetentionDays = 90
     system_nodes: SystemNodes = SystemNodes()
     addons: AddonVersions
-    cluster_autoscaler: HelmPin
+    karpenter: KarpenterPin
     nvidia_device_plugin: HelmPin
     #: the resource metrics API (metrics.k8s.io) that CPU/memory HPAs read; kubernetes-sigs/
     #: metrics-server tag metrics-server-helm-chart-3.13.1 (appVersion 0.8.1)
@@ -152,8 +163,7 @@ class ClusterConfig(Section):
         if not self.endpoint_public_access and self.public_access_cidrs:
             problems.append("publicAccessCidrs is set but endpointPublicAccess is false")
         minor = self.version.split(".")[1]
-        for key, tag in (("addons.kubeProxy", self.addons.kube_proxy),
-                         ("clusterAutoscaler.imageTag", self.cluster_autoscaler.image_tag)):
+        for key, tag in (("addons.kubeProxy", self.addons.kube_proxy),):
             if tag.lstrip("v").split(".")[:2] != ["1", minor]:
                 problems.append(f"{key} {tag} does not match Kubernetes {self.version}; "
                                 f"use a v1.{minor}.x release")

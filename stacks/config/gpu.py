@@ -1,4 +1,5 @@
-"""`llmops:gpuPools`: GPU node groups, validated against the GPU instance facts table."""
+"""`llmops:gpuPools`: one GPU shape each, provisioned by a Karpenter NodePool (+ EC2NodeClass),
+validated against the GPU instance facts table."""
 
 from __future__ import annotations
 
@@ -8,31 +9,55 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.gpu_instances import GpuInstance, gpu_instances
-from stacks.config.base import Section, repeated, size_order_problem
+from stacks.config.base import Section, repeated
 
 POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8,17}$")
+DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
 NVME_ROOT_VOLUME_GIB, EBS_ROOT_VOLUME_GIB = 50, 200
+#: Karpenter's capacity types (karpenter.sh/capacity-type, kubernetes-sigs/karpenter v1.14.1
+#: pkg/apis/v1/labels.go), in the order this platform prefers them.
+CAPACITY_ORDER = ("reserved", "spot", "on-demand")
+
+
+class OnDemandFloor(Section):
+    """An on-demand-only NodePool beside the pool's spot NodePool: models with two or more
+    replicas spread evenly across the two, so a spot market event never takes all of them."""
+
+    max_nodes: int = Field(ge=1, le=100)
 
 
 class GpuPool(Section):
-    """One managed node group of GPU instances.
+    """One GPU shape (GPU count and memory per node): the instance types that give it, the
+    capacity types it may buy, and how many nodes it may have (the NodePool's limits).
 
-    Spot pools list several instance types with the same GPU count so capacity can be
-    found in more spot markets; on-demand pools are the baseline that spot bursts above.
+    List several types (>= 2) so Karpenter can find spot capacity in more markets; spot,
+    then on-demand is the fallback order Karpenter follows, and consolidation moves pods back
+    to spot when it returns.
     """
 
     name: str
-    instance_types: list[str] = Field(min_length=1)
-    capacity_type: Literal["SPOT", "ON_DEMAND"]
-    min_size: int = Field(ge=0)
-    max_size: int = Field(ge=1)
-    desired_size: int = Field(ge=0)
+    instance_types: list[str] = Field(min_length=2)
+    capacity_types: list[Literal["spot", "on-demand"]] = Field(
+        default=["spot", "on-demand"], min_length=1,
+        description="what the NodePool may buy; `reserved` is added first when "
+        "capacityReservations lists reservations")
+    capacity_reservations: list[str] = Field(
+        default=[], description="EC2 capacity reservation ids (cr-...) the pool uses first")
+    max_nodes: int = Field(ge=1, le=100, description="the NodePool's limits: this many nodes' "
+                           "GPUs and vCPUs (what the budget policy prices)")
+    on_demand_floor: OnDemandFloor | None = None
     root_volume_gib: int | None = Field(
         default=None, ge=30, le=2000,
         description="EBS root volume; default: 50 GiB where every type has NVMe instance "
         "store (kubelet, images and weights live there), else 200 GiB (TGI's image is ~10 GiB "
         "and the weights land here too)")
-    max_unavailable_percentage: int = Field(default=33, ge=1, le=100)
+    consolidate_after: str = Field(default="10m", description="how long a node stays empty or "
+                                   "underused before Karpenter removes or replaces it")
+    expire_after: str = Field(default="720h", description="a node's maximum life (AMI and "
+                              "kernel updates reach GPU nodes at least this often)")
+    disruption_budget: str = Field(default="10%", pattern=r"^(\d{1,2}%|100%|\d+)$",
+                                   description="nodes (or share) Karpenter may disrupt at once")
 
     @field_validator("name")
     @classmethod
@@ -53,25 +78,57 @@ class GpuPool(Section):
             raise ValueError("instance types are listed more than once")
         return values
 
+    @field_validator("capacity_types")
+    @classmethod
+    def _unique_capacity(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("capacity types are listed more than once")
+        return values
+
+    @field_validator("capacity_reservations")
+    @classmethod
+    def _reservation_ids(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not RESERVATION_ID.match(v)]
+        if bad:
+            raise ValueError(f"not capacity reservation ids (cr- and 8-17 hex digits): {bad}")
+        return values
+
+    @field_validator("consolidate_after", "expire_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not value or not DURATION.match(value):
+            raise ValueError(f"{value!r} is not a duration such as 10m, 720h or 1h30m")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> GpuPool:
         problems = []
-        sizes = size_order_problem(self.min_size, self.desired_size, self.max_size)
-        if sizes:
-            problems.append(sizes)
-        if self.capacity_type == "SPOT" and len(self.instance_types) < 2:
-            problems.append(f"spot pool {self.name!r} lists one instance type; list at least 2 "
-                            "with the same GPU count so spot capacity can be found")
-        shapes = {(t.gpus, t.gpu_memory_gib, t.vcpu, t.memory_gib) for t in self.instances}
+        shapes = {(t.gpus, t.gpu_memory_gib) for t in self.instances}
         if len(shapes) > 1:
-            detail = ", ".join(f"{t.name}={t.gpus}x{t.gpu_memory_gib}GiB/{t.vcpu}vCPU/"
-                               f"{t.memory_gib}GiB" for t in self.instances)
-            problems.append(f"pool {self.name!r} mixes node shapes ({detail}); pods are sized to "
-                            "one node shape and cluster-autoscaler models a group by one type, so "
-                            "list types with the same GPU count, GPU memory, vCPU and memory")
+            detail = ", ".join(f"{t.name}={t.gpus}x{t.gpu_memory_gib}GiB" for t in self.instances)
+            problems.append(f"pool {self.name!r} mixes GPU shapes ({detail}); models select one "
+                            "shape, so list types with the same GPU count and GPU memory")
+        if self.on_demand_floor and "spot" not in self.capacity_types:
+            problems.append(f"pool {self.name!r} has an onDemandFloor but buys no spot; the floor "
+                            "keeps replicas off a single spot market, so it needs spot beside it")
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @property
+    def capacity(self) -> list[str]:
+        """Capacity types of the pool's main NodePool, in Karpenter's values and our order."""
+        wanted = set(self.capacity_types) | ({"reserved"} if self.capacity_reservations else set())
+        return [c for c in CAPACITY_ORDER if c in wanted]
+
+    @property
+    def node_pools(self) -> list[tuple[list[str], int]]:
+        """(capacity types, max nodes) of each NodePool the pool becomes: its own, and its
+        on-demand floor where it has one (components/nodepools.py renders the same)."""
+        pools = [(self.capacity, self.max_nodes)]
+        if self.on_demand_floor:
+            pools.append((["on-demand"], self.on_demand_floor.max_nodes))
+        return pools
 
     @property
     def instances(self) -> list[GpuInstance]:
@@ -86,7 +143,7 @@ class GpuPool(Section):
     @property
     def shape(self) -> str:
         """What a model schedules on: GPU memory x count ("24gib-x4"), shared by every type
-        of the pool and by spot and on-demand pools of the same shape."""
+        of the pool."""
         first = self.instances[0]
         return f"{first.gpu_memory_gib}gib-x{first.gpus}"
 
@@ -100,8 +157,8 @@ class GpuPool(Section):
 
     @property
     def smallest(self) -> GpuInstance:
-        """The instance every pod must fit (the pool may get any of its types)."""
-        return min(self.instances, key=lambda t: (t.gpu_memory_gib, t.memory_gib, t.vcpu))
+        """The instance every pod must fit (Karpenter may launch any of the pool's types)."""
+        return min(self.instances, key=lambda t: (t.memory_gib, t.vcpu))
 
     @property
     def has_local_nvme(self) -> bool:
@@ -112,4 +169,8 @@ def check_unique_pool_names(pools: list[GpuPool]) -> list[GpuPool]:
     dupes = repeated(p.name for p in pools)
     if dupes:
         raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
+    shapes = repeated(p.shape for p in pools)
+    if shapes:
+        raise ValueError(f"one pool per GPU shape (a NodePool may launch any of its types); "
+                         f"shapes repeated: {', '.join(shapes)}; merge their instanceTypes")
     return pools

@@ -1,7 +1,8 @@
-"""Where a model can run: the GPU pools of its shape, checked against the model's needs.
+"""Where a model can run: the GPU pool of its shape, checked against the model's needs.
 
-Models select a GPU shape (GPU memory x count), not a pool, so spot and on-demand pools of
-the same shape are all candidates and cluster-autoscaler's priorities decide which one grows.
+Models select a GPU shape (GPU memory x count), not a pool or a capacity type: the shape's
+NodePool buys spot first and falls back to on-demand (Karpenter), and its on-demand floor,
+where there is one, holds half of a multi-replica model's pods (components/gpu_nodes.py).
 """
 
 from __future__ import annotations
@@ -79,12 +80,17 @@ def model_placement_problems(model: ModelConfig, pools: list[GpuPool],
             "free (kubelet's eviction threshold and images); "
             + ("use types with more instance storage" if tightest.has_local_nvme
                else "raise the pool's rootVolumeGiB"))
-    capacity = {p.capacity_type for p in candidates}
-    if serving.on_demand_fallback and capacity != {"SPOT", "ON_DEMAND"}:
-        missing = "on-demand" if "ON_DEMAND" not in capacity else "spot"
-        problems.append(f".gpuShape: llmops:serving.onDemandFallback is on but shape "
-                        f"{model.gpu_shape!r} has no {missing} pool (pools: "
-                        f"{', '.join(p.name for p in candidates)})")
+    capacity = {c for p in candidates for c in p.capacity}
+    if serving.on_demand_fallback and not {"spot", "on-demand"} <= capacity:
+        missing = "on-demand" if "on-demand" not in capacity else "spot"
+        problems.append(f".gpuShape: llmops:serving.onDemandFallback is on but pool "
+                        f"{candidates[0].name!r} of shape {model.gpu_shape!r} buys no {missing} "
+                        "(its capacityTypes)")
+    elif (serving.on_demand_fallback and model.replicas.min >= 2
+          and not any(p.on_demand_floor for p in candidates)):
+        problems.append(f".replicas.min: {model.replicas.min} replicas could all sit on spot and go "
+                        f"in one market event; give pool {candidates[0].name!r} an onDemandFloor "
+                        "(its replicas spread evenly across spot and the floor)")
     if model.replicas.min < serving.min_replicas:
         problems.append(f".replicas.min: {model.replicas.min} is below llmops:serving.minReplicas "
                         f"({serving.min_replicas}); one replica per zone must survive a spot "

@@ -41,8 +41,9 @@ class ServingConfig(Section):
     keda_chart_version: str = Field(default="2.17.0", pattern=r"^\d+\.\d+\.\d+$")
     prometheus_url: str = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
     on_demand_fallback: bool = Field(
-        default=False, description="every model's GPU shape must have an on-demand pool beside "
-        "its spot pools, so the autoscaler falls back when spot capacity is gone")
+        default=False, description="every model's GPU pool must buy spot and on-demand (Karpenter "
+        "falls back when spot capacity is gone), and models with 2+ replicas need the pool's "
+        "onDemandFloor")
     min_replicas: int = Field(default=0, ge=0, le=10,
                               description="floor for every model's replicas.min (2 in prod: "
                               "one replica per zone survives a spot reclaim or a node loss)")
@@ -131,7 +132,7 @@ class ModelConfig(Section):
         default="tgi", description="the model server: tgi (the default) or vllm (docs/engines.md)")
     registry: RegistryRef | None = None
     gpu_shape: str = Field(description="GPU memory x count per node, e.g. 24gib-x4: the model may "
-                           "run on any pool of that shape, spot first (the autoscaler's priorities)")
+                           "run on the NodePool of that shape, spot first, on-demand as fallback")
     params_billion: float = Field(gt=0, description="parameter count, for the GPU memory check")
     shards: int = Field(default=1, ge=1, le=8)
     dtype: Literal["float16", "bfloat16"] | None = None

@@ -109,9 +109,14 @@ def test_cost_prices_pools_and_models_from_the_instance_table():
     run = llmops("cost", "--stack", "prod")
     assert run.returncode == 0
     assert run.first_line.startswith("GPU cost of stack 'prod' (us-east-1), per month of 730 h")
-    spot = next(line for line in run.stdout.splitlines() if line.strip().startswith("gpu24-x4-spot"))
-    # g5.12xlarge spot estimate 2.27/h, 0/0/8 nodes: 8 x 2.27 x 730 = 13,257; 60% below 5.672/h
-    assert spot.split()[-4:] == ["$0", "/", "$13,257", "60%"]
+    flex = next(line.split() for line in run.stdout.splitlines() if line.strip().startswith("gpu24-x4 "))
+    # the spot-first NodePool: its models' floor (2 nodes) at the spot estimate 2.27/h, its
+    # limit (8 nodes) at on-demand 5.672/h, where it falls back: 8 x 5.672 x 730 = 33,124
+    assert flex[1] == "spot+on-demand" and flex[3:6] == ["2", "/", "2"]
+    assert flex[-6:] == ["$3,314", "/", "$3,314", "/", "$33,124", "60%"]
+    floor = next(line.split() for line in run.stdout.splitlines()
+                 if line.strip().startswith("gpu24-x4-floor"))
+    assert floor[1] == "on-demand" and floor[-2:] == ["$16,562", "-"]
     assert "Budget: $60,000/month (policies/config/prod.yaml)" in run.stdout
     assert "qwen-2-5-32b  vllm    24gib-x4  2-4" in run.stdout  # the engine beside each model
 
@@ -129,7 +134,7 @@ def test_cost_max_is_the_fleet_the_budget_policy_checks(plans):
 
 def test_every_plan_ends_with_a_cost_line():
     run = llmops("plan", "--stack", "staging", "--no-policy")
-    assert ("GPU cost: $350-$5,417/month, typically $701 (60% below on-demand); "
+    assert ("GPU cost: $350-$5,417/month, typically $350 (60% below on-demand); "
             "`llmops cost --stack staging` for the breakdown") in run.stdout
 
 
@@ -159,7 +164,7 @@ def test_cold_start_shows_each_models_start_and_the_budgets_its_pods_really_get(
     llama = next(line.split() for line in table.stdout.splitlines()
                  if line.strip().startswith("llama-3-8b"))
     assert llama[:4] == ["llama-3-8b", "tgi", "g5.12xlarge", "16.0"]
-    assert "1800 s" in " ".join(llama) and llama[-2] == "23/2930"
+    assert "1800 s" in " ".join(llama) and llama[-2] == "23/2935"
 
 
 def test_a_reader_that_stops_early_gets_no_error_message():

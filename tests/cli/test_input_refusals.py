@@ -277,8 +277,8 @@ def test_cost_refuses_to_price_replicas_the_pools_can_never_hold(stacks_dir: Pat
     edit_config(env, lambda c: c["llmops:models"][0].update(replicas={"min": 1, "max": 40}))
     expected = (f"error: {env} has 1 configuration problem:\n"
                 "  - llmops:models[0] (llama-3-8b).replicas.max: 40 replicas x 1 GPU(s) each need 40 "
-                "GPUs but the pools of shape '24gib-x1' (gpu24-x1-spot) hold at most 3; lower "
-                "replicas.max to 3 or raise the pools' maxSize\n")
+                "GPUs but the pools of shape '24gib-x1' (gpu24-x1) hold at most 3; lower "
+                "replicas.max to 3 or raise the pools' maxNodes\n")
     cost = llmops("cost", "--stack", "dev", "--stacks-dir", str(stacks_dir))
     assert (cost.returncode, cost.stdout, cost.stderr) == (2, "", expected)
     run, targets = plan_writing(stacks_dir, tmp_path)

@@ -199,12 +199,16 @@ def test_pinned_images_must_match_the_kubernetes_minor():
     found = problems({"llmops:cluster.version": "1.34"})
     assert found == [
         "llmops:cluster: addons.kubeProxy v1.33.5-eksbuild.2 does not match Kubernetes 1.34; use a "
-        "v1.34.x release",
-        "llmops:cluster: clusterAutoscaler.imageTag v1.33.0 does not match Kubernetes 1.34; use a "
         "v1.34.x release"]
     assert problems({"llmops:cluster.version": "1.34",
-                     "llmops:cluster.addons.kubeProxy": "v1.34.1-eksbuild.1",
-                     "llmops:cluster.clusterAutoscaler.imageTag": "1.34.0"}) == []
+                     "llmops:cluster.addons.kubeProxy": "v1.34.1-eksbuild.1"}) == []
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("chartVersion", "1.14", "String should match pattern"),
+    ("amiVersion", "latest", "String should match pattern")])
+def test_karpenter_and_the_gpu_ami_are_pinned_releases(key, value, message):
+    assert message in refused({f"llmops:cluster.karpenter.{key}": value})
 
 
 @pytest.mark.parametrize(("value", "ok"), [("v1.20.4-eksbuild.1", True), ("v1.20.4", False),
@@ -288,45 +292,49 @@ def test_pool_names_are_dns_safe(name, ok):
                                     "digits or dashes, starting with a letter"])
 
 
-def test_pool_sizes_are_ordered_and_bounded():
-    assert problems({f"{POOL}.minSize": 0, f"{POOL}.desiredSize": 0, f"{POOL}.maxSize": 1,
-                     "llmops:models.0.replicas.max": 1}) == []  # (the model must fit one node)
-    assert problems({f"{POOL}.minSize": 3, f"{POOL}.desiredSize": 3, f"{POOL}.maxSize": 3}) == []
-    assert refused({f"{POOL}.desiredSize": 4}) == (
-        "llmops:gpuPools[0]: sizes must satisfy minSize <= desiredSize <= maxSize; got 0 <= 4 <= 3")
-    assert refused({f"{POOL}.minSize": 2}) == (
-        "llmops:gpuPools[0]: sizes must satisfy minSize <= desiredSize <= maxSize; got 2 <= 1 <= 3")
-    assert "greater than or equal to 1" in refused({f"{POOL}.maxSize": 0, f"{POOL}.desiredSize": 0})
-    assert "greater than or equal to 0" in refused({f"{POOL}.minSize": -1})
+def test_pool_limits_are_bounded():
+    assert problems({f"{POOL}.maxNodes": 1, "llmops:models.0.replicas.max": 1}) == []
+    assert problems({f"{POOL}.maxNodes": 100}) == []
+    assert "greater than or equal to 1" in refused({f"{POOL}.maxNodes": 0})
+    assert "less than or equal to 100" in refused({f"{POOL}.maxNodes": 101})
+    assert "greater than or equal to 1" in refused({f"{POOL}.onDemandFloor": {"maxNodes": 0},
+                                                    f"{POOL}.capacityTypes": ["spot", "on-demand"]})
 
 
-@pytest.mark.parametrize(("key", "low", "high"), [("rootVolumeGib", 30, 2000),
-                                                  ("maxUnavailablePercentage", 1, 100)])
-def test_pool_volume_and_rollout_bounds(key, low, high):
+@pytest.mark.parametrize(("key", "low", "high"), [("rootVolumeGib", 30, 2000)])
+def test_pool_volume_bounds(key, low, high):
     assert problems({f"{POOL}.{key}": low}) == [] and problems({f"{POOL}.{key}": high}) == []
     assert f"greater than or equal to {low}" in refused({f"{POOL}.{key}": low - 1})
     assert f"less than or equal to {high}" in refused({f"{POOL}.{key}": high + 1})
 
 
-def test_spot_pools_list_at_least_two_types_on_demand_pools_may_list_one():
-    assert refused({f"{POOL}.instanceTypes": ["g6.xlarge"]}) == (
-        "llmops:gpuPools[0]: spot pool 'gpu24-x1-spot' lists one instance type; list at least 2 with the "
-        "same GPU count so spot capacity can be found")
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("consolidateAfter", "soon", "'soon' is not a duration such as 10m, 720h or 1h30m"),
+    ("expireAfter", "", "'' is not a duration"),
+    ("disruptionBudget", "150%", "String should match pattern"),
+    ("capacityTypes", ["spot", "spot"], "capacity types are listed more than once"),
+    ("capacityTypes", [], "List should have at least 1 item")])
+def test_pool_disruption_and_capacity_settings_are_checked(key, value, message):
+    assert message in refused({f"{POOL}.{key}": value})
+
+
+def test_every_pool_lists_at_least_two_types_so_karpenter_has_a_choice():
+    assert refused({f"{POOL}.instanceTypes": ["g6.xlarge"]}).startswith(
+        "llmops:gpuPools[0].instanceTypes: List should have at least 2 items")
     assert problems({f"{POOL}.instanceTypes": ["g6.xlarge", "g5.xlarge"]}) == []
-    assert problems({f"{POOL}.instanceTypes": ["g6.xlarge"], f"{POOL}.capacityType": "ON_DEMAND"}) == []
 
 
-def test_pool_types_are_known_unique_and_of_one_node_shape():
+def test_pool_types_are_known_unique_and_of_one_gpu_shape():
     assert refused({f"{POOL}.instanceTypes": ["g6.xlarge", "g9.xlarge"]}).startswith(
         "llmops:gpuPools[0].instanceTypes: unknown GPU instance types ['g9.xlarge']; known: g4dn.12xlarge,")
     assert refused({f"{POOL}.instanceTypes": ["g6.xlarge", "g6.xlarge"]}) == (
         "llmops:gpuPools[0].instanceTypes: instance types are listed more than once")
     assert refused({f"{POOL}.instanceTypes": ["g6.xlarge", "g6.12xlarge"]}) == (
-        "llmops:gpuPools[0]: pool 'gpu24-x1-spot' mixes node shapes (g6.xlarge=1x24GiB/4vCPU/16GiB, "
-        "g6.12xlarge=4x24GiB/48vCPU/192GiB); pods are sized to one node shape and cluster-autoscaler "
-        "models a group by one type, so list types with the same GPU count, GPU memory, vCPU and memory")
-    # same GPU count and memory, but a different GPU model: one shape (A10G and L4 are both 24 GiB)
-    assert problems({f"{POOL}.instanceTypes": ["g6.xlarge", "g5.xlarge"]}) == []
+        "llmops:gpuPools[0]: pool 'gpu24-x1' mixes GPU shapes (g6.xlarge=1x24GiB, g6.12xlarge=4x24GiB); "
+        "models select one shape, so list types with the same GPU count and GPU memory")
+    # same GPU count and memory, different GPU model or host size: one shape, pods sized to the
+    # smallest host (components/allocatable.py)
+    assert problems({f"{POOL}.instanceTypes": ["g6.xlarge", "g5.xlarge", "g6.2xlarge"]}) == []
 
 
 def test_a_pool_has_one_shape_and_is_sized_by_its_smallest_type():
@@ -591,7 +599,7 @@ def test_every_model_is_checked_even_after_one_names_a_missing_shape():
         "llmops:models[1] (big): 70B parameters at bfloat16 need 130.4 GiB of weights but 1 x L4 "
         "(24 GiB, g6.xlarge) leave 19.2 GiB after KV cache headroom; quantize, add shards or use a "
         "larger GPU class",
-        "llmops:models[1] (big): needs 162 GiB in the node's model cache but pool 'gpu24-x1-spot' has "
+        "llmops:models[1] (big): needs 162 GiB in the node's model cache but pool 'gpu24-x1' has "
         "232 GiB of NVMe of which 75 GiB stay free (kubelet's eviction threshold and images); use "
         "types with more instance storage"]
 
@@ -628,13 +636,15 @@ def test_left_out_settings_get_the_documented_production_defaults():
              if k not in ("maxConcurrentRequests", "replicas")} | {"replicas": {"min": 1, "max": 1}}
     config = validate({"llmops:cluster": cluster, "llmops:models": [model], "llmops:storage": DELETE,
                        "llmops:gateway.replicas": DELETE, "llmops:monitoring": DELETE,
-                       "llmops:gpuPools.0.maxUnavailablePercentage": DELETE})
+                       "llmops:gpuPools.0.capacityTypes": DELETE})
     assert config.cluster.endpoint_public_access is False and config.cluster.public_access_cidrs == []
     nodes = config.cluster.system_nodes
     assert (nodes.min_size, nodes.desired_size, nodes.max_size, nodes.root_volume_gib) == (2, 2, 4, 50)
     assert (config.models[0].max_concurrent_requests, config.models[0].queue_target) == (128, 8)
     assert (config.gateway.replicas.min, config.gateway.replicas.max) == (2, 6)
-    assert config.gpu_pools[0].max_unavailable_percentage == 33
+    pool = config.gpu_pools[0]
+    assert (pool.capacity, pool.consolidate_after, pool.expire_after, pool.disruption_budget) == (
+        ["spot", "on-demand"], "10m", "720h", "10%")
     storage = config.storage
     retention = (storage.noncurrent_version_days, storage.abort_multipart_days, storage.access_log_days)
     assert retention == (30, 7, 365)
@@ -644,8 +654,12 @@ def test_left_out_settings_get_the_documented_production_defaults():
 
 def test_pool_names_and_interface_endpoints_are_unique():
     second = {**read_stack_config("dev").values["llmops:gpuPools"][0]}
-    assert refused({"llmops:gpuPools.1": second}) == (
-        "llmops:gpuPools: pool names must be unique; repeated: gpu24-x1-spot")
+    assert refused({"llmops:gpuPools.1": second}).startswith(
+        "llmops:gpuPools: pool names must be unique; repeated: gpu24-x1")
+    other_name = {**second, "name": "gpu24-x1-more"}
+    assert refused({"llmops:gpuPools.1": other_name}) == (
+        "llmops:gpuPools: one pool per GPU shape (a NodePool may launch any of its types); shapes "
+        "repeated: 24gib-x1; merge their instanceTypes")
     assert refused({"llmops:network.interfaceEndpoints": ["sts", "logs", "sts"]}) == (
         "llmops:network.interfaceEndpoints: listed more than once: sts")
     assert problems({"llmops:network.interfaceEndpoints": ["sts"]}) == []
@@ -653,7 +667,7 @@ def test_pool_names_and_interface_endpoints_are_unique():
 
 def test_a_pool_lists_an_instance_type_and_the_gateway_a_key_file():
     assert refused({f"{POOL}.instanceTypes": []}).startswith(
-        "llmops:gpuPools[0].instanceTypes: List should have at least 1 item")
+        "llmops:gpuPools[0].instanceTypes: List should have at least 2 items")
     assert refused({"llmops:gatewayApiKeys": ""}).startswith(
         "llmops:gatewayApiKeys: String should have at least 1 character")
 
@@ -666,8 +680,8 @@ def test_log_retention_defaults_to_90_days():
 
 
 def test_counts_that_may_be_zero_may_not_be_negative_and_those_that_may_not_be_zero_say_so():
-    assert refused({f"{POOL}.desiredSize": -1, f"{POOL}.minSize": 0}) == (
-        "llmops:gpuPools[0].desiredSize: Input should be greater than or equal to 0 (got -1)")
+    assert refused({f"{POOL}.maxNodes": -1}) == (
+        "llmops:gpuPools[0].maxNodes: Input should be greater than or equal to 1 (got -1)")
     assert refused({"llmops:cluster.systemNodes.desiredSize": 0}) == (
         "llmops:cluster.systemNodes.desiredSize: Input should be greater than or equal to 1 (got 0)")
     assert refused({f"{MODEL}.replicas": {"min": -1, "max": 2}}) == (

@@ -14,14 +14,13 @@ from stacks.config.placement import (
 from tests.config.test_config_boundaries import validate
 
 
-def _pool(name: str, types: list[str], capacity: str = "ON_DEMAND") -> GpuPool:
-    return GpuPool(name=name, instance_types=types, capacity_type=capacity, min_size=0,
-                   desired_size=0, max_size=2)
+def _pool(name: str, types: list[str]) -> GpuPool:
+    return GpuPool(name=name, instance_types=types, max_nodes=2)
 
 
 def test_the_cache_disk_is_the_smallest_nvme_raid_of_the_pool_in_gib():
-    assert node_disk_gib(_pool("pool-a", ["g6.xlarge"])) == 232        # 250 GB
-    assert node_disk_gib(_pool("pool-b", ["g5.12xlarge"])) == 3539     # 3800 GB
+    assert node_disk_gib(_pool("pool-a", ["g6.xlarge", "g5.xlarge"])) == 232        # 250 GB
+    assert node_disk_gib(_pool("pool-b", ["g5.12xlarge", "g5.24xlarge"])) == 3539  # 3800 GB
     assert node_disk_gib(_pool("pool-c", ["g6.2xlarge", "g5.2xlarge"])) == 419
 
 
@@ -32,7 +31,7 @@ def test_a_fill_leaves_kubelets_eviction_share_and_room_for_images():
 
 
 def test_one_reserve_serves_every_pool_a_model_may_land_on():
-    small, large = _pool("small", ["g6.xlarge"]), _pool("large", ["g6.2xlarge"])
+    small, large = _pool("small", ["g6.xlarge", "g5.xlarge"]), _pool("large", ["g6.2xlarge", "g5.2xlarge"])
     assert shape_cache_reserve_gib([small, large]) == cache_reserve_gib(419) == 103
     assert shape_cache_reserve_gib([small]) == 75
 
@@ -52,6 +51,6 @@ def test_a_model_whose_cache_entry_fills_the_room_exactly_fits_and_one_gib_more_
         sizes.setdefault(entry, problems)
     assert sizes[157] == []
     assert sizes[158] == [
-        ": needs 158 GiB in the node's model cache but pool 'gpu24-x1-spot' has 232 GiB of NVMe of "
+        ": needs 158 GiB in the node's model cache but pool 'gpu24-x1' has 232 GiB of NVMe of "
         "which 75 GiB stay free (kubelet's eviction threshold and images); use types with more "
         "instance storage"]

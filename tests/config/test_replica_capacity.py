@@ -17,18 +17,18 @@ def problems(stack: str, overrides: dict) -> list[str]:
     return []
 
 
-def test_the_shipped_pools_capacity_is_every_node_at_max_size():
+def test_the_shipped_pools_capacity_is_every_nodepool_at_its_limit():
     config = parse_platform_config(read_stack_config("prod").values, project=PRODUCT, stack="prod")
-    assert pools_gpu_capacity(config.gpu_pools) == 4 * 4 + 8 * 4  # on-demand 4 + spot 8 nodes of 4
+    assert pools_gpu_capacity(config.gpu_pools) == 8 * 4 + 4 * 4  # flex 8 + on-demand floor 4 nodes of 4
 
 
 def test_replicas_up_to_the_pools_capacity_pass_and_one_more_is_refused():
-    # dev: gpu24-x1-spot, maxSize 3, one GPU per node; llama-3-8b has 1 shard
+    # dev: gpu24-x1, maxNodes 3, one GPU per node; llama-3-8b has 1 shard
     assert problems("dev", {"llmops:models.0.replicas.max": 3}) == []
     assert problems("dev", {"llmops:models.0.replicas.max": 4}) == [
         "llmops:models[0] (llama-3-8b).replicas.max: 4 replicas x 1 GPU(s) each need 4 GPUs but "
-        "the pools of shape '24gib-x1' (gpu24-x1-spot) hold at most 3; lower replicas.max to 3 "
-        "or raise the pools' maxSize"]
+        "the pools of shape '24gib-x1' (gpu24-x1) hold at most 3; lower replicas.max to 3 "
+        "or raise the pools' maxNodes"]
 
 
 def test_shards_count_as_gpus_per_replica_over_all_pools_of_the_shape():
@@ -37,8 +37,8 @@ def test_shards_count_as_gpus_per_replica_over_all_pools_of_the_shape():
     found = problems("prod", {"llmops:models.1.replicas.max": 13})
     assert found == [
         "llmops:models[1] (qwen-2-5-32b).replicas.max: 13 replicas x 4 GPU(s) each need 52 GPUs "
-        "but the pools of shape '24gib-x4' (gpu24-x4-ondemand, gpu24-x4-spot) hold at most 48; "
-        "lower replicas.max to 12 or raise the pools' maxSize"]
+        "but the pools of shape '24gib-x4' (gpu24-x4) hold at most 48; "
+        "lower replicas.max to 12 or raise the pools' maxNodes"]
 
 
 def test_it_is_reported_with_field_errors_elsewhere_in_one_round():

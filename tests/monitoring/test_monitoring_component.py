@@ -78,7 +78,7 @@ def test_kube_prometheus_stack_is_pinned_with_retention_storage_and_limits(recor
     for workload in (values["grafana"], values["prometheusOperator"], values["kube-state-metrics"],
                      values["prometheus-node-exporter"], values["alertmanager"]["alertmanagerSpec"]):
         assert workload["resources"]["limits"]["memory"]
-    assert "nodes=[llmops.io/gpu-pool,llmops.io/capacity-type,node.kubernetes.io/instance-type]" in \
+    assert "nodes=[llmops.io/gpu-pool,karpenter.sh/capacity-type,node.kubernetes.io/instance-type]" in \
         values["kube-state-metrics"]["metricLabelsAllowlist"]
 
 

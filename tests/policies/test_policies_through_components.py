@@ -9,11 +9,11 @@ from llmops.offline.plan import run_plan
 from policies.runner import evaluate
 
 CASES = [
-    ("dev", {"llmops:gpuPools.0.capacityType": "ON_DEMAND"}, "gpu-pool-spot-capacity",
-     "gpu-gpu24-x1-spot"),
+    ("dev", {"llmops:gpuPools.0.capacityTypes": ["spot", "on-demand"]}, "gpu-pool-spot-capacity",
+     "gpu-gpu24-x1"),
     ("dev", {"llmops:gpuPools.0.instanceTypes": ["g5.4xlarge", "g6.4xlarge"]},
-     "gpu-instance-type-allowed", "gpu-gpu24-x1-spot"),
-    ("staging", {"llmops:gpuPools.1.maxSize": 40}, "gpu-fleet-monthly-budget", None),
+     "gpu-instance-type-allowed", "gpu-gpu24-x1"),
+    ("staging", {"llmops:gpuPools.1.maxNodes": 40}, "gpu-fleet-monthly-budget", None),
     ("prod", {"llmops:models.1.registry": {"stage": "staging"}}, "model-deployment-registry-pinned",
      "qwen-2-5-32b-stable"),
 ]

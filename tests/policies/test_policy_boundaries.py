@@ -605,7 +605,7 @@ def test_the_budget_is_met_at_exactly_the_worst_case_bill_and_missed_a_cent_belo
     group = node_group("gpu", ["g5.xlarge"], max_size=2)
     assert says("gpu-fleet-monthly-budget", group, config={"monthlyBudgetUsd": 584}) == []
     assert says("gpu-fleet-monthly-budget", group, config={"monthlyBudgetUsd": 583.99}) == [
-        "the largest GPU fleet the node groups allow costs $584/month, over the $584 budget "
+        "the largest GPU fleet the node groups and NodePools allow costs $584/month, over the $584 budget "
         "(gpu: 2 x g5.xlarge SPOT at $0.40/h = $584)"]
 
 
@@ -614,7 +614,7 @@ def test_the_budget_uses_the_priciest_type_and_on_demand_when_capacity_is_unset(
               node_group("b", ["g5.xlarge"], capacity=None, max_size=1),
               res(NODE_GROUP, "system", instanceTypes=["m6i.large"], scalingConfig={"maxSize": 50})]
     assert says("gpu-fleet-monthly-budget", *groups, config={"monthlyBudgetUsd": 1}) == [
-        "the largest GPU fleet the node groups allow costs $1,085/month, over the $1 budget "
+        "the largest GPU fleet the node groups and NodePools allow costs $1,085/month, over the $1 budget "
         "(a: 1 x g5.2xlarge SPOT at $0.48/h = $350; b: 1 x g5.xlarge ON_DEMAND at $1.01/h = $734)"]
 
 
@@ -673,14 +673,15 @@ def test_the_budget_counts_every_priced_group_after_an_unpriced_or_unknown_one()
     assert says("gpu-fleet-monthly-budget", *groups, config={"monthlyBudgetUsd": 100}) == [
         "node group 'a-unpriced': no price for p3.2xlarge; add it to components/data/gpu_instances.yaml "
         "so the budget can be checked",
-        "the largest GPU fleet the node groups allow costs $2,920/month, over the $100 budget "
+        "the largest GPU fleet the node groups and NodePools allow costs $2,920/month, over the $100 budget "
         "(c: 10 x g5.xlarge SPOT at $0.40/h = $2,920)"]
 
 
 def test_the_default_budget_is_10000_usd_a_month():
     fleet = node_group("big", ["g5.xlarge"], capacity="ON_DEMAND", max_size=14)  # 14 x 1.006 x 730
     assert says("gpu-fleet-monthly-budget", fleet) == [
-        "the largest GPU fleet the node groups allow costs $10,281/month, over the $10,000 budget "
+        "the largest GPU fleet the node groups and NodePools allow costs $10,281/month, over the "
+        "$10,000 budget "
         "(big: 14 x g5.xlarge ON_DEMAND at $1.01/h = $10,281)"]
     assert says("gpu-fleet-monthly-budget", node_group("big", ["g5.xlarge"], capacity="ON_DEMAND",
                                                        max_size=13)) == []

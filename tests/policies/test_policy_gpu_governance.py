@@ -75,7 +75,8 @@ def test_the_budget_counts_max_size_times_the_priciest_type_at_its_capacity_pric
     total = spot + on_demand
     assert total > 2000
     assert messages("gpu-fleet-monthly-budget", resources, DEV) == [
-        f"the largest GPU fleet the node groups allow costs ${total:,.0f}/month, over the $2,000 budget "
+        f"the largest GPU fleet the node groups and NodePools allow costs ${total:,.0f}/month, over "
+        "the $2,000 budget "
         f"(fallback: 2 x g5.2xlarge ON_DEMAND at $1.21/h = ${on_demand:,.0f}; spot: 4 x g5.xlarge SPOT "
         f"at $0.40/h = ${spot:,.0f})"]
     assert messages("gpu-fleet-monthly-budget", resources, STAGING) == []

@@ -83,7 +83,7 @@ def test_an_account_set_up_wrong_reports_every_failure_at_once_with_what_to_run(
     assert not [line for line in lines if line.split()[0] != "FAIL"]
     assert f"account 123456789012, but llmops:ci.githubConnectionArn names {OTHER_ACCOUNT}" in out
     assert "4 available in us-west-2 (us-west-2a, us-west-2b, us-west-2c, us-west-2d); azCount 6" in out
-    assert ("All G and VT Spot Instance Requests: 0 vCPUs; pools gpu24-x1-spot need 12 at their max size; "
+    assert ("All G and VT Spot Instance Requests: 0 vCPUs; pools gpu24-x1 need 12 at their NodePool limits; "
             "aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-3819A6DF "
             "--desired-value 12 --region us-west-2") in out
     assert "is PENDING; complete it in the console" in out
@@ -123,13 +123,13 @@ def test_an_account_set_up_right_passes_every_check(tmp_path, aws, capsys):
             ("qwen-2-5-32b", "2025-09-30", "0d1b2c3a4f5e6d7c8b9a0f1e2d3c4b5a69788796")):
         registry.register(name, version, weights, metadata={"revision": revision})
     registry.promote("qwen-2-5-32b", "2025-09-30", "production")
-    EC2_QUOTAS.update({"L-DB2E81BA": 192.0, "L-3819A6DF": 384.0})
+    EC2_QUOTAS.update({"L-DB2E81BA": 576.0, "L-3819A6DF": 384.0})
     connection, _ = stubbed_connection("us-east-1", _connection_arn(stacks, "prod"), "AVAILABLE")
 
     assert _run(stacks, "prod", aws, connection) == 0
     out = capsys.readouterr().out
     assert "FAIL" not in out and out.rstrip().endswith("checks passed.")
-    assert re.search(r"ok\s+quota L-DB2E81BA\s+Running On-Demand G and VT instances: 192 vCPUs", out)
+    assert re.search(r"ok\s+quota L-DB2E81BA\s+Running On-Demand G and VT instances: 576 vCPUs", out)
     assert re.search(r"ok\s+quota L-3819A6DF\s+All G and VT Spot Instance Requests: 384 vCPUs", out)
     assert re.search(r"ok\s+model qwen-2-5-32b \(stable\)\s+stage production -> 2025-09-30", out)
     assert re.search(r"ok\s+model llama-3-8b \(canary\)\s+version 2025-11-12 -> 2025-11-12", out)
@@ -169,9 +169,10 @@ def test_unreachable_aws_is_a_failed_check_not_a_traceback(tmp_path, aws, capsys
 
 @pytest.mark.parametrize(("stack", "expected"), [
     ("dev", [("G and VT", "SPOT", 12)]),
-    ("prod", [("G and VT", "ON_DEMAND", 192), ("G and VT", "SPOT", 384)]),
+    # prod: the flex NodePool (8 x 48 vCPU) on spot or all on-demand, plus the floor (4 x 48)
+    ("prod", [("G and VT", "ON_DEMAND", 576), ("G and VT", "SPOT", 384)]),
 ])
-def test_gpu_needs_are_each_pool_at_its_max_size_on_its_largest_type(stack, expected):
+def test_gpu_needs_are_each_nodepool_at_its_limit_on_its_largest_type(stack, expected):
     file = yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
     config = parse_platform_config(file, project="llmops", stack=stack)
     assert [(n.family, n.capacity, n.vcpus) for n in gpu_vcpu_needs(config)] == expected

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.gpu_nodes import GPU_TAINT_KEY
+from components.nodepools import GPU_TAINT_KEY, REGISTRATION_TIMEOUT_S
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
 
@@ -20,6 +20,9 @@ WORKLOADS = (DEPLOYMENT, "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:D
 BUCKET = "aws:s3/bucket:Bucket"
 REPOSITORY = "aws:ecr/repository:Repository"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 CODEBUILD_PROJECT = "aws:codebuild/project:Project"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -123,14 +126,75 @@ def _probe_budget(container: dict[str, Any]) -> int:
 
 
 def _node_provision_seconds(plan: Plan) -> int:
-    """cluster-autoscaler's --max-node-provision-time, when the plan installs it."""
-    for release in plan.of_type(HELM_RELEASE):
-        if release.inputs.get("chart") == "cluster-autoscaler":
-            value = release.inputs.get("values", {}).get("extraArgs", {}).get(
-                "max-node-provision-time")
-            if isinstance(value, str):
-                return parse_duration(value)
-    return 0
+    """How long a pending pod may wait for a new node: Karpenter's registration timeout
+    (after it a NodeClaim is replaced), when the plan has NodePools."""
+    return REGISTRATION_TIMEOUT_S if plan.of_type(NODE_POOL) else 0
+
+
+def _k8s_name(resource: RecordedResource) -> str:
+    """The object's name in the cluster (the recorded name is Pulumi's)."""
+    return resource.inputs.get("metadata", {}).get("name") or resource.name
+
+
+def _pool_spec(pool: RecordedResource) -> dict[str, Any]:
+    return pool.inputs.get("spec", {}) or {}
+
+
+def _pool_values(pool: RecordedResource) -> dict[str, set[str]]:
+    """Label key -> the values a node of this NodePool may carry (template labels, and its
+    requirements' In values)."""
+    spec = _pool_spec(pool)
+    values = {k: {v} for k, v in spec.get("template", {}).get("metadata", {}).get("labels", {}).items()}
+    for req in spec.get("template", {}).get("spec", {}).get("requirements", []):
+        if req.get("operator") == "In":
+            values[req["key"]] = set(req.get("values", []))
+    return values
+
+
+def _pool_requirement(pool: RecordedResource, key: str) -> list[str]:
+    return sorted(_pool_values(pool).get(key, set()))
+
+
+def _compatible(requirement: dict[str, Any], values: dict[str, set[str]]) -> bool:
+    have = values.get(requirement.get("key", ""))
+    operator, wanted = requirement.get("operator"), set(requirement.get("values", []))
+    if operator == "In":
+        return bool(have and have & wanted)
+    if operator == "NotIn":
+        return have is None or bool(have - wanted)
+    return {"Exists": have is not None, "DoesNotExist": have is None}.get(operator, False)
+
+
+def _tolerates(pod: dict[str, Any], taint: dict[str, Any]) -> bool:
+    for t in pod.get("tolerations", []):
+        if t.get("effect") not in (None, "", taint.get("effect")):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, "", taint.get("key")):
+            return True
+        if t.get("key") == taint.get("key") and t.get("value") == taint.get("value"):
+            return True
+    return False
+
+
+def _pools_for(resource: RecordedResource, pools: list[RecordedResource]) -> list[RecordedResource]:
+    """The NodePools Karpenter may launch a node from for this workload's pods: their labels
+    satisfy its nodeSelector and required node affinity, and it tolerates their taints."""
+    pod = _pod_spec(resource)
+    terms = pod.get("affinity", {}).get("nodeAffinity", {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", [])
+    found = []
+    for pool in pools:
+        values = _pool_values(pool)
+        taints = _pool_spec(pool).get("template", {}).get("spec", {}).get("taints", [])
+        if not all(_tolerates(pod, t) for t in taints):
+            continue
+        if any(v not in values.get(k, set()) for k, v in pod.get("nodeSelector", {}).items()):
+            continue
+        if terms and not any(all(_compatible(r, values) for r in t.get("matchExpressions", []))
+                             for t in terms):
+            continue
+        found.append(pool)
+    return found
 
 
 def _tolerates_gpu(resource: RecordedResource) -> bool:

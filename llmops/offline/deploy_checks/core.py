@@ -3,16 +3,13 @@ values, fallback scheduling, chart pins, the node cache's disk."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import yaml
 
-from components.gpu_nodes import CAPACITY_LABEL
+from components.nodepools import CAPACITY_LABEL
 from llmops.offline.deploy_checks.base import (
     BUCKET,
     CODEBUILD_PROJECT,
@@ -21,11 +18,11 @@ from llmops.offline.deploy_checks.base import (
     EKS_STORAGE_CLASSES,
     EXIST_ONLY_KINDS,
     HELM_RELEASE,
-    LAUNCH_TEMPLATE,
     LBC_RESERVED_TAGS,
     LOCAL_DISKS,
     MODEL_LABEL,
-    NODE_GROUP,
+    NODE_CLASS,
+    NODE_POOL,
     REPOSITORY,
     STORAGE_CLASS,
     VERIFIED_PINS,
@@ -33,9 +30,13 @@ from llmops.offline.deploy_checks.base import (
     Finding,
     Rule,
     _containers,
+    _k8s_name,
     _kind,
     _node_provision_seconds,
     _pod_spec,
+    _pool_requirement,
+    _pool_spec,
+    _pools_for,
     _probe_budget,
     _tolerates_gpu,
     _upstream,
@@ -163,43 +164,22 @@ def controller_accepts_its_values(plan: Plan) -> Iterator[Finding]:
                           "refuses to start (it adds them itself)")
 
 
-def _selects(requirement: dict[str, Any], labels: dict[str, str]) -> bool:
-    value = labels.get(requirement.get("key", ""))
-    operator, values = requirement.get("operator"), requirement.get("values", [])
-    return {"In": value in values, "NotIn": value not in values, "Exists": value is not None,
-            "DoesNotExist": value is None}.get(operator, False)
-
-
-def _schedulable_groups(resource: RecordedResource, groups: list[RecordedResource]):
-    affinity = _pod_spec(resource).get("affinity", {}).get("nodeAffinity", {})
-    terms = affinity.get("requiredDuringSchedulingIgnoredDuringExecution", {}).get(
-        "nodeSelectorTerms", [])
-    selector = _pod_spec(resource).get("nodeSelector", {})
-    for group in groups:
-        labels = group.inputs.get("labels", {})
-        if any(labels.get(k) != v for k, v in selector.items()):
-            continue
-        if not terms or any(all(_selects(req, labels) for req in term.get("matchExpressions", []))
-                            for term in terms):
-            yield group
-
-
 def fallback_is_schedulable(plan: Plan) -> Iterator[Finding]:
-    """Where the environment declares an on-demand fallback, a GPU pod that only one capacity
-    type can host gives the autoscaler's priorities nothing to fall back to."""
+    """Where the environment declares an on-demand fallback, a GPU pod must be able to land on
+    a NodePool that buys spot and on one that buys on-demand, or Karpenter has nothing to
+    fall back to when spot is gone."""
     if not plan.config.serving.on_demand_fallback:
         return
-    groups = plan.of_type(NODE_GROUP)
+    pools = plan.of_type(NODE_POOL)
     for resource in plan.of_type(DEPLOYMENT):
         if not _tolerates_gpu(resource):
             continue
-        capacity = {g.inputs.get("labels", {}).get(CAPACITY_LABEL)
-                    for g in _schedulable_groups(resource, groups)}
-        if capacity != {"spot", "on-demand"}:
+        capacity = {c for p in _pools_for(resource, pools) for c in _pool_requirement(p, CAPACITY_LABEL)}
+        if not {"spot", "on-demand"} <= capacity:
             yield Finding("fallback-is-schedulable", resource.stack, resource.name,
-                          f"can only run on {', '.join(sorted(c for c in capacity if c)) or 'no'} "
-                          "GPU nodes, but llmops:serving.onDemandFallback is on; select the GPU "
-                          "shape, not a pool")
+                          f"can only run on {', '.join(sorted(capacity)) or 'no'} GPU capacity, but "
+                          "llmops:serving.onDemandFallback is on; select the GPU shape, and let its "
+                          "NodePool buy spot and on-demand")
 
 
 @cache
@@ -221,26 +201,19 @@ def chart_pin_verified(plan: Plan) -> Iterator[Finding]:
                           "components/data/verified_pins.yaml")
 
 
-def _local_raid(template: RecordedResource) -> bool:
-    """The node's user data asks nodeadm for the instance-store RAID."""
-    try:
-        text = base64.b64decode(template.inputs.get("userData") or "").decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    return re.search(r"localStorage:\s*\n\s*strategy:\s*RAID(0|10)\b", text) is not None
-
-
-def _root_volume_gib(template: RecordedResource) -> int:
-    return max((m.get("ebs", {}).get("volumeSize") or 0
-                for m in template.inputs.get("blockDeviceMappings", [])), default=0)
+def _root_volume_gib(node_class: RecordedResource) -> int:
+    mappings = _pool_spec(node_class).get("blockDeviceMappings", [])
+    sizes = [m.get("ebs", {}).get("volumeSize") for m in mappings]
+    return max((int(float(str(v).removesuffix("Gi"))) for v in sizes if v), default=0)
 
 
 def host_cache_has_its_disk(plan: Plan) -> Iterator[Finding]:
     """A pod that keeps model weights in a hostPath under /mnt/k8s-disks gets NVMe only where
-    the node group's launch template asks nodeadm for the RAID; without it the weights fill
-    the root volume (50 GiB on NVMe pools) and kubelet evicts the model servers."""
-    groups = plan.of_type(NODE_GROUP)
-    templates = {t.urn: t for t in plan.of_type(LAUNCH_TEMPLATE)}
+    the NodePool's EC2NodeClass asks for the instance-store RAID (instanceStorePolicy RAID0,
+    which nodeadm mounts there); without it the weights fill the root volume (50 GiB on NVMe
+    pools) and kubelet evicts the model servers."""
+    pools = plan.of_type(NODE_POOL)
+    classes = {c.inputs.get("metadata", {}).get("name"): c for c in plan.of_type(NODE_CLASS)}
     models = {m.name: m for m in plan.config.models}
     for resource in (r for r in plan.resources if r.type in WORKLOADS):
         paths = [v["hostPath"].get("path", "") for v in _pod_spec(resource).get("volumes", [])
@@ -251,18 +224,18 @@ def host_cache_has_its_disk(plan: Plan) -> Iterator[Finding]:
         reserve = next((int(float(c["command"][c["command"].index("--reserve-gib") + 1]))
                         for c in _containers(resource) if "--reserve-gib" in c.get("command", [])), 0)
         needed = reserve + (cache_entry_gib(model) if model else 0)
-        for group in _schedulable_groups(resource, groups):
-            template = next((templates[d] for d in group.dependencies if d in templates), None)
-            if template is None or _local_raid(template):
+        for pool in _pools_for(resource, pools):
+            ref = _pool_spec(pool).get("template", {}).get("spec", {}).get("nodeClassRef", {})
+            node_class = classes.get(ref.get("name"))
+            if node_class is None or _pool_spec(node_class).get("instanceStorePolicy") == "RAID0":
                 continue
-            root = _root_volume_gib(template)
+            root = _root_volume_gib(node_class)
             if root < needed:
                 yield Finding("host-cache-has-its-disk", resource.stack, resource.name,
-                              f"keeps weights under {LOCAL_DISKS} but node group {group.name}'s "
-                              f"launch template asks nodeadm for no instance-store RAID, so they "
-                              f"land on its {root} GiB root volume ({needed} GiB needed with the "
-                              "fetch's reserve); set localStorage RAID0 in its NodeConfig or "
-                              "size the root volume")
+                              f"keeps weights under {LOCAL_DISKS} but NodePool {_k8s_name(pool)}'s "
+                              f"EC2NodeClass {ref.get('name')} sets no instanceStorePolicy RAID0, so "
+                              f"they land on its {root} GiB root volume ({needed} GiB needed with the "
+                              "fetch's reserve); set instanceStorePolicy: RAID0 or size the root volume")
 
 
 RULES: tuple[Rule, ...] = (

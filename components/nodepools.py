@@ -1,0 +1,124 @@
+"""The GPU NodePools and EC2NodeClasses as data: labels, taints, limits and the specs the
+workloads stack applies (components/gpu_nodes.py), with no Pulumi import, so the offline
+tools (cost, deploy checks) read the very specs that are deployed.
+
+Fields as in aws/karpenter-provider-aws v1.14.1 pkg/apis/crds/ (copied to
+components/data/crds/, which the plan validates every object against).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.gpu_instances import GpuInstance
+from stacks.config.cluster import KarpenterPin
+from stacks.config.gpu import GpuPool
+
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT = {"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}
+POOL_LABEL = "llmops.io/gpu-pool"
+#: What models select (stacks.config.gpu GpuPool.shape); every NodePool of a shape sets it.
+GPU_SHAPE_LABEL = "llmops.io/gpu-shape"
+#: "flex" on a pool's main NodePool (spot first, on-demand fallback), "floor" on its
+#: on-demand-only NodePool: the domain multi-replica models spread across.
+CAPACITY_TIER_LABEL = "llmops.io/capacity-tier"
+#: Karpenter's well-known labels (kubernetes-sigs/karpenter v1.14.1 pkg/apis/v1/labels.go)
+CAPACITY_LABEL = "karpenter.sh/capacity-type"
+NODEPOOL_LABEL = "karpenter.sh/nodepool"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+#: How long Karpenter drains a node before it terminates it regardless: longer than a model
+#: server's grace (components/tgi_render.py TERMINATION_GRACE_S, 120 s) with room for a
+#: replacement replica to start and its PDB to let the old one go.
+NODE_TERMINATION_GRACE = "30m"
+#: kubernetes-sigs/karpenter v1.14.1 pkg/controllers/nodeclaim/lifecycle/liveness.go:
+#: a NodeClaim that has not registered 15 minutes after launch is deleted and retried.
+REGISTRATION_TIMEOUT_S = 15 * 60
+ROOT_DEVICE = "/dev/xvda"  # AL2023 EKS AMIs
+
+
+def ami_alias(pin: KarpenterPin) -> str:
+    """AL2023 at a fixed release: Karpenter resolves the NVIDIA variant for GPU types."""
+    return f"al2023@{pin.ami_version}"
+
+
+def node_class_name(pool: GpuPool) -> str:
+    return pool.name
+
+
+def floor_name(pool: GpuPool) -> str:
+    return f"{pool.name}-floor"
+
+
+def node_class_spec(pool: GpuPool, *, cluster_name: str, role_name: str, pin: KarpenterPin,
+                    tags: dict[str, str]) -> dict[str, Any]:
+    """IMDSv2 with one hop (pods cannot take the node role), an encrypted gp3 root, and the
+    instance-store NVMe as a RAID0 that nodeadm mounts at /mnt/k8s-disks/0, where kubelet,
+    containerd and the node-shared weights cache (components/model_cache.py) live."""
+    discovery = [{"tags": {"karpenter.sh/discovery": cluster_name}}]
+    spec: dict[str, Any] = {
+        "role": role_name,
+        "amiSelectorTerms": [{"alias": ami_alias(pin)}],
+        "subnetSelectorTerms": discovery,
+        "securityGroupSelectorTerms": discovery,
+        "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
+                            "httpPutResponseHopLimit": 1, "httpTokens": "required"},
+        "blockDeviceMappings": [{"deviceName": ROOT_DEVICE, "rootVolume": True, "ebs": {
+            "volumeSize": f"{pool.root_volume}Gi", "volumeType": "gp3", "encrypted": True,
+            "deleteOnTermination": True, "iops": 3000, "throughput": 125}}],
+        "tags": dict(tags),
+    }
+    if pool.has_local_nvme:
+        spec["instanceStorePolicy"] = "RAID0"
+    if pool.capacity_reservations:
+        spec["capacityReservationSelectorTerms"] = [{"id": r} for r in pool.capacity_reservations]
+    return spec
+
+
+def node_limits(instances: list[GpuInstance], nodes: int) -> dict[str, str]:
+    """The NodePool's limits: `nodes` of the largest allowed type's GPUs and vCPUs."""
+    return {"nvidia.com/gpu": str(nodes * max(t.gpus for t in instances)),
+            "cpu": str(nodes * max(t.vcpu for t in instances))}
+
+
+def node_pool_specs(pool: GpuPool) -> dict[str, dict[str, Any]]:
+    """NodePool name -> spec: the pool's own, and its on-demand floor where it has one."""
+    def spec(capacity: list[str], tier: str, nodes: int, weight: int) -> dict[str, Any]:
+        return {
+            "weight": weight,
+            "template": {
+                "metadata": {"labels": {POOL_LABEL: pool.name, GPU_SHAPE_LABEL: pool.shape,
+                                        CAPACITY_TIER_LABEL: tier}},
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                     "name": node_class_name(pool)},
+                    "requirements": [
+                        {"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": list(pool.instance_types)},
+                        {"key": CAPACITY_LABEL, "operator": "In", "values": capacity},
+                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}],
+                    "taints": [dict(GPU_TAINT)],
+                    "expireAfter": pool.expire_after,
+                    "terminationGracePeriod": NODE_TERMINATION_GRACE,
+                },
+            },
+            # empty GPU nodes go (scale to zero), underused ones are replaced by cheaper ones
+            # (on-demand back to spot), a share of the pool at a time
+            "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized",
+                           "consolidateAfter": pool.consolidate_after,
+                           "budgets": [{"nodes": pool.disruption_budget}]},
+            "limits": node_limits(pool.instances, nodes),
+        }
+    specs = {pool.name: spec(pool.capacity, "flex", pool.max_nodes, 50)}
+    if pool.on_demand_floor:
+        specs[floor_name(pool)] = spec(["on-demand"], "floor", pool.on_demand_floor.max_nodes, 10)
+    return specs
+
+
+def capacity_spread(pool: GpuPool, replicas_min: int) -> list[dict[str, Any]]:
+    """Topology spread keeping a multi-replica model off a single market: evenly across the
+    pool's flex NodePool (spot, falling back to on-demand) and its on-demand floor. Nothing
+    where the pool has no floor or the model runs one replica."""
+    if not pool.on_demand_floor or replicas_min < 2:
+        return []
+    return [{"topology_key": CAPACITY_TIER_LABEL, "max_skew": 1,
+             "when_unsatisfiable": "DoNotSchedule"}]
