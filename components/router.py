@@ -41,6 +41,12 @@ PLATFORM_UID = 10001
 #: how often the router probes each worker's /health; a worker failing three probes in a row
 #: (`--health-failure-threshold`, default 3) leaves rotation until it passes two again
 HEALTH_CHECK_INTERVAL_S = 10
+#: a worker that fails this many attempts in a row leaves rotation (its circuit breaker opens)
+#: for BREAKER_OPEN_S, then is probed again. The release's default, 10, equals two requests'
+#: five attempts each: cache_aware retries a dead replica's prompts on that same replica, so
+#: with 10 the first two requests after a replica dies fail; with 3 the first request's
+#: third attempt already goes to a survivor (tests/routing/test_router_failures.py)
+BREAKER_FAILURES, BREAKER_OPEN_S = 3, 10
 MODEL_LABEL, TRACK_LABEL = "llmops.io/model", "llmops.io/track"  # components/model_server.py
 
 
@@ -64,7 +70,9 @@ def router_args(*, policy: str = "cache_aware", workers: list[str] | None = None
     """vllm-router's flags (checked against `vllm-router --help` of 0.1.17): the routing
     policy at the release's defaults (the ones bench/routing.py measures), and either static
     `workers` (the bench) or Kubernetes discovery of the track's ready pods (the cluster)."""
-    flags = ["--policy", policy, "--health-check-interval-secs", str(HEALTH_CHECK_INTERVAL_S)]
+    flags = ["--policy", policy, "--health-check-interval-secs", str(HEALTH_CHECK_INTERVAL_S),
+             "--cb-failure-threshold", str(BREAKER_FAILURES), "--cb-timeout-duration-secs",
+             str(BREAKER_OPEN_S)]
     if workers is not None:
         return [*flags, "--worker-urls", *workers, "--worker-startup-check-interval", "1"]
     if model is None or not namespace:

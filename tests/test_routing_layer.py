@@ -4,19 +4,26 @@ pointing each track's OpenAI routes at it (components/router.py)."""
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
+
 import pytest
 import yaml
 
 from components.gateway_routes import routing_document
-from components.router import ROUTER_PORT, router_args
+from components.network_policies import PROMETHEUS_POD
+from components.router import ROUTER_PORT, is_routed, router_args
+from llmops.offline.plan import run_plan
 from policies.network_reachability import External, Pod, allowed, policies_from
 from serving.gateway.config import GatewayConfig
 from serving.gateway.routing import Router
-from stacks.config.serving import ModelConfig
 from tests.conftest import STACKS
 
+ROOT = Path(__file__).resolve().parents[1]
+
 DEPLOYMENT, ROLE = "kubernetes:apps/v1:Deployment", "kubernetes:rbac.authorization.k8s.io/v1:Role"
-PDB, POD_MONITOR = "kubernetes:policy/v1:PodDisruptionBudget", "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 
 
 def _routers(plan) -> dict[str, dict]:
@@ -42,7 +49,8 @@ def test_every_model_that_may_run_more_than_one_replica_gets_a_router_per_track(
     expected = set()
     for model in plan.config.models:
         if model.replicas.max > 1:
-            tracks = (["blue", "green"] if model.blue_green else ["stable"]) + (["canary"] if model.canary else [])
+            tracks = ["blue", "green"] if model.blue_green else ["stable"]
+            tracks += ["canary"] if model.canary else []
             expected |= {f"router-{model.name}" if t == "stable" else f"router-{model.name}-{t}"
                          for t in tracks}
     assert expected and set(routers) == expected
@@ -56,8 +64,7 @@ def test_prod_routers_run_two_replicas_from_the_platform_image_at_the_pinned_rel
         assert container["command"] == ["vllm-router"]
         assert container["image"].endswith("/llm-gateway:" + plans["prod"].config.serving.weights_image_tag)
         assert _flag(container["args"], "--policy") == ["cache_aware"]
-    dockerfile = open("serving/Dockerfile").read()
-    assert "vllm-router==0.1.17" in dockerfile
+    assert "vllm-router==0.1.17" in (ROOT / "serving" / "Dockerfile").read_text()
 
 
 def test_each_track_router_discovers_only_its_own_tracks_pods_in_the_serving_namespace(plans):
@@ -74,11 +81,13 @@ def test_each_track_router_discovers_only_its_own_tracks_pods_in_the_serving_nam
 
 
 def test_router_discovery_may_only_read_pods_in_the_serving_namespace(plans):
-    roles = [r.inputs for r in plans["prod"].of_type(ROLE) if r.inputs["metadata"]["name"].startswith("router-")]
+    roles = [r.inputs for r in plans["prod"].of_type(ROLE)
+             if r.inputs["metadata"]["name"].startswith("router-")]
     assert roles
     for role in roles:
         assert role["metadata"]["namespace"] == "llm-serving"
-        assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+        assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"],
+                                  "verbs": ["get", "list", "watch"]}]
     assert not [r for r in plans["prod"].of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
                 if r.inputs["metadata"]["name"].startswith("router-")]
 
@@ -124,14 +133,11 @@ def test_openai_routes_go_to_the_router_and_tgi_routes_to_the_model_service(plan
 
 
 def test_a_model_with_one_replica_at_most_keeps_its_service_and_gets_no_router():
-    model = ModelConfig.model_validate({
-        "name": "solo", "registry": {"stage": "production"}, "gpuShape": "24gib-x1", "paramsBillion": 8,
-        "replicas": {"min": 1, "max": 1}})
-    routing = yaml.safe_load(routing_document({"solo": {"stable": "http://tgi-solo.llm-serving.svc:8080"}},
-                                              [model]))["models"]["solo"]
-    assert "router" not in routing["backends"]["stable"]
-    from components.router import is_routed
-    assert not is_routed(model)
+    plan = run_plan("dev", overrides={"llmops:models.0.replicas.max": 1})
+    assert not _routers(plan)
+    backend = _routing(plan)["llama-3-8b"]["backends"]["stable"]
+    assert backend == {"url": "http://tgi-llama-3-8b.llm-serving.svc:8080"}
+    assert not is_routed(plan.config.models[0])
 
 
 def test_static_router_flags_need_workers_or_a_model_to_discover():
@@ -140,7 +146,8 @@ def test_static_router_flags_need_workers_or_a_model_to_discover():
 
 
 ROUTER_POD = {"app.kubernetes.io/name": "vllm-router", "app.kubernetes.io/component": "router",
-              "app.kubernetes.io/part-of": "llmops", "llmops.io/model": "llama-3-8b", "llmops.io/track": "stable"}
+              "app.kubernetes.io/part-of": "llmops", "llmops.io/model": "llama-3-8b",
+              "llmops.io/track": "stable"}
 TGI_POD = {"app.kubernetes.io/name": "tgi", "app.kubernetes.io/component": "model-server",
            "llmops.io/model": "llama-3-8b", "llmops.io/track": "stable"}
 
@@ -150,13 +157,11 @@ def test_only_the_gateway_reaches_a_router_and_the_router_reaches_only_model_ser
     plan = plans[stack]
     policies = policies_from(plan.resources)
     private = plan.config.network.layout()[0].private
-    import ipaddress
     ip = lambda n: str(ipaddress.ip_network(private)[n])  # noqa: E731
     router = Pod("llm-serving", ROUTER_POD, ip=ip(30))
     gateway = Pod("llm-gateway", {"app.kubernetes.io/name": "llm-gateway"}, ip=ip(31))
     tgi = Pod("llm-serving", TGI_POD, ip=ip(32))
-    prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus",
-                                    "operator.prometheus.io/name": "kube-prometheus-stack-prometheus"}, ip=ip(33))
+    prometheus = Pod("monitoring", PROMETHEUS_POD, ip=ip(33))
     stranger = Pod("default", {"app": "anything"}, ip=ip(34))
     assert allowed(policies, gateway, router, ROUTER_PORT)
     assert allowed(policies, router, tgi, 8080)

@@ -59,12 +59,19 @@ class Sim:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def requests_seen(self) -> int:
+    def _counter(self, name: str) -> int:
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
             for line in response.read().decode().splitlines():
-                if line.startswith("vllm:request_success_total "):
+                if line.startswith(name + " "):
                     return int(float(line.split()[1]))
-        raise AssertionError("the simulator exports no vllm:request_success_total")
+        raise AssertionError(f"the simulator exports no {name}")
+
+    def requests_seen(self) -> int:
+        return self._counter("vllm:request_success_total")
+
+    def prefix_hits(self) -> int:
+        """Prompt blocks served from this replica's prefix cache (vLLM's counter)."""
+        return self._counter("vllm:prefix_cache_hits_total")
 
     def kill(self) -> None:
         self.process.kill()

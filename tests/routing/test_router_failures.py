@@ -41,34 +41,37 @@ def test_a_replica_dying_mid_stream_ends_that_stream_and_later_requests_reach_th
         rest = getattr(error, "partial", b"")
     # the client learns the answer was cut (no [DONE]); it is never passed off as complete
     assert b"[DONE]" not in rest
-    # the same prompt again (its prefix is in the dead replica's branch of the tree): answered
-    # by the survivor, retried there by the router, within a few attempts at most
+    # the same prompt again (its prefix is in the dead replica's branch of the tree): the
+    # router's retries open the dead replica's breaker and the survivor answers, every time
+    # (with the release's default breaker of 10 failures, the first two of these failed)
     before = survivor.requests_seen()
     statuses = [chat(router, system, user=f"again {i}")[0] for i in range(6)]
-    assert statuses[-3:] == [200, 200, 200], statuses
+    assert statuses == [200] * 6, statuses
     assert survivor.requests_seen() > before
 
 
-def test_a_restarted_router_loses_its_tree_and_balances_load_instead_of_failing(cluster: Cluster):
+def test_a_restarted_router_loses_its_tree_and_relearns_it_without_failing_a_request(cluster: Cluster):
     a, b = cluster.sim(), cluster.sim()
     router = cluster.start_router([a, b])
     for group in range(4):
         assert chat(router, system_prompt(group))[0] == 200
     cluster.stop_router()                                   # the pod restarts: its prefix tree is gone
     router = cluster.start_router([a, b])
-    before = {a.port: a.requests_seen(), b.port: b.requests_seen()}
-    statuses = [chat(router, system_prompt(group), user=f"turn {turn}")[0]
-                for turn in range(3) for group in range(4, 12)]
-    assert set(statuses) == {200}
-    # new prefixes spread over both replicas (load balancing), none is starved or overloaded
-    assert a.requests_seen() > before[a.port] and b.requests_seen() > before[b.port]
+    hits_per_turn, statuses = [], []
+    for turn in range(3):
+        before = a.prefix_hits() + b.prefix_hits()
+        statuses += [chat(router, system_prompt(group), user=f"turn {turn}")[0] for group in range(4)]
+        hits_per_turn.append(a.prefix_hits() + b.prefix_hits() - before)
+    assert set(statuses) == {200}                           # degraded placement, never a failure
+    # the new router learns where each prompt went: later turns reuse the cached prefixes
+    assert hits_per_turn[2] > 0 and hits_per_turn[2] >= hits_per_turn[0], hits_per_turn
 
 
 def test_a_replica_discovery_has_not_seen_yet_gets_no_traffic_and_nothing_fails_meanwhile(cluster: Cluster):
     a = cluster.sim()
     router = cluster.start_router([a])
     b = cluster.sim()                                        # scaled up; discovery has not caught up
-    statuses = [chat(router, system_prompt(group))[0] for group in range(6)]
+    statuses = [chat(router, system_prompt(group), user=f"user {group}")[0] for group in range(6)]
     assert set(statuses) == {200}
     assert b.requests_seen() == 0
     # discovery registers a Ready pod through the router's add_worker (src/service_discovery.rs);
@@ -76,9 +79,23 @@ def test_a_replica_discovery_has_not_seen_yet_gets_no_traffic_and_nothing_fails_
     request = urllib.request.Request(f"{router}/add_worker?url={urllib.parse.quote(b.url)}", method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
         assert response.status == 200
-    statuses = [chat(router, system_prompt(group))[0] for group in range(6, 30)]
+    # new prompts go to the least-loaded replica (cache_aware below its match threshold), so
+    # under concurrent load the new, idle replica takes them; nothing fails meanwhile
+    statuses: list[int] = []
+    groups = iter(range(6, 10_000))
+
+    def new_prefix_reaches_b() -> bool:
+        batch = [next(groups) for _ in range(4)]
+        threads = [threading.Thread(target=lambda g=g: statuses.append(
+            chat(router, system_prompt(g), user=f"user {g}")[0])) for g in batch]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return b.requests_seen() > 0
+
+    wait_until(new_prefix_reaches_b, "the new replica taking new prefixes")
     assert set(statuses) == {200}
-    wait_until(lambda: b.requests_seen() > 0, "the new replica taking new prefixes")
 
 
 def test_concurrent_streams_through_the_router_all_complete(cluster: Cluster):
