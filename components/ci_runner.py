@@ -53,7 +53,11 @@ def runner_policy(*, region: str, account_id: str, cluster_name: str, subnet_arn
                     "codeconnections:UseConnection"]},
         {"Sid": "DescribeCluster", "Effect": "Allow", "Action": "eks:DescribeCluster",
          "Resource": f"arn:aws:eks:{region}:{account_id}:cluster/{cluster_name}"},
-        {"Sid": "ReadRegistry", "Effect": "Allow", "Action": "s3:GetObject",
+        # what the aws_s3_object data source calls (components/data/provider_reads.yaml):
+        # HeadObject, GetObject naming the version HeadObject returned (the bucket is
+        # versioned), and the object's tags
+        {"Sid": "ReadRegistry", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging"],
          "Resource": f"{bucket_arn}/{registry_prefix}*"},
         {"Sid": "DecryptRegistry", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn,
          "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},

@@ -259,3 +259,37 @@ def load_balancer_controller_policy(cluster_name: str, region: str, account_id: 
          "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]},
         {"Sid": "Listeners", "Effect": "Allow", "Resource": elb_any, "Action": list(LBC_LISTENERS)},
     ])
+
+
+#: Record types external-dns writes for an Ingress behind an ALB: the balancer's hostname is a
+#: CNAME target it turns into an A alias plus its AAAA counterpart (kubernetes-sigs/external-dns
+#: v0.21.0 provider/aws/aws.go AdjustEndpoints), and TXT ownership records
+#: (registry/txt/registry.go).
+EXTERNAL_DNS_RECORD_TYPES = ("A", "AAAA", "TXT")
+
+
+def external_dns_record_names(host: str) -> list[str]:
+    """The names external-dns writes for `host`: the host, and the TXT registry's ownership
+    record per record type, `<type>-<first label>.<rest>` (registry/mapper/mapper.go
+    ToTXTName at v0.21.0, no txtPrefix/txtSuffix): a, aaaa, and cname for the endpoint's type
+    before the alias adjustment (a TXT record only: CNAME itself is not an allowed type)."""
+    first, _, rest = host.lower().partition(".")
+    return [host.lower(), *(f"{t}-{first}.{rest}" for t in ("a", "aaaa", "cname"))]
+
+
+def external_dns_policy(hosted_zone_id: str, host: str) -> str:
+    """external-dns (AWS provider, v0.21.0): it lists the zones (no resource-level permission)
+    and reads and changes record sets in the one zone, and only the gateway's names and the
+    types above (Route53's ChangeResourceRecordSets condition keys, external-dns
+    docs/tutorials/aws.md; names normalized lowercase without the trailing dot, Route 53
+    Developer Guide "Using IAM policy conditions for fine-grained access control")."""
+    zone = f"arn:aws:route53:::hostedzone/{hosted_zone_id}"
+    return document([
+        {"Sid": "FindZones", "Effect": "Allow", "Action": "route53:ListHostedZones", "Resource": "*"},
+        {"Sid": "ReadZoneRecords", "Effect": "Allow", "Action": "route53:ListResourceRecordSets",
+         "Resource": zone},
+        {"Sid": "WriteGatewayRecords", "Effect": "Allow", "Action": "route53:ChangeResourceRecordSets",
+         "Resource": zone, "Condition": {"ForAllValues:StringEquals": {
+             "route53:ChangeResourceRecordSetsNormalizedRecordNames": external_dns_record_names(host),
+             "route53:ChangeResourceRecordSetsRecordTypes": list(EXTERNAL_DNS_RECORD_TYPES)}}},
+    ])

@@ -16,6 +16,7 @@ from components.iam import (
     IrsaRole,
     IrsaRoleArgs,
     cluster_autoscaler_policy,
+    external_dns_policy,
     load_balancer_controller_policy,
     log_writer_policy,
     model_reader_policy,
@@ -27,6 +28,8 @@ AUTOSCALER_ACCOUNT = ("kube-system", "cluster-autoscaler")
 LOAD_BALANCER_CONTROLLER_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
 #: Fluent Bit (components/log_shipping.py): a node agent, it reads the host's /var/log.
 LOG_SHIPPER_ACCOUNT = (NODE_AGENTS_NAMESPACE, "aws-for-fluent-bit")
+#: external-dns (components/external_dns.py): keeps the gateway's host in its Route53 zone.
+EXTERNAL_DNS_ACCOUNT = ("kube-system", "external-dns")
 
 
 def model_reader_account(model: str) -> str:
@@ -47,11 +50,13 @@ class WorkloadRolesArgs:
     key_arn: pulumi.Input[str]
     registry_prefix: str
     log_groups: Sequence[str]   # the groups the log shipper writes (they exist, encrypted)
+    hosted_zone_id: str = ""    # the gateway host's Route53 zone (external-dns writes only there)
+    gateway_host: str = ""
 
 
 class WorkloadRoles(pulumi.ComponentResource):
     """`arns` is what the workloads stack reads: autoscaler, loadBalancerController,
-    logShipper, models."""
+    logShipper, models, and externalDns when a hosted zone is given."""
 
     def __init__(self, name: str, args: WorkloadRolesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llmops:iam:WorkloadRoles", name, None, opts)
@@ -78,4 +83,7 @@ class WorkloadRoles(pulumi.ComponentResource):
                     lambda v, p=prefix: model_reader_policy(v[0], p, v[1], args.region))).arn
         self.arns = {"autoscaler": autoscaler.arn, "loadBalancerController": controller.arn,
                      "logShipper": shipper.arn, "models": readers}
+        if args.hosted_zone_id:
+            self.arns["externalDns"] = role("external-dns", *EXTERNAL_DNS_ACCOUNT, external_dns_policy(
+                args.hosted_zone_id, args.gateway_host)).arn
         self.register_outputs({"arns": self.arns})

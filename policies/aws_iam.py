@@ -39,6 +39,7 @@ RESOURCE_STAR_ACTIONS = (
     "iam:ListServerCertificates",
     "shield:GetSubscriptionState",
     "ssm:DescribeParameters",
+    "route53:ListHostedZones",
 )
 
 

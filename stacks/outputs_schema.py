@@ -123,7 +123,7 @@ PLATFORM = StackSchema("platform", "1.2", (
     OutputSpec("registryPublisherPolicyArn", "string", "IAM policy to register and promote models"),
     OutputSpec("platformRepositoryUrl", "string", "ECR repository of the platform image"),
     OutputSpec("workloadRoleArns", "object", "IRSA roles of the workloads (autoscaler, load "
-               "balancer controller, log shipper, models.<name>)"),
+               "balancer controller, log shipper, external-dns, models.<name>)"),
     OutputSpec("applicationLogGroup", "string", "CloudWatch log group of container stdout (the "
                "gateway's audit lines), KMS-encrypted, retained llmops:cluster.logRetentionDays; "
                "the log shipper writes it"),

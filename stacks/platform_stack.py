@@ -79,7 +79,8 @@ def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         serving_namespace=cfg.serving.namespace, models=cfg.models,
         bucket_arn=storage.bucket_arn, key_arn=storage.key_arn,
         registry_prefix=cfg.storage.registry_prefix,
-        log_groups=[application_log_group_name(cfg.cluster_name)]))
+        log_groups=[application_log_group_name(cfg.cluster_name)],
+        hosted_zone_id=cfg.gateway.hosted_zone_id, gateway_host=cfg.gateway.host))
     runner = CiRunner("ci-runner", CiRunnerArgs(
         config=cfg.ci, project_name=runner_project, cluster_name=cfg.cluster_name,
         cluster=cluster.name, cluster_security_group_id=cluster.security_group_id,

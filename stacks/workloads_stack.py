@@ -14,6 +14,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.cluster_autoscaling import ClusterAutoscaling, ClusterAutoscalingArgs
+from components.external_dns import ExternalDns, ExternalDnsArgs
 from components.gateway import NAMESPACE as GATEWAY_NAMESPACE
 from components.gateway import PORT as GATEWAY_PORT
 from components.gateway import Gateway, GatewayArgs
@@ -22,6 +23,7 @@ from components.gpu_instances import gpu_instances
 from components.image_cache import mirrored
 from components.image_prepull import ImagePrepull
 from components.log_shipping import LogShipping, LogShippingArgs
+from components.metrics_server import MetricsServer
 from components.model_server import RegistryAccess
 from components.monitoring import NODE_AGENTS_NAMESPACE, Monitoring, MonitoringArgs
 from components.network_policies import Namespaces, NetworkIsolation, NetworkIsolationArgs, address_ranges
@@ -95,6 +97,12 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         api_keys=pulumi.Output.secret(cfg.gateway_api_keys),
         load_balancer_controller_role_arn=roles["loadBalancerController"],
         resource_tags=cfg.resource_tags()), opts=in_cluster)
+    # the gateway's HPA scales on CPU (metrics.k8s.io); its host resolves through external-dns
+    MetricsServer("metrics", cfg.cluster.metrics_server, opts=in_cluster)
+    ExternalDns("dns", ExternalDnsArgs(
+        pin=cfg.gateway.external_dns, hosted_zone_id=cfg.gateway.hosted_zone_id,
+        source_namespace=GATEWAY_NAMESPACE, owner_id=cfg.cluster_name, region=cfg.region,
+        role_arn=roles["externalDns"], after=gateway.namespaces), opts=in_cluster)
     grafana_password, receiver_secrets = read_monitoring_secrets(cfg.monitoring)
     monitoring = Monitoring("monitoring", MonitoringArgs(
         config=cfg.monitoring, models=[m.name for m in cfg.models], instance_prices=gpu_instances(),

@@ -166,6 +166,9 @@ class RecordingMonitor(MockMonitor):
             return super().Invoke(request)
 
     def ReadResource(self, request):
+        # a read of existing state (a StackReference) is a deploy-time read like an invoke
+        self.invokes.append(RecordedInvoke(request.type, {"name": request.name, "id": request.id},
+                                           self.stack_label))
         with _thread_loop_closed_after():
             return super().ReadResource(request)
 

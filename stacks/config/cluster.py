@@ -89,6 +89,9 @@ class ClusterConfig(Section):
     addons: AddonVersions
     cluster_autoscaler: HelmPin
     nvidia_device_plugin: HelmPin
+    #: the resource metrics API (metrics.k8s.io) that CPU/memory HPAs read; kubernetes-sigs/
+    #: metrics-server tag metrics-server-helm-chart-3.13.1 (appVersion 0.8.1)
+    metrics_server: HelmPin = HelmPin(chart_version="3.13.1", image_tag="v0.8.1")
     support_type: Literal["STANDARD", "EXTENDED"] = Field(
         default="STANDARD", description="EKS upgrade policy: STANDARD auto-upgrades at the end "
         "of standard support instead of billing extended support (6x the hourly fee)")

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from stacks.config.arns import check_placed, stack_place
 from stacks.config.base import Section
+from stacks.config.cluster import HelmPin
 from stacks.config.serving import Replicas
 
 
@@ -19,6 +20,11 @@ class GatewayConfig(Section):
     image_tag: str = Field(default="0.1.0", pattern=r"^\d+\.\d+\.\d+$")
     replicas: Replicas = Replicas(min=2, max=6)
     load_balancer_controller_chart: str = Field(default="1.13.0", pattern=r"^\d+\.\d+\.\d+$")
+    hosted_zone_id: str = Field(pattern=r"^Z[A-Z0-9]{1,31}$", description=(
+        "the Route53 hosted zone `host` is a name in: external-dns keeps `host` pointed at the "
+        "gateway's load balancer there, and may change no other zone"))
+    #: kubernetes-sigs/external-dns tag external-dns-helm-chart-1.21.1 (appVersion 0.21.0)
+    external_dns: HelmPin = HelmPin(chart_version="1.21.1", image_tag="v0.21.0")
 
     @field_validator("certificate_arn")
     @classmethod
