@@ -25,7 +25,8 @@ def cold_start_hold_s(model: ModelConfig) -> int:
 
 def routing_document(routes: dict[str, dict[str, Any]], models: list[ModelConfig]) -> str:
     """YAML for the gateway (serving/gateway/config.py): each model's engine (the API its
-    backends speak: tgi or vllm), its stable (and canary) backend with its weight, and for a
+    backends speak: tgi or vllm), its stable (and canary) backend with its weight and, for a
+    model with more than one replica, the track's prefix-aware router; for a
     model that may scale to zero how long to hold a request while it starts; API keys come
     from the mounted Secret next to it."""
     document: dict[str, Any] = {"models": {}, "keysFile": "keys.yaml", "auditLog": "-"}
@@ -34,6 +35,9 @@ def routing_document(routes: dict[str, dict[str, Any]], models: list[ModelConfig
         entry: dict[str, Any] = {"engine": model.engine, "backends": {"stable": {"url": route["stable"]}}}
         if "canary" in route:
             entry["backends"]["canary"] = {"url": route["canary"], "weight": route["canaryWeight"]}
+        # each track's prefix-aware router (components/router.py), for the OpenAI routes
+        for track, router in route.get("routers", {}).items():
+            entry["backends"][track]["router"] = router
         if model.replicas.min == 0:
             entry["coldStart"] = {"holdSeconds": cold_start_hold_s(model)}
         document["models"][model.name] = entry

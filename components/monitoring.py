@@ -20,6 +20,7 @@ from components import alert_rules, alertmanager_config
 from components.engines import ENGINES, TGI, Engine
 from components.gpu_instances import GpuInstance
 from components.pod_security import MONITORING_LEVEL, NODE_AGENTS_LEVEL, namespace_labels
+from components.router import router_pod_monitor_spec
 from stacks.config.base import ConfigError
 from stacks.config.monitoring import MonitoringConfig
 
@@ -255,6 +256,8 @@ class Monitoring(pulumi.ComponentResource):
             custom("PodMonitor", engine.deployment_name(model, "stable"),
                    server_pod_monitor_spec(model, engine), {"llmops.io/model": model})
         custom("PodMonitor", "llm-gateway", gateway_pod_monitor_spec(args.gateway_pod_labels))
+        # every model's prefix-aware routers (components/router.py), one PodMonitor for all
+        custom("PodMonitor", "llm-router", router_pod_monitor_spec(SERVING_NAMESPACE))
         for rule_name, document in alert_rules.render_rules(cfg, args.instance_prices).items():
             custom("PrometheusRule", f"llmops-{rule_name}", document)
 

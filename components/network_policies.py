@@ -2,9 +2,12 @@
 network policy agent (`enableNetworkPolicy` on the vpc-cni add-on, components/cluster.py).
 
 Each namespace denies all ingress by default; then, and only then:
-- model-server pods (TGI, vLLM) accept the gateway on their engines' HTTP ports and
-  Prometheus on their metrics ports; their egress is DNS plus HTTPS for the weights download
-  (S3, STS), never other pods.
+- model-server pods (TGI, vLLM) accept the gateway and their prefix-aware routers on their
+  engines' HTTP ports and Prometheus on their metrics ports; their egress is DNS plus HTTPS for
+  the weights download (S3, STS), never other pods.
+- the routers (components/router.py) accept the gateway only (so auth, budgets and audit stay
+  in front of the models) and Prometheus on their metrics port; their egress is DNS, the model
+  servers' HTTP ports, and HTTPS to the API server's ENIs (the pod watch of their discovery).
 - the gateway accepts the load balancer and Prometheus. The ALB sends to pod IPs (target-type
   ip) from its own ENIs, which are not pods and live in the subnets of its scheme (public for
   internet-facing, private for internal): only an ipBlock of those subnets can name them.
@@ -28,6 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.engines import COMPONENT_LABEL, ENGINES
+from components.router import ROUTER_COMPONENT, ROUTER_METRICS_PORT, ROUTER_NAME, ROUTER_PORT
 from stacks.config.network import NetworkConfig
 
 ANYWHERE = "0.0.0.0/0"
@@ -41,6 +45,7 @@ MODEL_SERVER_POD = dict(COMPONENT_LABEL)
 SERVER_PORTS = sorted({e.http_port for e in ENGINES.values()})
 SERVER_METRICS_PORTS = sorted({e.metrics_port or e.http_port for e in ENGINES.values()})
 GATEWAY_POD = {"app.kubernetes.io/name": "llm-gateway"}
+ROUTER_POD = {"app.kubernetes.io/name": ROUTER_NAME, **ROUTER_COMPONENT}
 KUBE_DNS_POD = {"k8s-app": "kube-dns"}
 #: Fluent Bit's pods (aws-for-fluent-bit chart's selector labels; components/log_shipping.py).
 LOG_SHIPPER_POD = {"app.kubernetes.io/name": "aws-for-fluent-bit"}
@@ -142,6 +147,30 @@ def serving_policies(args: NetworkIsolationArgs) -> list[dict[str, Any]]:
         manifest(ns.serving, "model-servers-egress", {
             "podSelector": {"matchLabels": MODEL_SERVER_POD}, "policyTypes": ["Egress"],
             "egress": [_dns_rule(), *https]}),
+        *router_policies(args),
+    ]
+
+
+def router_policies(args: NetworkIsolationArgs) -> list[dict[str, Any]]:
+    """gateway -> router -> model servers, and nothing else reaches a router."""
+    ns = args.namespaces
+    routers = _in_namespace(ns.serving, ROUTER_POD)
+    return [
+        manifest(ns.serving, "routers-from-gateway", {
+            "podSelector": {"matchLabels": ROUTER_POD}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_in_namespace(ns.gateway, GATEWAY_POD)], "ports": _tcp(ROUTER_PORT)}]}),
+        manifest(ns.serving, "routers-metrics-from-prometheus", {
+            "podSelector": {"matchLabels": ROUTER_POD}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_in_namespace(ns.monitoring, PROMETHEUS_POD)],
+                         "ports": _tcp(ROUTER_METRICS_PORT)}]}),
+        manifest(ns.serving, "model-servers-from-routers", {
+            "podSelector": {"matchLabels": MODEL_SERVER_POD}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [routers], "ports": _tcp(*SERVER_PORTS)}]}),
+        manifest(ns.serving, "routers-egress", {
+            "podSelector": {"matchLabels": ROUTER_POD}, "policyTypes": ["Egress"],
+            "egress": [_dns_rule(),
+                       {"to": [_in_namespace(ns.serving, MODEL_SERVER_POD)], "ports": _tcp(*SERVER_PORTS)},
+                       {"to": _blocks(args.control_plane_cidrs), "ports": _tcp(HTTPS_PORT)}]}),
     ]
 
 
@@ -161,7 +190,8 @@ def gateway_policies(args: NetworkIsolationArgs) -> list[dict[str, Any]]:
         manifest(ns.gateway, "gateway-egress", {
             "podSelector": {"matchLabels": GATEWAY_POD}, "policyTypes": ["Egress"],
             "egress": [_dns_rule(), {"to": [_in_namespace(ns.serving, MODEL_SERVER_POD)],
-                                     "ports": _tcp(*SERVER_PORTS)}]}),
+                                     "ports": _tcp(*SERVER_PORTS)},
+                       {"to": [_in_namespace(ns.serving, ROUTER_POD)], "ports": _tcp(ROUTER_PORT)}]}),
     ]
 
 

@@ -12,6 +12,7 @@ from components.model_cache import CACHE_HOST_PATH
 from components.model_release import resolve
 from components.model_server import ModelServer, ModelServerArgs, RegistryAccess
 from components.pod_security import KEDA_LEVEL, SERVING_BOUND, SERVING_LEVEL, namespace_labels
+from components.router import PrefixRouter, PrefixRouterArgs, is_routed
 from components.serving_admission import ServingAdmission
 from stacks.config.gpu import GpuPool
 from stacks.config.placement import pools_of_shape, shape_cache_reserve_gib
@@ -87,11 +88,20 @@ class ModelServing(pulumi.ComponentResource):
                 reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m]),
                 image=images.apply(lambda i, e=model.engine: i[e]),
                 namespace=serving_ns, crds=(keda,)), opts=child)
+            routers: dict[str, pulumi.Output[str]] = {}
+            if is_routed(model):
+                # a router per track, each selecting its own track's pods (components/router.py)
+                urls = PrefixRouter(f"{model.name}-router", PrefixRouterArgs(
+                    model=model, tracks=list(versions), namespace=args.serving.namespace,
+                    image=args.access.weights_image, after=(serving_ns,)), opts=child).urls
+                live = model.blue_green.active if model.blue_green else "stable"
+                routers = {"stable": urls[live], **({"canary": urls["canary"]} if "canary" in urls else {})}
             self.routes[model.name] = pulumi.Output.all(
-                stable=service.url, canary=service.canary_url or "").apply(
+                stable=service.url, canary=service.canary_url or "", routers=routers).apply(
                 lambda r, w=service.canary_weight: {"stable": r["stable"],
                                                     **({"canary": r["canary"], "canaryWeight": w}
-                                                       if r["canary"] else {})})
+                                                       if r["canary"] else {}),
+                                                    **({"routers": r["routers"]} if r["routers"] else {})})
             self.versions[model.name] = pulumi.Output.all(*versions.values()).apply(
                 lambda vs, tracks=list(versions): {t: {"version": v.version, "revision": v.revision,
                                                        "source": v.source}

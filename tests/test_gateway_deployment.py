@@ -34,7 +34,8 @@ def test_routing_config_carries_the_canary_split_from_stack_config(plans):
     routing = yaml.safe_load(config_map["data"]["config.yaml"])
     backends = routing["models"]["llama-3-8b"]["backends"]
     assert backends["stable"]["url"] == "http://tgi-llama-3-8b.llm-serving.svc:8080"
-    assert backends["canary"] == {"url": "http://tgi-llama-3-8b-canary.llm-serving.svc:8080", "weight": 5}
+    assert backends["canary"] == {"url": "http://tgi-llama-3-8b-canary.llm-serving.svc:8080", "weight": 5,
+                                  "router": "http://router-llama-3-8b-canary.llm-serving.svc:8100"}
 
 
 def test_api_keys_are_a_secret_and_never_in_plain_plan_output(plans):

@@ -224,7 +224,9 @@ def test_each_track_has_a_disruption_budget(plans):
     budgets = {b.inputs["metadata"]["name"]: b.inputs["spec"]
                for b in plan.of_type("kubernetes:policy/v1:PodDisruptionBudget")
                if b.inputs["metadata"]["namespace"] == "llm-serving"}
-    assert set(budgets) == {"tgi-llama-3-8b", "tgi-llama-3-8b-canary", "vllm-qwen-2-5-32b"}
+    # (and each track's router: tests/test_routing_layer.py)
+    assert set(budgets) == {"tgi-llama-3-8b", "tgi-llama-3-8b-canary", "vllm-qwen-2-5-32b",
+                            "router-llama-3-8b", "router-llama-3-8b-canary", "router-qwen-2-5-32b"}
     assert budgets["tgi-llama-3-8b"]["maxUnavailable"] == 1
     assert budgets["tgi-llama-3-8b"]["selector"]["matchLabels"]["llmops.io/track"] == "stable"
 
@@ -262,7 +264,10 @@ def test_canary_gets_its_own_deployment_service_and_the_split_is_an_output(plans
     assert stable["metadata"]["annotations"]["llmops.io/model-version"] == "2025-10-01"
     assert plan.outputs["modelRoutes"]["llama-3-8b"] == {
         "stable": "http://tgi-llama-3-8b.llm-serving.svc:8080",
-        "canary": "http://tgi-llama-3-8b-canary.llm-serving.svc:8080", "canaryWeight": 5}
+        "canary": "http://tgi-llama-3-8b-canary.llm-serving.svc:8080", "canaryWeight": 5,
+        # each track's prefix-aware router (tests/test_routing_layer.py)
+        "routers": {"stable": "http://router-llama-3-8b.llm-serving.svc:8100",
+                    "canary": "http://router-llama-3-8b-canary.llm-serving.svc:8100"}}
 
 
 def test_blue_green_active_service_selects_the_live_colour_and_preview_the_other(plans):

@@ -28,6 +28,10 @@ class GatewayConfigError(LlmopsError):
 class Backend(Section):
     url: str = Field(pattern=r"^https?://[^/]+$")
     weight: int = Field(default=0, ge=0, le=100, description="canary share in percent")
+    router: str | None = Field(default=None, pattern=r"^https?://[^/]+$", description="the track's "
+                               "prefix-cache-aware router (components/router.py): the OpenAI routes go "
+                               "there; TGI's own routes go to url (vllm-router 0.1.17 rewrites a "
+                               "/generate body into SGLang's shape, dropping TGI's `inputs`)")
 
 
 class Backends(Section):

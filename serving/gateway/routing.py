@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from yarl import URL
 
 from serving.gateway.config import Breaker, ModelRoute
+from serving.gateway.request import OPENAI_ROUTES
 
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
 
@@ -82,6 +83,7 @@ class BackendState:
     breaker: CircuitBreaker
     max_inflight: int
     inflight: int = 0
+    router: str | None = None  # the track's prefix-aware router, for the OpenAI routes
     _urls: dict[tuple[str, str], URL] = field(default_factory=dict)
 
     def has_room(self) -> bool:
@@ -89,9 +91,10 @@ class BackendState:
 
     def url_for(self, route: str) -> URL:
         """The parsed URL of a route on this backend (parsed once, not per request)."""
-        url = self._urls.get((self.url, route))
+        base = self.router if self.router and route in OPENAI_ROUTES else self.url
+        url = self._urls.get((base, route))
         if url is None:
-            url = self._urls[(self.url, route)] = URL(self.url + route)
+            url = self._urls[(base, route)] = URL(base + route)
         return url
 
 
@@ -111,7 +114,8 @@ class Router:
                 backend = getattr(route.backends, track)
                 if backend is not None:
                     self.backends[(name, track)] = BackendState(
-                        name, track, backend.url, CircuitBreaker(breaker, clock), max_inflight)
+                        name, track, backend.url, CircuitBreaker(breaker, clock), max_inflight,
+                        router=backend.router)
 
     def pick_track(self, model: str, key_id: str) -> str:
         route = self.routes[model]

@@ -25,6 +25,9 @@ TGI = {"tgi_queue_size", "tgi_batch_current_size"}
 VLLM = {"vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
         "vllm:time_to_first_token_seconds_bucket", "vllm:inter_token_latency_seconds_bucket",
         "vllm:num_preemptions_total", "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"}
+#: as vllm-router 0.1.17 registers them (src/metrics.rs; components/router.py)
+ROUTER = {"vllm_router_requests_total", "vllm_router_request_errors_total",
+          "vllm_router_request_duration_seconds_bucket", "vllm_router_worker_health"}
 DCGM = {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
         "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_XID_ERRORS"}
 SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
@@ -83,7 +86,7 @@ def test_the_parse_check_rejects_a_broken_query(promtool, tmp_path):
 
 
 def test_every_queried_series_is_produced_by_an_exporter_or_a_rule(dashboard):
-    known = GATEWAY | TGI | VLLM | DCGM | _recorded()
+    known = GATEWAY | TGI | VLLM | ROUTER | DCGM | _recorded()
     for expr in _exprs(dashboard):
         names = set(SELECTOR.findall(expr))
         assert names, f"write selectors with braces so they can be checked: {expr!r}"
@@ -110,7 +113,8 @@ def _titles(name: str) -> str:
                                    "tokens/s", "queue depth", "batch size", "cache hit rate",
                                    "canary vs stable", "vllm requests waiting", "vllm time to first token",
                                    "vllm inter-token latency", "vllm kv-cache use", "vllm preemptions",
-                                   "vllm prefix-cache hit rate"])
+                                   "vllm prefix-cache hit rate", "router requests/s and errors/s",
+                                   "router request duration", "router healthy workers"])
 def test_serving_overview_covers(topic):
     assert topic in _titles("llm-serving-overview")
 
@@ -122,7 +126,7 @@ def test_gpu_view_covers(topic):
 
 
 def test_variable_queries_read_produced_series(dashboard):
-    known = GATEWAY | TGI | VLLM | DCGM | _recorded()
+    known = GATEWAY | TGI | VLLM | ROUTER | DCGM | _recorded()
     for variable in dashboard["templating"]["list"][1:]:
         metric = re.fullmatch(r"label_values\(([^,]+), (\w+)\)", variable["definition"]).group(1)
         assert metric in known, variable["name"]
