@@ -28,7 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.engines import COMPONENT_LABEL, ENGINES
-from stacks.config.network import NetworkConfig
+from vocabulary.config.network import NetworkConfig
 
 ANYWHERE = "0.0.0.0/0"
 DNS_PORT = 53

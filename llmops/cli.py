@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: Exception) -> int:
     import pulumi
 
-    from llmops.errors import LlmopsError
-    from stacks.config import ConfigError
+    from vocabulary.config import ConfigError
+    from vocabulary.errors import LlmopsError
 
     if isinstance(exc, ConfigError):
         print(f"error: {exc}", file=sys.stderr)

@@ -30,10 +30,10 @@ from serving.client import (
     resolve,
 )
 from serving.client_transport import AsyncGatewayClient, GatewayClient, retry_after_seconds
-from stacks.outputs_schema import WORKLOADS
 from tests.fake_ingress import IngressBehaviour, create_fake_ingress
 from tests.gateway import conftest as gateway_fixtures
 from tests.gateway.conftest import KEYS, GatewayStack
+from vocabulary.outputs_schema import WORKLOADS
 
 REGION = "us-west-2"
 PREFIX = "/llmops/dev/workloads/"
