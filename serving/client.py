@@ -45,7 +45,7 @@ ENV_URL, ENV_KEY = "LLMOPS_GATEWAY_URL", "LLMOPS_API_KEY"
 ENV_VERSION, ENV_MODEL = "LLMOPS_OUTPUTS_SCHEMA_VERSION", "LLMOPS_MODEL"
 #: What the client reads from the workloads stack.
 READS = (VERSION_OUTPUT, "environment", "gatewayUrl", "models")
-KEY_HELP = ("each application has its own gateway key, issued by the platform team (README: "
+KEY_HELP = ("each application has its own gateway key, issued by the platform team (docs/outputs.md: "
             "Gateway API keys are not outputs)")
 
 Source = Literal["auto", "env", "outputs", "ssm"]

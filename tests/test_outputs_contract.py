@@ -29,7 +29,7 @@ from vocabulary.outputs_schema import (
 )
 from vocabulary.outputs_schema import record as record_history
 
-README = Path(__file__).parents[1] / "README.md"
+README = Path(__file__).parents[1] / "docs" / "outputs.md"
 PARAMETER = "aws:ssm/parameter:Parameter"
 
 
@@ -140,7 +140,7 @@ def test_a_history_step_that_bumps_too_little_is_caught():
 
 def test_the_readme_table_is_generated_from_the_schema():
     assert readme_section() in README.read_text(), (
-        "README's outputs table is stale: run `python -m vocabulary.outputs_schema --readme`")
+        "docs/outputs.md's outputs table is stale: run `python -m vocabulary.outputs_schema --readme`")
 
 
 @pytest.mark.parametrize("stack", STACKS)

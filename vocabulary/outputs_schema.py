@@ -325,7 +325,7 @@ def schema_document(label: str) -> dict[str, Any]:
 
 
 def markdown_table(label: str, project: str = "llmops") -> str:
-    """The README's table of one stack's outputs."""
+    """docs/outputs.md's table of one stack's outputs."""
     schema = schema_for(label)
     rows = [f"**{label}** outputs, schema {schema.version}:", "",
             "| output | type | secret | for applications | SSM parameter | description |",
@@ -371,7 +371,7 @@ def main(argv: list[str]) -> int:
         if "--record" in argv:
             print("\n".join(record(SCHEMAS.values())) or "nothing new to record")
         if "--readme" in argv:
-            update_readme(Path(__file__).parents[1] / "README.md")
+            update_readme(Path(__file__).parents[1] / "docs" / "outputs.md")
     except SchemaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
