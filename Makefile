@@ -25,9 +25,9 @@ setup: $(STAMP)
 plan: setup
 	$(BIN)/llmops plan --stack $(STACK)
 
-## Offline plans of every shipped environment.
+## Offline plans of the bootstrap program and every shipped environment.
 plans: setup
-	for s in dev staging prod; do $(BIN)/llmops plan --stack $$s --quiet || exit 1; done
+	for s in bootstrap dev staging prod; do $(BIN)/llmops plan --stack $$s --quiet || exit 1; done
 
 ## promtool checks the alert rules; tests fail (not skip) without it.
 promtool:

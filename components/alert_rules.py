@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from components.gpu_instances import GpuInstance, gpu_instances
-from stacks.config.monitoring import MonitoringConfig, SloSettings, Thresholds
+from vocabulary.config.monitoring import MonitoringConfig, SloSettings, Thresholds
+from vocabulary.gpu_instances import GpuInstance, gpu_instances
 
 ASSETS = Path(__file__).parent / "assets"
 RULES_DIR = ASSETS / "prometheus" / "rules"
@@ -104,7 +104,7 @@ def write_generated() -> None:
     (RULES_DIR / f"{PARAMETERS}.yaml").write_text(
         dump(parameter_rules(defaults.thresholds, defaults.slo), "the MonitoringConfig defaults"))
     (RULES_DIR / f"{PRICES}.yaml").write_text(
-        dump(price_rules(gpu_instances()), "components/data/gpu_instances.yaml"))
+        dump(price_rules(gpu_instances()), "vocabulary/data/gpu_instances.yaml"))
 
 
 if __name__ == "__main__":

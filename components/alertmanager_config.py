@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from stacks.config.monitoring import MonitoringConfig, Receiver
+from vocabulary.config.monitoring import MonitoringConfig, Receiver
 
 SEVERITIES = ("critical", "warning", "info")
 NULL = "null"

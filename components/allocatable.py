@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components.gpu_instances import GpuInstance
+from vocabulary.gpu_instances import GpuInstance
 
 #: chart values.yaml settings.vmMemoryOverheadPercent at v1.14.1 (the project keeps the default)
 VM_MEMORY_OVERHEAD = 0.075

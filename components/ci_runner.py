@@ -18,7 +18,7 @@ import pulumi_aws as aws
 
 from components.cluster import grant_cluster_admin
 from components.iam import document, service_trust_policy
-from stacks.config.ci import CiConfig
+from vocabulary.config.ci import CiConfig
 
 HTTPS = 443
 
@@ -85,7 +85,7 @@ class CiRunnerArgs:
     bucket_arn: pulumi.Input[str]
     key_arn: pulumi.Input[str]
     registry_prefix: str
-    parameter_prefix: str              # /<project>/<env>/workloads/ (stacks.outputs_schema)
+    parameter_prefix: str              # /<project>/<env>/workloads/ (vocabulary.outputs_schema)
     log_retention_days: int
     log_key_arn: pulumi.Input[str] | None = None  # KMS key for the build log group
 

@@ -18,7 +18,7 @@ import pulumi_aws as aws
 
 from components.iam import IrsaRole, IrsaRoleArgs, service_trust_policy
 from components.launch_template import node_launch_template
-from stacks.config.cluster import ClusterConfig
+from vocabulary.config.cluster import ClusterConfig
 
 MANAGED = "arn:aws:iam::aws:policy/"
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # at run time any object with name, weights_gib and shards will do
-    from components.gpu_instances import GpuInstance
-    from stacks.config.serving import ModelConfig
+    from vocabulary.config.serving import ModelConfig
+    from vocabulary.gpu_instances import GpuInstance
 
 GB = 1e9
 GIB = 2**30

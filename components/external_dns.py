@@ -27,7 +27,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import SYSTEM_NODES
 from components.workload_roles import EXTERNAL_DNS_ACCOUNT
-from stacks.config.cluster import HelmPin
+from vocabulary.config.cluster import HelmPin
 
 REPO = "https://kubernetes-sigs.github.io/external-dns/"  # charts/external-dns/README.md
 NAME = "external-dns"

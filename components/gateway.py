@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.pod_security import GATEWAY_LEVEL, namespace_labels
 from components.workload_roles import LOAD_BALANCER_CONTROLLER_ACCOUNT
-from stacks.config.gateway import GatewayConfig
+from vocabulary.config.gateway import GatewayConfig
 
 NAMESPACE = "llm-gateway"
 NAME = "llm-gateway"

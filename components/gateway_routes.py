@@ -10,7 +10,7 @@ import yaml
 
 from components.cold_start import estimate
 from components.engines.pod import engine_facts
-from stacks.config.serving import ModelConfig
+from vocabulary.config.serving import ModelConfig
 
 #: The gateway holds a request for a scaled-to-zero model at most this long (its ColdStart
 #: setting's limit).

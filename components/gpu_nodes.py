@@ -40,8 +40,8 @@ from components.nodepools import (  # noqa: F401  (re-exported: what serving and
     node_pool_specs,
 )
 from components.workload_roles import KARPENTER_ACCOUNT
-from stacks.config.cluster import HelmPin, KarpenterPin
-from stacks.config.gpu import GpuPool
+from vocabulary.config.cluster import HelmPin, KarpenterPin
+from vocabulary.config.gpu import GpuPool
 
 KARPENTER_REPO = "oci://public.ecr.aws/karpenter"
 #: the service account the platform's IRSA role trusts (components/workload_roles.py)

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster import SYSTEM_NODES
-from stacks.config.cluster import HelmPin
+from vocabulary.config.cluster import HelmPin
 
 REPO = "https://kubernetes-sigs.github.io/metrics-server/"  # charts/metrics-server/README.md
 NAME = "metrics-server"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config.serving import RegistryRef
+from vocabulary.config.serving import RegistryRef
 
 
 @dataclass(frozen=True)

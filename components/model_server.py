@@ -19,8 +19,8 @@ from components.model_release import ResolvedVersion
 from components.pod_security import hardened_container, runtime_default_pod
 from components.workload_roles import model_reader_account
 from serving.registry.cache import cache_files_path
-from stacks.config.gpu import GpuPool
-from stacks.config.serving import ModelConfig, ServingConfig
+from vocabulary.config.gpu import GpuPool
+from vocabulary.config.serving import ModelConfig, ServingConfig
 
 MODEL_LABEL = "llmops.io/model"
 TRACK_LABEL = "llmops.io/track"

@@ -18,11 +18,11 @@ import pulumi_kubernetes as k8s
 
 from components import alert_rules, alertmanager_config
 from components.engines import ENGINES, TGI, Engine
-from components.gpu_instances import GpuInstance
 from components.pod_security import MONITORING_LEVEL, NODE_AGENTS_LEVEL, namespace_labels
 from components.router import router_pod_monitor_spec
-from stacks.config.base import ConfigError
-from stacks.config.monitoring import MonitoringConfig
+from vocabulary.config.base import ConfigError
+from vocabulary.config.monitoring import MonitoringConfig
+from vocabulary.gpu_instances import GpuInstance
 
 KPS_CHART, KPS_VERSION = "kube-prometheus-stack", "81.4.3"  # app v0.88.1
 KPS_REPO = "https://prometheus-community.github.io/helm-charts"
@@ -51,9 +51,9 @@ class MonitoringArgs:
 
     models: served model names (Deployments `<engine>-<model>` in llm-serving), one PodMonitor each.
     engines: model -> its engine name (tgi or vllm; absent: tgi), which decides what is scraped.
-    instance_prices: instance type -> facts (components.gpu_instances.gpu_instances()), for cost.
+    instance_prices: instance type -> facts (vocabulary.gpu_instances.gpu_instances()), for cost.
     grafana_admin_password: a Pulumi secret. receiver_secrets: secretKey -> secret, one per
-    `config.receivers[].secretKey` (see stacks.config.monitoring.read_monitoring_secrets).
+    `config.receivers[].secretKey` (see vocabulary.config.monitoring.read_monitoring_secrets).
     gateway_pod_labels: labels selecting the gateway pods (Deployment llm-gateway).
     """
 

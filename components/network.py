@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config.network import NetworkConfig
+from vocabulary.config.network import NetworkConfig
 
 ENDPOINT_PORT = 443
 

@@ -32,7 +32,7 @@ import pulumi_kubernetes as k8s
 
 from components.engines import COMPONENT_LABEL, ENGINES
 from components.router import ROUTER_COMPONENT, ROUTER_METRICS_PORT, ROUTER_NAME, ROUTER_PORT
-from stacks.config.network import NetworkConfig
+from vocabulary.config.network import NetworkConfig
 
 ANYWHERE = "0.0.0.0/0"
 DNS_PORT = 53

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.gpu_instances import GpuInstance
-from stacks.config.cluster import KarpenterPin
-from stacks.config.gpu import GpuPool
+from vocabulary.config.cluster import KarpenterPin
+from vocabulary.config.gpu import GpuPool
+from vocabulary.gpu_instances import GpuInstance
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}
 POOL_LABEL = "llmops.io/gpu-pool"
-#: What models select (stacks.config.gpu GpuPool.shape); every NodePool of a shape sets it.
+#: What models select (vocabulary.config.gpu GpuPool.shape); every NodePool of a shape sets it.
 GPU_SHAPE_LABEL = "llmops.io/gpu-shape"
 #: "flex" on a pool's main NodePool (spot first, on-demand fallback), "floor" on its
 #: on-demand-only NodePool: the domain multi-replica models spread across.

@@ -2,7 +2,7 @@
 don't speak Pulumi (applications, CI jobs, Lambda functions, other teams' Terraform), and the
 managed IAM policy an application attaches to read exactly those parameters.
 
-Parameters live at /<project>/<env>/<stack>/<output> (stacks/outputs_schema.py says which
+Parameters live at /<project>/<env>/<stack>/<output> (vocabulary/outputs_schema.py says which
 outputs): String for plain values (JSON for lists and maps), SecureString encrypted with the
 platform's KMS key for secrets.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from stacks.outputs_schema import SchemaError, StackSchema, parameter_name
+from vocabulary.outputs_schema import SchemaError, StackSchema, parameter_name
 
 
 def parameter_arn(region: str, account_id: str, name: str) -> str:

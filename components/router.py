@@ -27,7 +27,7 @@ import pulumi_kubernetes as k8s
 
 from components.engines import engine_of
 from components.pod_security import hardened_container, runtime_default_pod
-from stacks.config.serving import ModelConfig
+from vocabulary.config.serving import ModelConfig
 
 #: the PyPI release the platform image installs (serving/Dockerfile, pyproject's extras)
 VLLM_ROUTER_VERSION = "0.1.17"

@@ -14,9 +14,9 @@ from components.model_server import ModelServer, ModelServerArgs, RegistryAccess
 from components.pod_security import KEDA_LEVEL, SERVING_BOUND, SERVING_LEVEL, namespace_labels
 from components.router import PrefixRouter, PrefixRouterArgs, is_routed
 from components.serving_admission import ServingAdmission
-from stacks.config.gpu import GpuPool
-from stacks.config.placement import pools_of_shape, shape_cache_reserve_gib
-from stacks.config.serving import ModelConfig, ServingConfig
+from vocabulary.config.gpu import GpuPool
+from vocabulary.config.placement import pools_of_shape, shape_cache_reserve_gib
+from vocabulary.config.serving import ModelConfig, ServingConfig
 
 KEDA_REPO = "https://kedacore.github.io/charts"
 KEDA_NAMESPACE = "keda"

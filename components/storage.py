@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import registry_publisher_policy
-from stacks.config.storage import StorageConfig
+from vocabulary.config.storage import StorageConfig
 
 
 def deny_insecure_transport(bucket_arn: str) -> dict:

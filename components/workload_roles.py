@@ -22,7 +22,7 @@ from components.iam import (
     model_reader_policy,
 )
 from components.monitoring import NODE_AGENTS_NAMESPACE
-from stacks.config.serving import ModelConfig
+from vocabulary.config.serving import ModelConfig
 
 #: Karpenter's controller (components/gpu_nodes.py): kube-system, as upstream installs it.
 KARPENTER_ACCOUNT = ("kube-system", "karpenter")

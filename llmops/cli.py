@@ -21,7 +21,7 @@ COMMANDS = ("llmops.commands.plan", "llmops.commands.outputs", "llmops.commands.
             "llmops.commands.policy", "llmops.commands.registry", "llmops.commands.gateway",
             "llmops.commands.canary", "llmops.commands.evaluate", "llmops.commands.preflight")
 
-#: Exit statuses, the same for every subcommand (documented in `llmops --help` and README).
+#: Exit statuses, the same for every subcommand (documented in `llmops --help` and the README).
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CODES_HELP = """exit status:
   0    success
@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(exc: Exception) -> int:
     import pulumi
 
-    from llmops.errors import LlmopsError
-    from stacks.config import ConfigError
+    from vocabulary.config import ConfigError
+    from vocabulary.errors import LlmopsError
 
     if isinstance(exc, ConfigError):
         print(f"error: {exc}", file=sys.stderr)

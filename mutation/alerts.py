@@ -15,7 +15,7 @@ the bugs itself, one at a time, in a scratch copy of components/assets/prometheu
 
 A mutant is killed when `promtool test rules` fails on the shipped unit tests, invalid when
 `promtool check rules` rejects the mutated file (not counted). gpu-prices.yaml is a data
-table generated from components/data/gpu_instances.yaml (checked by its own test), so it is
+table generated from vocabulary/data/gpu_instances.yaml (checked by its own test), so it is
 not mutated. Report: .mutation/alerts/report.txt.
 """
 

@@ -52,8 +52,8 @@ class Area:
 
 AREAS: dict[str, Area] = {
     "config": Area(
-        modules=("stacks/config",),
-        excluded=("stacks/config/__init__.py",),
+        modules=("vocabulary/config",),
+        excluded=("vocabulary/config/__init__.py",),
         # (tests/test_config_errors.py proves the same errors stop a whole plan; too slow here)
         tests=("tests/config", "tests/monitoring/test_monitoring_config.py"),
     ),

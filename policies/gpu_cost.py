@@ -5,7 +5,7 @@ limits (nodes = its GPU limit / GPUs per node) at the priciest capacity type it 
 GPU NodePool without limits is a violation of its own, as is spot GPU capacity with no
 interruption queue for Karpenter to drain nodes by.
 
-Prices come from components/gpu_instances.py (the same table that sizes the pools), so the
+Prices come from vocabulary/gpu_instances.py (the same table that sizes the pools), so the
 policy and the platform never disagree about what an instance costs.
 """
 
@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from components.gpu_instances import HOURS_PER_MONTH, gpu_instances, price_node_limit
 from policies.rules import (
     COMPUTED,
     Finding,
@@ -28,6 +27,7 @@ from policies.rules import (
     of_type,
     related,
 )
+from vocabulary.gpu_instances import HOURS_PER_MONTH, gpu_instances, price_node_limit
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -140,7 +140,7 @@ def check_budget(resources: Sequence[Resource], ctx: RuleContext) -> list[Findin
         if unpriced:
             findings.append(Finding(
                 f"node group {group.name!r}: no price for {', '.join(unpriced)}; add it to "
-                "components/data/gpu_instances.yaml so the budget can be checked", group.urn))
+                "vocabulary/data/gpu_instances.yaml so the budget can be checked", group.urn))
             continue
         priciest = max(types, key=lambda t: prices[t].hourly(capacity))
         hourly = prices[priciest].hourly(capacity)
@@ -159,7 +159,7 @@ def check_budget(resources: Sequence[Resource], ctx: RuleContext) -> list[Findin
         if unpriced:
             findings.append(Finding(
                 f"NodePool {pool.name!r}: no price for {', '.join(unpriced)}; add it to "
-                "components/data/gpu_instances.yaml so the budget can be checked", pool.urn))
+                "vocabulary/data/gpu_instances.yaml so the budget can be checked", pool.urn))
             continue
         price = price_node_limit(types, node_pool_capacity(spec), int(limit))
         monthly = price.monthly()
@@ -226,7 +226,7 @@ RULES = [
         description="Node groups and launch templates use only the GPU instance types allowed in this "
         "environment.",
         remediation="Pick a type from allowedInstanceTypes in policies/config/<stack>.yaml, or add the "
-        "type there (and its price to components/data/gpu_instances.yaml) after a budget review.",
+        "type there (and its price to vocabulary/data/gpu_instances.yaml) after a budget review.",
         resource_types=(NODE_GROUP, LAUNCH_TEMPLATE, NODE_POOL),
         check=check_allowed_types,
         config_schema={"allowedInstanceTypes": ALLOWED_SCHEMA},

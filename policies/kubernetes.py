@@ -235,7 +235,7 @@ RULES = [
         name="k8s-container-resources",
         description="Every container and init container sets CPU and memory requests and limits.",
         remediation="Set resources.requests and resources.limits (cpu, memory) on each container; for "
-        "model servers size them from the instance facts (components/gpu_instances.py).",
+        "model servers size them from the instance facts (vocabulary/gpu_instances.py).",
         resource_types=WORKLOADS,
         check=check_container_resources,
         config_schema={

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from llmops.errors import LlmopsError
 from policies.catalog import ALL_RULES
 from policies.rules import LEVELS, Level, Rule
+from vocabulary.errors import LlmopsError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 JSON_TYPES = {"array": list, "string": str, "boolean": bool, "integer": int,

@@ -1,6 +1,6 @@
 """`connect(env)`: an application's way to the environment's gateway.
 
-It reads the workloads stack's published contract (stacks/outputs_schema.py) from one of:
+It reads the workloads stack's published contract (vocabulary/outputs_schema.py) from one of:
 - a `pulumi stack output --json` file of the workloads stack (`outputs_file=`),
 - SSM Parameter Store, /llmops/<env>/workloads/... (boto3; the role needs the platform's
   `appReadPolicyArn`),
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from llmops.errors import LlmopsError
 from serving.client_transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
@@ -32,20 +31,21 @@ from serving.client_transport import (
     StreamInterrupted,
     Timeouts,
 )
-from stacks.outputs_schema import VERSION_OUTPUT, parameter_name, parse_version
+from vocabulary.errors import LlmopsError
+from vocabulary.outputs_schema import VERSION_OUTPUT, parameter_name, parse_version
 
 __all__ = ["ConnectError", "Endpoint", "GatewayUnavailable", "OpenAIEndpoint", "RetryPolicy",
            "StreamInterrupted", "Timeouts", "connect", "resolve"]
 
 #: The workloads schema major this client was written for; a newer one may have moved or
-#: retyped what it reads (a test ties it to stacks/outputs_schema.py).
+#: retyped what it reads (a test ties it to vocabulary/outputs_schema.py).
 UNDERSTOOD_MAJOR = 1
 PROJECT = "llmops"
 ENV_URL, ENV_KEY = "LLMOPS_GATEWAY_URL", "LLMOPS_API_KEY"
 ENV_VERSION, ENV_MODEL = "LLMOPS_OUTPUTS_SCHEMA_VERSION", "LLMOPS_MODEL"
 #: What the client reads from the workloads stack.
 READS = (VERSION_OUTPUT, "environment", "gatewayUrl", "models")
-KEY_HELP = ("each application has its own gateway key, issued by the platform team (README: "
+KEY_HELP = ("each application has its own gateway key, issued by the platform team (docs/outputs.md: "
             "Gateway API keys are not outputs)")
 
 Source = Literal["auto", "env", "outputs", "ssm"]

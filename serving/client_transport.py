@@ -26,7 +26,7 @@ from text_generation import AsyncClient, Client
 from text_generation.errors import parse_error
 from text_generation.types import Parameters, Request, Response, StreamResponse
 
-from llmops.errors import LlmopsError
+from vocabulary.errors import LlmopsError
 
 
 class GatewayUnavailable(LlmopsError):

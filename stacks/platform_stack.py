@@ -2,7 +2,7 @@
 
 Network -> Cluster (+ add-ons, GPU node role) -> Karpenter's interruption queue -> storage
 (bucket, registry, ECR) -> IRSA roles for the workloads -> the in-VPC CI runner -> outputs
-(+ SSM). The workloads stack (stacks/workloads_stack.py) reads the outputs named in stacks/contract.py.
+(+ SSM). The workloads stack (stacks/workloads_stack.py) reads the outputs named in vocabulary/contract.py.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from components.published_outputs import (
 from components.storage import ModelStorage, ModelStorageArgs
 from components.tagging import register_default_tags
 from components.workload_roles import WorkloadRoles, WorkloadRolesArgs
-from stacks.config import PlatformConfig, load_from_runtime
-from stacks.contract import config_digest
-from stacks.outputs_schema import PLATFORM, SCHEMAS, VERSION_OUTPUT, parameter_name
+from vocabulary.config import PlatformConfig, load_from_runtime
+from vocabulary.contract import config_digest
+from vocabulary.outputs_schema import PLATFORM, SCHEMAS, VERSION_OUTPUT, parameter_name
 
 
 def build_platform(cfg: PlatformConfig) -> dict[str, pulumi.Input]:

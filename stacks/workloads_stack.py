@@ -1,6 +1,6 @@
 """The workloads stack: everything applied through the Kubernetes API (runs inside the VPC).
 
-It reads the platform stack's outputs (stacks/contract.py) through `pulumi.StackReference`
+It reads the platform stack's outputs (vocabulary/contract.py) through `pulumi.StackReference`
 and deploys: the gp3 StorageClass, Karpenter with the GPU NodePools and the NVIDIA device
 plugin, KEDA and a model server per model (TGI or vLLM), the gateway with its load balancer
 controller, monitoring, and Fluent Bit shipping container logs (the gateway's audit lines) to
@@ -19,7 +19,6 @@ from components.gateway import NAMESPACE as GATEWAY_NAMESPACE
 from components.gateway import PORT as GATEWAY_PORT
 from components.gateway import Gateway, GatewayArgs
 from components.gateway_routes import routing_document
-from components.gpu_instances import gpu_instances
 from components.gpu_nodes import GpuCapacity, GpuCapacityArgs
 from components.image_cache import mirrored
 from components.image_prepull import ImagePrepull
@@ -32,10 +31,11 @@ from components.published_outputs import PublishedOutputs, PublishedOutputsArgs
 from components.serving import KEDA_NAMESPACE, ModelServing, ModelServingArgs
 from components.storage_class import EncryptedGp3
 from components.tagging import register_default_tags
-from stacks.config import ConfigError, PlatformConfig, load_workloads_config
-from stacks.config.monitoring import read_monitoring_secrets
-from stacks.contract import config_digest, platform_stack_name
-from stacks.outputs_schema import VERSION_OUTPUT, WORKLOADS
+from vocabulary.config import ConfigError, PlatformConfig, load_workloads_config
+from vocabulary.config.monitoring import read_monitoring_secrets
+from vocabulary.contract import config_digest, platform_stack_name
+from vocabulary.gpu_instances import gpu_instances
+from vocabulary.outputs_schema import VERSION_OUTPUT, WORKLOADS
 
 
 def check_platform_digest(deployed: str | None, expected: str, platform_stack: str) -> str:
@@ -132,7 +132,7 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         "prometheusUrl": monitoring.prometheus_url,
         "modelRoutes": serving.routes, "modelVersions": serving.versions,
         "models": [m.name for m in cfg.models],
-        # re-exported so an application stack reads one stack (stacks/outputs_schema.py)
+        # re-exported so an application stack reads one stack (vocabulary/outputs_schema.py)
         "kubeconfig": platform.require_output("kubeconfig"),
         "appReadPolicyArn": platform.require_output("appReadPolicyArn"),
         VERSION_OUTPUT: WORKLOADS.version,

@@ -71,7 +71,7 @@ def test_the_apps_objects_validate_against_the_cluster_schema(plans, workloads):
 
 @pytest.mark.parametrize(("version", "message"), [
     ("2.0", "organization/llmops-workloads/dev publishes output schema 2.0, but this program "
-            "understands 1.x: read the llmops README's outputs tables for what changed, update "
+            "understands 1.x: read the llmops docs/outputs.md tables for what changed, update "
             "this program, then raise UNDERSTOOD_MAJOR"),
     (None, "organization/llmops-workloads/dev exports no outputsSchemaVersion: it predates the "
            "output contract or is not an llmops workloads stack"),

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from llmops.offline.plan import run_plan
-from llmops.offline.stackfile import OFFLINE_SECRET
 from tests.conftest import STACKS
+from vocabulary.stackfile import OFFLINE_SECRET
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 KMS_KEY = "aws:kms/key:Key"

@@ -13,10 +13,10 @@ import yaml
 from llmops.cli import main
 from llmops.offline.bootstrap_plan import run_bootstrap_plan
 from llmops.offline.plan import Plan
-from llmops.offline.stackfile import STACKS_DIR
 from policies.runner import evaluate, mandatory
 from policies.settings import load_config
-from stacks.config import ConfigError
+from vocabulary.config import ConfigError
+from vocabulary.stackfile import STACKS_DIR
 
 REPOSITORY = "example-org/llmops-platform"
 HOST = "token.actions.githubusercontent.com"

@@ -9,10 +9,10 @@ import dataclasses
 import pytest
 
 from components.allocatable import engine_resources, kube_reserved, node_allocatable
-from components.gpu_instances import gpu_instances
 from llmops.offline.deploy_checks import check
 from llmops.offline.deploy_checks.capacity import memory_mi, pod_requests
 from tests.conftest import STACKS
+from vocabulary.gpu_instances import gpu_instances
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 

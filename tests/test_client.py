@@ -30,10 +30,10 @@ from serving.client import (
     resolve,
 )
 from serving.client_transport import AsyncGatewayClient, GatewayClient, retry_after_seconds
-from stacks.outputs_schema import WORKLOADS
 from tests.fake_ingress import IngressBehaviour, create_fake_ingress
 from tests.gateway import conftest as gateway_fixtures
 from tests.gateway.conftest import KEYS, GatewayStack
+from vocabulary.outputs_schema import WORKLOADS
 
 REGION = "us-west-2"
 PREFIX = "/llmops/dev/workloads/"
@@ -128,7 +128,7 @@ def test_a_missing_key_names_every_place_to_put_one(plans, ssm):
     assert str(caught.value) == (
         "no gateway API key for dev: pass api_key=, set LLMOPS_API_KEY, or name an SSM "
         "SecureString with api_key_parameter=; each application has its own gateway key, issued "
-        "by the platform team (README: Gateway API keys are not outputs)")
+        "by the platform team (docs/outputs.md: Gateway API keys are not outputs)")
 
 
 def test_an_unknown_model_lists_the_served_ones(plans, ssm):

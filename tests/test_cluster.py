@@ -9,8 +9,8 @@ import yaml
 
 from llmops.offline.crd_schema import CRD_DIR
 from llmops.offline.plan import run_plan
-from stacks.config import ConfigError
 from tests.conftest import STACKS
+from vocabulary.config import ConfigError
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -17,10 +17,10 @@ from llmops.offline.deploy_checks import check
 from llmops.offline.deploy_checks.identity import allows
 from llmops.offline.mocks import OfflineMocks
 from llmops.offline.plan import Plan, record
-from llmops.offline.stackfile import DELETE
-from stacks.config.cluster import HelmPin
 from tests.config.test_config_boundaries import refused
 from tests.conftest import STACKS
+from vocabulary.config.cluster import HelmPin
+from vocabulary.stackfile import DELETE
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"

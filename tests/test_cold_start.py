@@ -16,11 +16,11 @@ from components.cold_start import (
     fetch_container_resources,
     startup_probe_budget_s,
 )
-from components.gpu_instances import gpu_instances
 from llmops.offline.plan import OFFLINE_SECRET
-from llmops.offline.stackfile import read_stack_config
-from stacks.config import parse_platform_config, secret_config_keys
-from stacks.config.serving import ModelConfig
+from vocabulary.config import parse_platform_config, secret_config_keys
+from vocabulary.config.serving import ModelConfig
+from vocabulary.gpu_instances import gpu_instances
+from vocabulary.stackfile import read_stack_config
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cold-start.md"
 

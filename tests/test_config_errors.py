@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llmops.offline.plan import run_plan
-from llmops.offline.stackfile import DELETE
-from stacks.config import ConfigError
+from vocabulary.config import ConfigError
+from vocabulary.stackfile import DELETE
 
 CASES = [
     ({"llmops:network.azCount": 7},
@@ -94,8 +94,8 @@ def test_config_error_is_a_clean_pulumi_run_error():
 
 
 def test_secret_keys_are_required_for_a_real_run_and_stood_in_for_offline():
-    from llmops.offline.stackfile import read_stack_config
-    from stacks.config import parse_platform_config, secret_config_keys
+    from vocabulary.config import parse_platform_config, secret_config_keys
+    from vocabulary.stackfile import read_stack_config
 
     assert secret_config_keys() == ["llmops:gatewayApiKeys"]
     values = read_stack_config("prod").values

@@ -17,8 +17,8 @@ from llmops.offline.deploy_checks.ci import (
     runner_image_findings,
 )
 from llmops.offline.plan import run_plan
-from llmops.offline.stackfile import PROJECT_ROOT
-from stacks.config.ci import RunnerConfig
+from vocabulary.config.ci import RunnerConfig
+from vocabulary.stackfile import PROJECT_ROOT
 
 UBUNTU, AMAZON_LINUX = "aws/codebuild/standard:7.0", "aws/codebuild/amazonlinux-x86_64-standard:5.0"
 CODEBUILD = "codebuild-llmops-${{ matrix.stack }}-workloads-${{ github.run_id }}-${{ github.run_attempt }}"
@@ -113,10 +113,10 @@ def test_policy_paths_are_resolved_from_the_action_s_work_dir():
 
 
 def test_a_work_dir_without_a_pulumi_project_and_a_missing_stack_config_are_found():
-    workflow = _workflow(_pulumi(**{"work-dir": "stacks/config", "policyPacks": "../../policies",
+    workflow = _workflow(_pulumi(**{"work-dir": "vocabulary/config", "policyPacks": "../../policies",
                                     "policyPackConfigs": "../../policies/config/qa.json"}))
     messages = [f.message for f in path_findings(workflow, "dev")]
-    assert "work-dir 'stacks/config' holds no Pulumi.yaml" in messages
+    assert "work-dir 'vocabulary/config' holds no Pulumi.yaml" in messages
     assert any("policy pack config '../../policies/config/qa.json'" in m for m in messages)
 
 

@@ -118,7 +118,7 @@ def test_a_routing_change_rolls_the_gateway_pods(plans):
         return deployment["spec"]["template"]["metadata"]["annotations"]["llmops.io/config-checksum"]
 
     from llmops.offline.plan import run_plan
-    from llmops.offline.stackfile import DELETE
+    from vocabulary.stackfile import DELETE
 
     routing = _inputs(plans["prod"], "kubernetes:core/v1:ConfigMap", "gateway-config")["data"]["config.yaml"]
     assert checksum(plans["prod"]) == hashlib.sha256(routing.encode()).hexdigest()

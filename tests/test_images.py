@@ -9,7 +9,7 @@ import pytest
 
 from components.image_cache import mirrored
 from llmops.offline.plan import run_plan
-from stacks.config import ConfigError
+from vocabulary.config import ConfigError
 
 CREDENTIAL = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/ghcr-AbCdEf"
 TGI = "ghcr.io/huggingface/text-generation-inference:3.3.7"

@@ -15,8 +15,8 @@ from components.log_shipping import CHART, CHART_VERSION, fluent_bit_values
 from llmops.offline.deploy_checks import verified_charts
 from llmops.offline.plan import run_plan
 from policies.network_reachability import External, Pod, allowed, policies_from
-from stacks.config import ConfigError
 from tests.conftest import STACKS
+from vocabulary.config import ConfigError
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"

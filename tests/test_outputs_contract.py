@@ -11,8 +11,9 @@ import pytest
 
 from components.published_outputs import PublishedOutputs, PublishedOutputsArgs, parameter_arn
 from llmops.offline.plan import record
-from stacks.contract import PLATFORM_OUTPUTS, config_digest
-from stacks.outputs_schema import (
+from tests.conftest import STACKS
+from vocabulary.contract import PLATFORM_OUTPUTS, config_digest
+from vocabulary.outputs_schema import (
     PLATFORM,
     SCHEMAS,
     WORKLOADS,
@@ -26,10 +27,9 @@ from stacks.outputs_schema import (
     readme_section,
     required_bump,
 )
-from stacks.outputs_schema import record as record_history
-from tests.conftest import STACKS
+from vocabulary.outputs_schema import record as record_history
 
-README = Path(__file__).parents[1] / "README.md"
+README = Path(__file__).parents[1] / "docs" / "outputs.md"
 PARAMETER = "aws:ssm/parameter:Parameter"
 
 
@@ -108,8 +108,8 @@ def test_removing_an_output_without_a_major_version_fails():
     changed = _without(WORKLOADS, "gatewayUrl", WORKLOADS.version)
     assert history_problems(read_history(), [changed]) == [
         "the workloads output schema (1.0) differs from its last recorded version (1.0; change: "
-        "major: gatewayUrl removed): bump the version in stacks/outputs_schema.py if needed, then "
-        "run `python -m stacks.outputs_schema --record`"]
+        "major: gatewayUrl removed): bump the version in vocabulary/outputs_schema.py if needed, then "
+        "run `python -m vocabulary.outputs_schema --record`"]
 
 
 def test_recording_refuses_a_short_bump_and_a_rewritten_version(tmp_path):
@@ -140,7 +140,7 @@ def test_a_history_step_that_bumps_too_little_is_caught():
 
 def test_the_readme_table_is_generated_from_the_schema():
     assert readme_section() in README.read_text(), (
-        "README's outputs table is stale: run `python -m stacks.outputs_schema --readme`")
+        "docs/outputs.md's outputs table is stale: run `python -m vocabulary.outputs_schema --readme`")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -204,11 +204,11 @@ def test_a_secret_output_is_never_mirrored_without_a_key():
 def test_the_platforms_digest_covers_the_workloads_mirror(plans, monkeypatch):
     """The platform's read policy names the workloads' parameters, so a new one must stop the
     workloads deploy until the platform is updated."""
-    import stacks.contract
+    import vocabulary.contract
 
     before = config_digest(plans["dev"].config)
     extra = OutputSpec("newOutput", "string", "added for an application", app_facing=True)
-    monkeypatch.setattr(stacks.contract, "WORKLOADS", StackSchema(
+    monkeypatch.setattr(vocabulary.contract, "WORKLOADS", StackSchema(
         "workloads", "1.1", (*WORKLOADS.outputs, extra)))
     assert config_digest(plans["dev"].config) != before
 

@@ -9,7 +9,7 @@ import yaml
 
 from components.gateway_routes import MAX_HOLD_S, routing_document
 from llmops.offline.plan import run_plan
-from stacks.config import ConfigError
+from vocabulary.config import ConfigError
 
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 

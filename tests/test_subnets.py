@@ -2,7 +2,7 @@ import ipaddress
 
 import pytest
 
-from components.subnets import LayoutError, carve, default_layout, overlaps
+from vocabulary.subnets import LayoutError, carve, default_layout, overlaps
 
 
 def test_default_layout_puts_large_private_subnets_first_then_public():

@@ -8,12 +8,12 @@ import pytest
 
 from components.engines import TGI, flags_of
 from components.engines.pod import NODE_PROVISION_S, start_budgets
-from components.gpu_instances import gpu_instances
 from llmops.offline import crd_schema
 from llmops.offline.manifests import manifests, write_manifests
 from llmops.offline.plan import run_plan
-from stacks.config import ConfigError
 from tests.conftest import STACKS
+from vocabulary.config import ConfigError
+from vocabulary.gpu_instances import gpu_instances
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 #: Custom resources (kind -> apiVersion, the fields their operators require).
@@ -129,7 +129,7 @@ def test_probes_give_slow_loading_models_minutes_not_seconds(plans):
 
 
 def test_start_budgets_grow_with_model_size_and_cover_a_new_node():
-    from stacks.config.serving import ModelConfig
+    from vocabulary.config.serving import ModelConfig
 
     def model(params, shards=1):
         return ModelConfig.model_validate({
@@ -323,7 +323,7 @@ def test_manifests_are_written_one_file_per_object(plans, tmp_path):
 
 
 def test_launcher_uses_dtype_when_not_quantized():
-    from stacks.config.serving import ModelConfig
+    from vocabulary.config.serving import ModelConfig
 
     model = ModelConfig.model_validate({
         "name": "mm", "registry": {"stage": "production"}, "gpuShape": "24gib-x1", "paramsBillion": 1,

@@ -9,10 +9,10 @@ import pulumi
 import pytest
 
 from llmops.offline.plan import run_plan
-from stacks.config import ConfigError
-from stacks.contract import PLATFORM_OUTPUTS, config_digest
 from stacks.workloads_stack import check_platform_digest
 from tests.conftest import STACKS
+from vocabulary.config import ConfigError
+from vocabulary.contract import PLATFORM_OUTPUTS, config_digest
 
 K8S, AWS = "kubernetes:", "aws:"
 

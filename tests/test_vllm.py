@@ -10,9 +10,9 @@ import yaml
 from components.engines import TGI, VLLM, engine_of, flags_of
 from components.gateway_routes import routing_document
 from llmops.offline.plan import run_plan
-from stacks.config import ConfigError
-from stacks.config.serving import ModelConfig
 from tests.conftest import STACKS
+from vocabulary.config import ConfigError
+from vocabulary.config.serving import ModelConfig
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CACHE = "/data/models/entries/qwen-2-5-32b/2025-09-20/5ede1c97bbab6ce5cda5812749b4c0bdf79b18dd/files"

@@ -9,7 +9,7 @@ from components.engines.tgi import TGI
 from components.engines.vllm import VLLM
 
 if TYPE_CHECKING:
-    from stacks.config.serving import ModelConfig
+    from vocabulary.config.serving import ModelConfig
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (TGI, VLLM)}
 

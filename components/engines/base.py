@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stacks.config.serving import ModelConfig, ServingConfig
+    from vocabulary.config.serving import ModelConfig, ServingConfig
 
 FLAGS_DIR = Path(__file__).parent / "data"
 #: Every model server's pods carry this label next to `app.kubernetes.io/name: <engine>`:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from components import cold_start
 from components.allocatable import engine_resources
 from components.engines import engine_of
-from components.gpu_instances import GpuInstance
-from stacks.config.serving import ModelConfig
+from vocabulary.config.serving import ModelConfig
+from vocabulary.gpu_instances import GpuInstance
 
 
 def pod_resources(model: ModelConfig, instance: GpuInstance) -> dict[str, dict[str, str]]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from components.engines.base import Engine
 
 if TYPE_CHECKING:
-    from stacks.config.serving import ModelConfig, ServingConfig
+    from vocabulary.config.serving import ModelConfig, ServingConfig
 
 VERSION = "3.3.7"
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from components.engines.base import Engine, Scratch
 
 if TYPE_CHECKING:
-    from stacks.config.serving import ModelConfig, ServingConfig
+    from vocabulary.config.serving import ModelConfig, ServingConfig
 
 VERSION = "0.34.0"
 HOME = "/home/vllm"

@@ -31,7 +31,7 @@ def check_schema_version(version: object, stack: str) -> str:
     if int(major) > UNDERSTOOD_MAJOR:
         raise pulumi.RunError(
             f"{stack} publishes output schema {version}, but this program understands "
-            f"{UNDERSTOOD_MAJOR}.x: read the llmops README's outputs tables for what changed, "
+            f"{UNDERSTOOD_MAJOR}.x: read the llmops docs/outputs.md tables for what changed, "
             "update this program, then raise UNDERSTOOD_MAJOR")
     return str(version)
 

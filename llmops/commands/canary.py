@@ -11,7 +11,6 @@ import json
 import os
 from pathlib import Path
 
-from llmops.offline.stackfile import STACKS_DIR
 from serving.registry import STAGES, ModelRegistry
 from serving.release import stackedit
 from serving.release.decision import Verdict, decide
@@ -20,7 +19,8 @@ from serving.release.prometheus import Prometheus
 from serving.release.promotion import promote_canary
 from serving.release.signals import TrackStats, collect
 from serving.release.stack import Stack, load_stack
-from stacks.config.release import CanaryTolerances
+from vocabulary.config.release import CanaryTolerances
+from vocabulary.stackfile import STACKS_DIR
 
 EXIT = {"promote": 0, "hold": 3, "rollback": 4}
 BUCKET_ENV = "LLMOPS_REGISTRY_BUCKET"

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from components.gpu_instances import HOURS_PER_MONTH
 from llmops.commands.stack_args import add_stack_arguments, platform_config
 from llmops.offline.cost import CostEstimate, estimate, usd
 from llmops.offline.text_table import table
 from policies.gpu_cost import RULES as GPU_COST_RULES
 from policies.settings import PolicyConfigError, load_config
-from stacks.config import PlatformConfig
+from vocabulary.config import PlatformConfig
+from vocabulary.gpu_instances import HOURS_PER_MONTH
 
 BUDGET_RULE = next(r for r in GPU_COST_RULES if r.name == "gpu-fleet-monthly-budget")
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Prices every GPU NodePool from the nodes its models' minimum replicas need "
         "(at spot where it may buy spot) up to its limits (at the priciest capacity it may "
         "buy), and every model at its min and max replicas, from "
-        "components/data/gpu_instances.yaml (the table the budget policy uses), 730 hours a "
+        "vocabulary/data/gpu_instances.yaml (the table the budget policy uses), 730 hours a "
         "month. Spot prices are estimates.")
     add_stack_arguments(parser)
     parser.set_defaults(handler=run)

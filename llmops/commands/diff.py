@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import LlmopsError
 from llmops.offline.plan import run_plan
 from llmops.offline.plan_diff import diff_plans, render
-from llmops.offline.stackfile import STACKS_DIR, available_stacks, display_path
-from llmops.offline.strict_yaml import read_utf8
+from vocabulary.errors import LlmopsError
+from vocabulary.stackfile import STACKS_DIR, available_stacks, display_path
+from vocabulary.strict_yaml import read_utf8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 import errno
 from pathlib import Path
 
-from llmops.errors import LlmopsError
+from vocabulary.errors import LlmopsError
 
 DESCRIPTION = """Run the LLM gateway: a TGI-compatible HTTP API (/generate, /generate_stream,
 /, OpenAI /v1 routes) in front of TGI backends, with API keys, rate limits, a response cache,

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import LlmopsError
-from llmops.offline.strict_yaml import read_utf8
 from policies.runner import Violation, evaluate, mandatory, render
 from policies.settings import CONFIG_DIR, available_configs, load_config
+from vocabulary.errors import LlmopsError
+from vocabulary.strict_yaml import read_utf8
 
 #: Exit status when a mandatory policy is violated (errors exit 1, bad stack config 2).
 POLICY_FAILURE = 3

@@ -36,11 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, make_client: ClientFactory | None = None) -> int:
     """`make_client` (service, region) -> client; boto3's default chain unless given."""
-    from llmops.errors import LlmopsError
     from llmops.preflight.context import Context, boto3_clients
     from llmops.preflight.image import images
     from llmops.preflight.result import render
     from llmops.preflight.runner import ACCOUNT_CHECKS, WORKLOADS_CHECKS, run_checks
+    from vocabulary.errors import LlmopsError
 
     context = Context(args.stack, platform_config(args), stacks_dir=args.stacks_dir,
                       make_client=make_client or boto3_clients)

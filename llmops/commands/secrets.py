@@ -12,8 +12,8 @@ from pathlib import Path
 
 from llmops.commands.stack_args import add_stack_arguments
 from llmops.offline.secrets import SecretProblems, SecretStatus, secret_statuses, set_command
-from llmops.offline.stackfile import STACKS_DIR, read_stack_config, read_workloads_config
-from stacks.config import PRODUCT, parse_platform_config
+from vocabulary.config import PRODUCT, parse_platform_config
+from vocabulary.stackfile import STACKS_DIR, read_stack_config, read_workloads_config
 
 #: Exit status of `--check` when a secret is missing (like any other error).
 MISSING = 1

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llmops.offline.stackfile import STACKS_DIR, available_stacks, read_stack_config
-from stacks.config import PRODUCT, PlatformConfig, parse_platform_config
+from vocabulary.config import PRODUCT, PlatformConfig, parse_platform_config
+from vocabulary.stackfile import STACKS_DIR, available_stacks, read_stack_config
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser, what: str = "environment") -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 from llmops.offline.mocks import OfflineMocks
 from llmops.offline.plan import Plan, record
-from llmops.offline.stackfile import STACKS_DIR, read_stack_config
 from stacks.bootstrap.config import BOOTSTRAP_PROJECT, BOOTSTRAP_STACK, parse_bootstrap_config
+from vocabulary.stackfile import STACKS_DIR, read_stack_config
 
 #: the environment whose policy settings the bootstrap's resources are held to
 POLICY_SETTINGS = "prod"

@@ -12,8 +12,8 @@ from components.cold_start import ColdStart, describe, estimate, facts_for
 from components.engines.pod import engine_facts, start_budgets
 from components.serving import smallest_node
 from llmops.offline.text_table import table
-from stacks.config import PlatformConfig
-from stacks.config.placement import (
+from vocabulary.config import PlatformConfig
+from vocabulary.config.placement import (
     cache_entry_gib,
     node_disk_gib,
     pools_of_shape,

@@ -1,5 +1,5 @@
 """Monthly GPU cost of an environment, per NodePool and per model, from the instance facts
-(components/gpu_instances.py) the pools are validated with and the budget policy
+(vocabulary/gpu_instances.py) the pools are validated with and the budget policy
 (policies/gpu_cost.py) prices with: one table, so the estimate, the policy and the platform
 never disagree about what an instance costs.
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components.gpu_instances import HOURS_PER_MONTH, FleetPrice, price_node_limit
-from stacks.config import PlatformConfig
-from stacks.config.gpu import GpuPool
-from stacks.config.placement import pools_of_shape
-from stacks.config.serving import ModelConfig
+from vocabulary.config import PlatformConfig
+from vocabulary.config.gpu import GpuPool
+from vocabulary.config.placement import pools_of_shape
+from vocabulary.config.serving import ModelConfig
+from vocabulary.gpu_instances import HOURS_PER_MONTH, FleetPrice, price_node_limit
 
 #: kubernetes-sigs/karpenter v1.14.1 pkg/apis/v1/labels.go (as components/gpu_nodes.py)
 CAPACITY_LABEL, INSTANCE_TYPE_LABEL = "karpenter.sh/capacity-type", "node.kubernetes.io/instance-type"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from llmops.errors import LlmopsError
+from vocabulary.errors import LlmopsError
 
 STAGE_KEY = re.compile(r"^(?P<prefix>.*)models/(?P<model>[^/]+)/stages/(?P<stage>[^/]+)\.json$")
 MANIFEST_KEY = re.compile(r"^(?P<prefix>.*)models/(?P<model>[^/]+)/(?P<version>[^/]+)/manifest\.json$")

@@ -7,8 +7,8 @@ import errno
 import tempfile
 from pathlib import Path
 
-from llmops.errors import LlmopsError
-from llmops.offline.stackfile import display_path
+from vocabulary.errors import LlmopsError
+from vocabulary.stackfile import display_path
 
 
 def check_json_target(path: Path) -> None:

@@ -21,15 +21,15 @@ from llmops.offline.mocks import OfflineMocks
 from llmops.offline.recorder import RecordedInvoke, RecordedResource, RecordingMonitor, mask
 from llmops.offline.registry_file import load_offline_registry
 from llmops.offline.secrets import SecretProblems, SecretStatus, secret_statuses
-from llmops.offline.stackfile import (
+from vocabulary.config import PRODUCT, PlatformConfig, parse_platform_config, secret_config_keys
+from vocabulary.contract import PLATFORM_PROJECT, WORKLOADS_PROJECT, platform_stack_name
+from vocabulary.stackfile import (
     OFFLINE_SECRET,
     STACKS_DIR,
     StackConfig,
     read_stack_config,
     read_workloads_config,
 )
-from stacks.config import PRODUCT, PlatformConfig, parse_platform_config, secret_config_keys
-from stacks.contract import PLATFORM_PROJECT, WORKLOADS_PROJECT, platform_stack_name
 
 #: The organization the offline engine reports (as a self-managed backend does).
 OFFLINE_ORGANIZATION = "organization"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from stacks.config import PRODUCT
+from vocabulary.config import PRODUCT
 
 ENV = "<env>"
 MISSING = object()

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import SECRET_MARK, RecordedResource, mask
-from stacks.contract import PLATFORM_PROJECT, WORKLOADS_PROJECT
+from vocabulary.contract import PLATFORM_PROJECT, WORKLOADS_PROJECT
 
 SSM_PARAMETER = "aws:ssm/parameter:Parameter"
 PROJECTS = {"platform": PLATFORM_PROJECT, "workloads": WORKLOADS_PROJECT}

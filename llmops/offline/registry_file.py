@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from llmops.errors import LlmopsError
-from llmops.offline.stackfile import display_path
-from llmops.offline.strict_yaml import duplicate_keys, read_utf8
+from vocabulary.errors import LlmopsError
+from vocabulary.stackfile import display_path
+from vocabulary.strict_yaml import duplicate_keys, read_utf8
 
 FILE_NAME = "offline-registry.yaml"
 

@@ -13,15 +13,15 @@ import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from llmops.offline.stackfile import StackConfig
-from stacks.config import (
+from vocabulary.config import (
     ConfigError,
     PlatformConfig,
     misplaced_key_problem,
     misplaced_workloads_keys,
     secret_config_keys,
 )
-from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE
+from vocabulary.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE
+from vocabulary.stackfile import StackConfig
 
 #: The directory whose Pulumi project (llmops-workloads) owns the secrets.
 WORKLOADS_DIR = "stacks/workloads"

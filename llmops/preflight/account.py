@@ -15,7 +15,7 @@ def expected_accounts(context: Context) -> dict[str, str]:
 
     A `codeconnections` connection may be shared from another account through AWS RAM, so
     only the older `codestar-connections` ARNs, which cannot be shared, pin the account
-    (stacks/config/arns.py quotes the AWS documentation)."""
+    (vocabulary/config/arns.py quotes the AWS documentation)."""
     cfg = context.config
     arns = {"llmops:gateway.certificateArn": cfg.gateway.certificate_arn}
     connection = cfg.ci.github_connection_arn

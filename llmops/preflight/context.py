@@ -9,8 +9,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from llmops.offline.stackfile import STACKS_DIR
-from stacks.config import PlatformConfig
+from vocabulary.config import PlatformConfig
+from vocabulary.stackfile import STACKS_DIR
 
 ClientFactory = Callable[[str, str], Any]  # (service, region) -> botocore client
 
@@ -37,7 +37,7 @@ class Context:
 
     @cached_property
     def platform_outputs(self) -> dict[str, str]:
-        """The platform stack's outputs as it published them to SSM (stacks/outputs_schema)."""
+        """The platform stack's outputs as it published them to SSM (vocabulary/outputs_schema)."""
         from llmops.preflight.published import read_platform_outputs
 
         return read_platform_outputs(self)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from llmops.preflight.context import Context
 from llmops.preflight.published import missing_outputs_fix
 from llmops.preflight.result import Check, failed, passed
-from stacks.config import PlatformConfig
+from vocabulary.config import PlatformConfig
 
 
 def image_tags(config: PlatformConfig) -> list[str]:

@@ -1,11 +1,11 @@
 """The platform stack's outputs the checks need, read from its SSM mirror (the contract
-applications use; stacks/outputs_schema.py), so preflight needs no Pulumi CLI or state."""
+applications use; vocabulary/outputs_schema.py), so preflight needs no Pulumi CLI or state."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stacks.outputs_schema import parameter_name
+from vocabulary.outputs_schema import parameter_name
 
 if TYPE_CHECKING:
     from llmops.preflight.context import Context

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from llmops.preflight.context import Context
 from llmops.preflight.result import Check, failed, passed
-from stacks.config import PlatformConfig
+from vocabulary.config import PlatformConfig
 
 QUOTAS: dict[tuple[str, str], tuple[str, str]] = {
     ("G and VT", "ON_DEMAND"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),

@@ -10,8 +10,8 @@ from llmops.preflight.context import Context
 from llmops.preflight.published import missing_outputs_fix
 from llmops.preflight.result import Check, failed, passed
 from serving.registry import ModelRegistry, RegistryError
-from stacks.config import PlatformConfig
-from stacks.config.serving import RegistryRef
+from vocabulary.config import PlatformConfig
+from vocabulary.config.serving import RegistryRef
 
 
 def references(config: PlatformConfig) -> Iterator[tuple[str, str, RegistryRef]]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from llmops.offline.secrets import secret_statuses, set_command
-from llmops.offline.stackfile import read_workloads_config
 from llmops.preflight.context import Context
 from llmops.preflight.result import Check, failed, passed
+from vocabulary.stackfile import read_workloads_config
 
 
 def workloads_secrets(context: Context) -> list[Check]:

@@ -1,6 +1,6 @@
 """The error evaluation raises when it cannot produce an honest result (exit 1, not a pass)."""
 
-from llmops.errors import LlmopsError
+from vocabulary.errors import LlmopsError
 
 
 class EvaluationError(LlmopsError):

@@ -23,7 +23,7 @@ from jsonschema.validators import validator_for
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from serving.evaluation.errors import EvaluationError
-from stacks.config.base import Section, describe_errors
+from vocabulary.config.base import Section, describe_errors
 
 #: Answers that count as a refusal when the suite gives none of its own.
 DEFAULT_REFUSALS = (

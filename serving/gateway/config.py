@@ -14,9 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from llmops.errors import LlmopsError
-from stacks.config.base import Section, describe_errors
-from stacks.config.gateway_keys import grant_problems
+from vocabulary.config.base import Section, describe_errors
+from vocabulary.config.gateway_keys import grant_problems
+from vocabulary.errors import LlmopsError
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 

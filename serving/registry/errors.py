@@ -4,7 +4,7 @@ Each message names what was wrong (model, version, stage, file) and what the use
 
 from __future__ import annotations
 
-from llmops.errors import LlmopsError
+from vocabulary.errors import LlmopsError
 
 
 class RegistryError(LlmopsError):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from serving.release.signals import TrackStats
-from stacks.config.release import CanaryTolerances
+from vocabulary.config.release import CanaryTolerances
 
 Decision = Literal["promote", "hold", "rollback"]
 

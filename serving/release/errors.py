@@ -1,6 +1,6 @@
 """The error the release tooling raises; the CLI prints it as `error: ...` and exits 1."""
 
-from llmops.errors import LlmopsError
+from vocabulary.errors import LlmopsError
 
 
 class ReleaseError(LlmopsError):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.offline.stackfile import OFFLINE_SECRET, STACKS_DIR, read_stack_config
 from serving.release.errors import ReleaseError
-from stacks.config import PlatformConfig, parse_platform_config, secret_config_keys
-from stacks.config.serving import ModelConfig
+from vocabulary.config import PlatformConfig, parse_platform_config, secret_config_keys
+from vocabulary.config.serving import ModelConfig
+from vocabulary.stackfile import OFFLINE_SECRET, STACKS_DIR, read_stack_config
 
 PROJECT = "llmops"
 

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from stacks.config.base import ConfigError, Section, describe_errors, repeated
-from stacks.config.ci import GITHUB_REPOSITORY
-from stacks.config.platform import TagsConfig
-from stacks.config.regions import region_problem
+from vocabulary.config.base import ConfigError, Section, describe_errors, repeated
+from vocabulary.config.ci import GITHUB_REPOSITORY
+from vocabulary.config.platform import TagsConfig
+from vocabulary.config.regions import region_problem
 
 BOOTSTRAP_PROJECT = "llmops-bootstrap"
 #: the stack name `llmops plan --stack bootstrap` plans (stacks/bootstrap/Pulumi.bootstrap.yaml)

@@ -12,7 +12,7 @@ from components.github_oidc import GitHubOidcProvider
 from components.state_backend import StateBackend
 from components.tagging import register_default_tags
 from stacks.bootstrap.config import BootstrapConfig, load_from_runtime
-from stacks.config import PRODUCT
+from vocabulary.config import PRODUCT
 
 
 def build_bootstrap(cfg: BootstrapConfig) -> dict[str, pulumi.Input]:

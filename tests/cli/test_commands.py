@@ -9,11 +9,11 @@ from pathlib import Path
 
 from llmops.offline.cost import estimate
 from llmops.offline.plan_diff import ENV, diff_plans, flatten, normaliser
-from llmops.offline.stackfile import read_stack_config
 from policies.gpu_cost import check_budget
 from policies.runner import to_resource
-from stacks.config import PRODUCT, parse_platform_config
 from tests.cli.conftest import ROOT, llmops
+from vocabulary.config import PRODUCT, parse_platform_config
+from vocabulary.stackfile import read_stack_config
 
 
 def test_outputs_shows_plain_ssm_values_and_masks_only_secrets():

@@ -11,8 +11,8 @@ import yaml
 from llmops.commands.plan import render_summary
 from llmops.offline.manifests import write_manifests
 from llmops.offline.plan import run_plan
-from llmops.offline.stackfile import OFFLINE_SECRET
 from tests.cli.conftest import edit_config, llmops
+from vocabulary.stackfile import OFFLINE_SECRET
 
 PLANTED = "PLANTED-s3cr3t-7f4e2a"
 

@@ -1,12 +1,12 @@
-"""The ARNs AWS requires in the stack's region or account (stacks/config/arns.py cites where
+"""The ARNs AWS requires in the stack's region or account (vocabulary/config/arns.py cites where
 AWS says so), checked at each config key, and left alone where AWS does not require it."""
 
 from __future__ import annotations
 
 import pytest
 
-from llmops.offline.stackfile import read_stack_config
-from stacks.config import PRODUCT, ConfigError, parse_platform_config
+from vocabulary.config import PRODUCT, ConfigError, parse_platform_config
+from vocabulary.stackfile import read_stack_config
 
 CONNECTION = "arn:aws:{service}:{region}:{account}:connection/7d2c4f1e-9a3b-4c5d-8e6f-1a2b3c4d5e6f"
 SECRET = "arn:aws:secretsmanager:{region}:{account}:secret:ecr-pullthroughcache/ghcr-AbCdEf"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from llmops.offline.stackfile import DELETE, OFFLINE_SECRET, read_stack_config
-from stacks.config import ConfigError, PlatformConfig, parse_platform_config, secret_config_keys
-from stacks.config.base import key_path, repeated, size_order_problem
-from stacks.config.network import LOG_RETENTION_DAYS
+from vocabulary.config import ConfigError, PlatformConfig, parse_platform_config, secret_config_keys
+from vocabulary.config.base import key_path, repeated, size_order_problem
+from vocabulary.config.network import LOG_RETENTION_DAYS
+from vocabulary.stackfile import DELETE, OFFLINE_SECRET, read_stack_config
 
 MODEL = "llmops:models.0"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from llmops.offline.plan import record, run_plan
-from stacks.config import ConfigError, load_workloads_config
-from stacks.config.gateway_keys import grant_problems
-from stacks.contract import WORKLOADS_PROJECT
+from vocabulary.config import ConfigError, load_workloads_config
+from vocabulary.config.gateway_keys import grant_problems
+from vocabulary.contract import WORKLOADS_PROJECT
 
 HASH = "0" * 64
 KEYS = (f"keys:\n  - {{id: team-a, sha256: '{HASH}', models: [llama-3-8b]}}\n"

@@ -1,17 +1,17 @@
 """How much of a GPU node's disk the node-shared model cache may fill, and the config check
-that refuses a model whose cache entry would not fit (stacks/config/placement.py)."""
+that refuses a model whose cache entry would not fit (vocabulary/config/placement.py)."""
 
 from __future__ import annotations
 
-from stacks.config.gpu import GpuPool
-from stacks.config.placement import (
+from tests.config.test_config_boundaries import validate
+from vocabulary.config.gpu import GpuPool
+from vocabulary.config.placement import (
     cache_entry_gib,
     cache_reserve_gib,
     model_placement_problems,
     node_disk_gib,
     shape_cache_reserve_gib,
 )
-from tests.config.test_config_boundaries import validate
 
 
 def _pool(name: str, types: list[str]) -> GpuPool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.config.monitoring import FAST_BURN, SLOW_BURN
 from tests.config.test_config_boundaries import problems, refused, validate
+from vocabulary.config.monitoring import FAST_BURN, SLOW_BURN
 
 MON = "llmops:monitoring"
 

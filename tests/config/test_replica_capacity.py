@@ -3,9 +3,9 @@ boundary, with shards, and over every pool of the model's shape (spot and on-dem
 
 from __future__ import annotations
 
-from llmops.offline.stackfile import read_stack_config
-from stacks.config import PRODUCT, ConfigError, parse_platform_config
-from stacks.config.capacity import pools_gpu_capacity
+from vocabulary.config import PRODUCT, ConfigError, parse_platform_config
+from vocabulary.config.capacity import pools_gpu_capacity
+from vocabulary.stackfile import read_stack_config
 
 
 def problems(stack: str, overrides: dict) -> list[str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from stacks.config.cron import cron_problem, timezone_problem
-from stacks.config.serving import Schedule
+from vocabulary.config.cron import cron_problem, timezone_problem
+from vocabulary.config.serving import Schedule
 
 ACCEPTED = ["0 7 * * 1-5", "59 23 31 12 6", "0 0 1 1 0", "*/15 * * * *", "0 8-18/2 * * *",
             "0 9 * * MON-fri", "0 9 * JAN,jul *", "30 6 ? * SUN", "5/20 * * * *", "0 0 1,15 * *"]
@@ -60,7 +60,7 @@ def test_a_schedule_whose_start_is_its_end_is_refused_as_keda_does():
 
 def test_a_schedule_may_ask_for_replicas_max_but_not_more():
     """KEDA's maxReplicaCount is replicas.max (components/tgi.py): more is silently capped."""
-    from stacks.config.serving import ModelConfig
+    from vocabulary.config.serving import ModelConfig
 
     def model(scheduled: int) -> dict:
         return {"name": "m1", "registry": {"stage": "production"}, "gpuShape": "24gib-x1",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops.errors import LlmopsError
-from llmops.offline.strict_yaml import duplicate_keys, read_utf8
+from vocabulary.errors import LlmopsError
+from vocabulary.strict_yaml import duplicate_keys, read_utf8
 
 
 def test_merge_keys_and_aliases_are_not_counted_as_repeats():

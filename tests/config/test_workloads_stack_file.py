@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from llmops.offline.plan import record
-from stacks.config import ConfigError, load_workloads_config
-from stacks.contract import WORKLOADS_PROJECT
+from vocabulary.config import ConfigError, load_workloads_config
+from vocabulary.contract import WORKLOADS_PROJECT
 
 
 def test_the_workloads_program_refuses_a_setting_in_its_own_stack_file():

@@ -132,3 +132,19 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/info", info)
     return app
+
+
+def main() -> None:
+    """Serve the fake on loopback for the README's tour: `python -m tests.gateway.fake_tgi`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A TGI-protocol fake model server on loopback")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--reply", default="Hello from the model")
+    args = parser.parse_args()
+    web.run_app(create_fake_tgi(FakeBehaviour(reply=args.reply)), host="127.0.0.1", port=args.port,
+                print=lambda _: print(f"fake TGI on http://127.0.0.1:{args.port}", flush=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import yaml
 
 from components import alert_rules
-from components.gpu_instances import gpu_instances
-from stacks.config.monitoring import FAST_BURN, SLOW_BURN, MonitoringConfig
+from vocabulary.config.monitoring import FAST_BURN, SLOW_BURN, MonitoringConfig
+from vocabulary.gpu_instances import gpu_instances
 
 CONFIG = MonitoringConfig.model_validate({
     "thresholds": {"errorRatio": 0.02, "queueBacklog": 12, "gpuMemoryRatio": 0.9},

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from components import alert_rules
-from components.gpu_instances import gpu_instances
-from stacks.config.monitoring import MonitoringConfig
+from vocabulary.config.monitoring import MonitoringConfig
+from vocabulary.gpu_instances import gpu_instances
 
 REPO = Path(__file__).resolve().parents[2]
 RUNBOOK = REPO / "docs" / "runbook.md"

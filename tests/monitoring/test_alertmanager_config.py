@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from components.alertmanager_config import alertmanager_config, render
-from stacks.config.monitoring import MonitoringConfig
+from vocabulary.config.monitoring import MonitoringConfig
 
 CONFIG = MonitoringConfig.model_validate({
     "receivers": [{"name": "pager", "type": "pagerduty", "secretKey": "pd"},

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from components import alert_rules
-from components.gpu_instances import gpu_instances
 from components.monitoring import Monitoring, MonitoringArgs
 from llmops.offline.plan import record
-from stacks.config.base import ConfigError
-from stacks.config.monitoring import MonitoringConfig
+from vocabulary.config.base import ConfigError
+from vocabulary.config.monitoring import MonitoringConfig
+from vocabulary.gpu_instances import gpu_instances
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CR = "kubernetes:monitoring.coreos.com/v1:{}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ConfigDict, Field, ValidationError
 
-from stacks.config.base import Section, describe_errors
-from stacks.config.monitoring import MonitoringConfig
+from vocabulary.config.base import Section, describe_errors
+from vocabulary.config.monitoring import MonitoringConfig
 
 
 class Stack(Section):

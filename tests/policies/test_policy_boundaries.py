@@ -671,7 +671,7 @@ def test_the_budget_counts_every_priced_group_after_an_unpriced_or_unknown_one()
               node_group("b-unknown", ["g5.xlarge"], max_size=COMPUTED),
               node_group("c", ["g5.xlarge"], max_size=10)]
     assert says("gpu-fleet-monthly-budget", *groups, config={"monthlyBudgetUsd": 100}) == [
-        "node group 'a-unpriced': no price for p3.2xlarge; add it to components/data/gpu_instances.yaml "
+        "node group 'a-unpriced': no price for p3.2xlarge; add it to vocabulary/data/gpu_instances.yaml "
         "so the budget can be checked",
         "the largest GPU fleet the node groups and NodePools allow costs $2,920/month, over the $100 budget "
         "(c: 10 x g5.xlarge SPOT at $0.40/h = $2,920)"]

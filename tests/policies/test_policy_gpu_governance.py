@@ -10,11 +10,11 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components.gpu_instances import HOURS_PER_MONTH, gpu_instances
 from policies.governance import MODEL_REVISION, MODEL_VERSION, REGISTRY_STAGE
 from policies.settings import load_config
 from tests.policies.helpers import Group, as_plan_json, messages, recorded, violations_of
 from tests.policies.workloads import gpu_node_group, tgi_deployment
+from vocabulary.gpu_instances import HOURS_PER_MONTH, gpu_instances
 
 DEV = load_config("dev")
 STAGING = load_config("staging")
@@ -85,7 +85,7 @@ def test_the_budget_counts_max_size_times_the_priciest_type_at_its_capacity_pric
 def test_a_gpu_type_without_a_price_cannot_pass_the_budget():
     resources = recorded(lambda: gpu_node_group("new", instance_types=["g7.xlarge"]))
     assert messages("gpu-fleet-monthly-budget", resources, DEV) == [
-        "node group 'new': no price for g7.xlarge; add it to components/data/gpu_instances.yaml so the "
+        "node group 'new': no price for g7.xlarge; add it to vocabulary/data/gpu_instances.yaml so the "
         "budget can be checked"]
 
 

@@ -14,11 +14,11 @@ import yaml
 from llmops.cli import build_parser
 from llmops.commands import preflight
 from llmops.offline.secrets import needed_secrets
-from llmops.offline.stackfile import STACKS_DIR
 from llmops.preflight.quotas import gpu_vcpu_needs
 from serving.registry import ModelRegistry
-from stacks.config import parse_platform_config
 from tests.preflight.fake_aws import EC2_QUOTAS, image_manifest, stubbed_connection
+from vocabulary.config import parse_platform_config
+from vocabulary.stackfile import STACKS_DIR
 
 OTHER_ACCOUNT = "210987654321"
 
@@ -97,7 +97,7 @@ def test_an_account_set_up_wrong_reports_every_failure_at_once_with_what_to_run(
 def test_a_codeconnections_connection_shared_from_another_account_is_not_an_identity_failure(
         tmp_path, aws, capsys):
     """codeconnections connections can be shared through AWS RAM; only codestar-connections
-    ones cannot (stacks/config/arns.py), so only those must be in the caller's account."""
+    ones cannot (vocabulary/config/arns.py), so only those must be in the caller's account."""
     arn = (f"arn:aws:codeconnections:us-west-2:{OTHER_ACCOUNT}:connection/"
            "7d2c4f1e-9a3b-4c5d-8e6f-1a2b3c4d5e6f")
     stacks = _stacks(tmp_path, "dev", secrets=True, **{"llmops:ci.githubConnectionArn": arn})

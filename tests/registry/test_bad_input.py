@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from llmops.errors import LlmopsError
 from serving.registry import (
     InvalidName,
     ModelRegistry,
@@ -17,6 +16,7 @@ from serving.registry import (
     VersionConflict,
 )
 from tests.registry.conftest import BUCKET, snapshot, write_model
+from vocabulary.errors import LlmopsError
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from serving.release.decision import decide
 from serving.release.signals import TrackStats
-from stacks.config.release import CanaryTolerances
+from vocabulary.config.release import CanaryTolerances
 
 TOL = CanaryTolerances()  # minRequests 200, maxErrorRate 2%, +1%, 1.25x, 1.25x
 

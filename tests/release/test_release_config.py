@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmops.offline.stackfile import OFFLINE_SECRET, read_stack_config
-from stacks.config import ConfigError, parse_platform_config, secret_config_keys
-from stacks.config.release import CanaryTolerances
+from vocabulary.config import ConfigError, parse_platform_config, secret_config_keys
+from vocabulary.config.release import CanaryTolerances
+from vocabulary.stackfile import OFFLINE_SECRET, read_stack_config
 
 
 def parse(stack: str, overrides: dict | None = None):

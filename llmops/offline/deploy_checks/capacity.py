@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from components.allocatable import Resources, node_allocatable
-from components.gpu_instances import gpu_instances
 from components.nodepools import INSTANCE_TYPE_LABEL, NODEPOOL_LABEL
 from llmops.offline.deploy_checks.base import (
     DAEMONSET,
@@ -37,6 +36,7 @@ from llmops.offline.deploy_checks.base import (
 )
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
+from vocabulary.gpu_instances import gpu_instances
 
 #: Helm charts that run a DaemonSet on every node they tolerate, and where their values keep
 #: its container requests and tolerations (the values the plan sets for them).

@@ -27,7 +27,7 @@ import yaml
 
 from llmops.offline.deploy_checks.base import CODEBUILD_PROJECT, Finding, Rule
 from llmops.offline.plan import Plan
-from llmops.offline.stackfile import PROJECT_ROOT, available_stacks
+from vocabulary.stackfile import PROJECT_ROOT, available_stacks
 
 WORKFLOWS_DIR = PROJECT_ROOT / ".github" / "workflows"
 PULUMI_ACTION = "pulumi/actions@"

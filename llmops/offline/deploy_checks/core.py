@@ -45,7 +45,7 @@ from llmops.offline.deploy_checks.base import (
 )
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
-from stacks.config.placement import cache_entry_gib
+from vocabulary.config.placement import cache_entry_gib
 
 
 # -- rules ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section, repeated
+from vocabulary.config.base import Section, repeated
 
 #: Config namespace holding monitoring secrets; outside `llmops:` so the strict schema ignores it.
 SECRETS_NAMESPACE = "llmops-secrets"

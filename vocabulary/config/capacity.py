@@ -6,8 +6,8 @@ floor's)."""
 
 from __future__ import annotations
 
-from stacks.config.gpu import GpuPool
-from stacks.config.serving import ModelConfig
+from vocabulary.config.gpu import GpuPool
+from vocabulary.config.serving import ModelConfig
 
 
 def pools_gpu_capacity(pools: list[GpuPool]) -> int:

@@ -10,10 +10,10 @@ from typing import Any
 
 import yaml
 
-from llmops.errors import LlmopsError
-from llmops.offline.strict_yaml import duplicate_keys, read_utf8
+from vocabulary.errors import LlmopsError
+from vocabulary.strict_yaml import duplicate_keys, read_utf8
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STACKS_DIR = PROJECT_ROOT / "stacks"
 #: Offline stand-in for `secure:` values: the plan cannot decrypt them and does not need to.
 OFFLINE_SECRET = "offline-placeholder-secret"
@@ -83,7 +83,7 @@ def _read(stack: str, path: Path, source: str) -> StackConfig:
         raise LlmopsError(f"{source} is not valid YAML: {exc}") from None
     repeated = duplicate_keys(text, strip_prefix="config.")
     if repeated:
-        from stacks.config import ConfigError  # here: this module stays light for the pods
+        from vocabulary.config import ConfigError  # here: this module stays light for the pods
 
         raise ConfigError(source, repeated)
     config = document.get("config") if isinstance(document, dict) else None

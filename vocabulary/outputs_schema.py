@@ -9,7 +9,7 @@ Versions are `major.minor`: adding an output (or making one application-facing) 
 bump; removing one, changing its type, secrecy or audience is a major bump. Every version is
 recorded in `outputs_schema.history.json` beside this file, and a test fails when the schema
 differs from its last recorded version or a recorded step bumps less than its change needs.
-After changing a schema: bump its version, then `python -m stacks.outputs_schema --record`.
+After changing a schema: bump its version, then `python -m vocabulary.outputs_schema --record`.
 
 For tools (`llmops outputs`): `schema_for(label)`, `check_outputs(label, outputs, secrets)`,
 `markdown_table(label)` and `schema_document(label)`.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import LlmopsError
+from vocabulary.errors import LlmopsError
 
 HISTORY_FILE = Path(__file__).with_name("outputs_schema.history.json")
 VERSION_OUTPUT = "outputsSchemaVersion"
@@ -287,8 +287,8 @@ def history_problems(history: Mapping[str, list[Mapping[str, Any]]],
             problems.append(
                 f"the {schema.label} output schema ({schema.version}) differs from its last "
                 f"recorded version ({recorded}; change: {bump}{': ' if why else ''}"
-                f"{'; '.join(why)}): bump the version in stacks/outputs_schema.py if needed, "
-                "then run `python -m stacks.outputs_schema --record`")
+                f"{'; '.join(why)}): bump the version in vocabulary/outputs_schema.py if needed, "
+                "then run `python -m vocabulary.outputs_schema --record`")
     return problems
 
 
@@ -325,7 +325,7 @@ def schema_document(label: str) -> dict[str, Any]:
 
 
 def markdown_table(label: str, project: str = "llmops") -> str:
-    """The README's table of one stack's outputs."""
+    """docs/outputs.md's table of one stack's outputs."""
     schema = schema_for(label)
     rows = [f"**{label}** outputs, schema {schema.version}:", "",
             "| output | type | secret | for applications | SSM parameter | description |",
@@ -338,7 +338,7 @@ def markdown_table(label: str, project: str = "llmops") -> str:
     return "\n".join(rows)
 
 
-README_BEGIN = "<!-- outputs-schema:begin (generated: python -m stacks.outputs_schema --readme) -->"
+README_BEGIN = "<!-- outputs-schema:begin (generated: python -m vocabulary.outputs_schema --readme) -->"
 README_END = "<!-- outputs-schema:end -->"
 
 
@@ -371,7 +371,7 @@ def main(argv: list[str]) -> int:
         if "--record" in argv:
             print("\n".join(record(SCHEMAS.values())) or "nothing new to record")
         if "--readme" in argv:
-            update_readme(Path(__file__).parents[1] / "README.md")
+            update_readme(Path(__file__).parents[1] / "docs" / "outputs.md")
     except SchemaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from components.subnets import LayoutError, SubnetPair, default_layout, overlaps
-from stacks.config.base import Section, repeated
+from vocabulary.config.base import Section, repeated
+from vocabulary.subnets import LayoutError, SubnetPair, default_layout, overlaps
 
 #: Interface endpoints the platform knows how to create (service suffix after com.amazonaws.<region>.).
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs", "ec2", "elasticloadbalancing",

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section
-from stacks.config.cron import cron_problem, timezone_problem
+from vocabulary.config.base import Section
+from vocabulary.config.cron import cron_problem, timezone_problem
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from stacks.config.arns import check_placed, stack_place
-from stacks.config.base import Section
-from stacks.config.cluster import HelmPin
-from stacks.config.serving import Replicas
+from vocabulary.config.arns import check_placed, stack_place
+from vocabulary.config.base import Section
+from vocabulary.config.cluster import HelmPin
+from vocabulary.config.serving import Replicas
 
 
 class GatewayConfig(Section):
@@ -29,7 +29,7 @@ class GatewayConfig(Section):
     @field_validator("certificate_arn")
     @classmethod
     def _certificate_in_the_stacks_region(cls, value: str, info: ValidationInfo) -> str:
-        # ACM certificates are regional; an ALB uses one of its own region (stacks/config/arns.py)
+        # ACM certificates are regional; an ALB uses one of its own region (vocabulary/config/arns.py)
         return check_placed(value, stack_place(info.context), region_why=(
             "an ALB can only use an ACM certificate of its own region: request or import one "
             "there"))

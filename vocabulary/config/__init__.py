@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stacks.config.arns import place_from_config
-from stacks.config.base import ConfigError, Section
-from stacks.config.gateway_keys import stack_key_problems
-from stacks.config.monitoring import SECRETS_NAMESPACE
-from stacks.config.platform import PlatformConfig
+from vocabulary.config.arns import place_from_config
+from vocabulary.config.base import ConfigError, Section
+from vocabulary.config.gateway_keys import stack_key_problems
+from vocabulary.config.monitoring import SECRETS_NAMESPACE
+from vocabulary.config.platform import PlatformConfig
 
 #: Config namespaces the program reads; keys of other namespaces (pulumi:, kubernetes:) pass by.
 PROJECT_NAMESPACE = "llmops"
@@ -69,8 +69,8 @@ def parse_platform_config(values: Mapping[str, Any], *, project: str, stack: str
         # the stack's region (and account) for the sections' "must be where the stack is" checks
         config = PlatformConfig.model_validate(data, context={"stack": place_from_config(values)})
     except ValidationError as exc:
-        from stacks.config.base import describe_errors
-        from stacks.config.platform import cross_section_problems
+        from vocabulary.config.base import describe_errors
+        from vocabulary.config.platform import cross_section_problems
 
         problems = describe_errors(PlatformConfig, exc)
         problems += [p for p in cross_section_problems(data) if p not in problems]
@@ -115,7 +115,7 @@ def load_workloads_config() -> PlatformConfig:
     """
     import pulumi
 
-    from llmops.offline.stackfile import read_stack_config
+    from vocabulary.stackfile import read_stack_config
 
     stack = pulumi.get_stack()
     runtime = _runtime_values()

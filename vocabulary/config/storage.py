@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from stacks.config.base import Section
+from vocabulary.config.base import Section
 
 
 class StorageConfig(Section):

@@ -1,6 +1,6 @@
 """The root of the schema: one field per config key, each a section from its own module.
 
-To add a section: write `stacks/config/<area>.py` with a `Section` subclass, then add one
+To add a section: write `vocabulary/config/<area>.py` with a `Section` subclass, then add one
 field here with the alias `llmops:<key>` the YAML uses. Nothing else changes.
 """
 
@@ -12,20 +12,20 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stacks.config.base import Section, repeated
-from stacks.config.capacity import capacity_problems
-from stacks.config.ci import CiConfig
-from stacks.config.cluster import ClusterConfig
-from stacks.config.gateway import GatewayConfig
-from stacks.config.gpu import GpuPool, check_unique_pool_names
-from stacks.config.images import ImagesConfig
-from stacks.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
-from stacks.config.network import NetworkConfig
-from stacks.config.placement import model_placement_problems
-from stacks.config.regions import region_problem
-from stacks.config.release import ReleaseConfig
-from stacks.config.serving import ModelConfig, ServingConfig
-from stacks.config.storage import StorageConfig
+from vocabulary.config.base import Section, repeated
+from vocabulary.config.capacity import capacity_problems
+from vocabulary.config.ci import CiConfig
+from vocabulary.config.cluster import ClusterConfig
+from vocabulary.config.gateway import GatewayConfig
+from vocabulary.config.gpu import GpuPool, check_unique_pool_names
+from vocabulary.config.images import ImagesConfig
+from vocabulary.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
+from vocabulary.config.network import NetworkConfig
+from vocabulary.config.placement import model_placement_problems
+from vocabulary.config.regions import region_problem
+from vocabulary.config.release import ReleaseConfig
+from vocabulary.config.serving import ModelConfig, ServingConfig
+from vocabulary.config.storage import StorageConfig
 
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 

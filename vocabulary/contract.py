@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from stacks.config import PlatformConfig
-from stacks.outputs_schema import WORKLOADS
+from vocabulary.config import PlatformConfig
+from vocabulary.outputs_schema import WORKLOADS
 
 PLATFORM_PROJECT, WORKLOADS_PROJECT = "llmops", "llmops-workloads"
 

@@ -12,8 +12,8 @@ import re
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from stacks.config.arns import check_placed, stack_place
-from stacks.config.base import Section
+from vocabulary.config.arns import check_placed, stack_place
+from vocabulary.config.base import Section
 
 #: ECR requires the credential secret's name to start with this prefix.
 CREDENTIAL_ARN = re.compile(r"^arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:"
@@ -40,7 +40,7 @@ class ImagesConfig(Section):
     @field_validator("ghcr_credential_arn")
     @classmethod
     def _credential_beside_the_cache_rule(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # ECR: the secret's account and region must be the rule's (stacks/config/arns.py)
+        # ECR: the secret's account and region must be the rule's (vocabulary/config/arns.py)
         why = ("ECR reads a pull-through cache's credential only from the rule's own account "
                "and region: create the secret there")
         return check_placed(value, stack_place(info.context), region_why=why, account_why=why)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from stacks.config.base import Section
+from vocabulary.config.base import Section
 
 #: A Prometheus range duration the analysis accepts: a whole number of s, m, h or d.
 WINDOW_PATTERN = r"^[1-9][0-9]*[smhd]$"

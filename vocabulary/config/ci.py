@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from stacks.config.arns import check_placed, stack_place
-from stacks.config.base import Section
-from stacks.config.cluster import check_role_arns
+from vocabulary.config.arns import check_placed, stack_place
+from vocabulary.config.base import Section
+from vocabulary.config.cluster import check_role_arns
 
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 CONNECTION_ARN = re.compile(r"^arn:aws:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:"
@@ -72,7 +72,7 @@ class CiConfig(Section):
     @classmethod
     def _connection_reachable(cls, value: str, info: ValidationInfo) -> str:
         # connections are global (any region); only codeconnections ARNs can be shared with
-        # another account through RAM (stacks/config/arns.py)
+        # another account through RAM (vocabulary/config/arns.py)
         if not value.startswith("arn:aws:codestar-connections:"):
             return value
         return check_placed(value, stack_place(info.context), account_why=(

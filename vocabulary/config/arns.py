@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stacks.config.regions import region_problem as unknown_region
+from vocabulary.config.regions import region_problem as unknown_region
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 

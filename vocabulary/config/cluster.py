@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stacks.config.base import Section, size_order_problem
-from stacks.config.network import RetentionDays, parse_cidr
+from vocabulary.config.base import Section, size_order_problem
+from vocabulary.config.network import RetentionDays, parse_cidr
 
 #: EKS versions in standard support that this platform is tested against.
 SUPPORTED_VERSIONS = ("1.32", "1.33", "1.34")

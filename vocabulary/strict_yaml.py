@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from llmops.errors import LlmopsError
+from vocabulary.errors import LlmopsError
 
 #: Byte-order marks of the encodings editors save in besides UTF-8 (UTF-32 first: its
 #: little-endian mark starts with UTF-16's).

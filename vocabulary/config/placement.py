@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from stacks.config.gpu import GpuPool
-from stacks.config.serving import WEIGHTS_SHARE_OF_GPU, ModelConfig, ServingConfig
+from vocabulary.config.gpu import GpuPool
+from vocabulary.config.serving import WEIGHTS_SHARE_OF_GPU, ModelConfig, ServingConfig
 
 #: kubelet evicts pods when imagefs has less than 15% free (nodefs: 10%); the model cache,
 #: kubelet and containerd share the node's disk, so a cache fill leaves that much free...

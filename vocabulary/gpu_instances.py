@@ -1,4 +1,4 @@
-"""GPU instance facts (components/data/gpu_instances.yaml): one table for pool validation,
+"""GPU instance facts (vocabulary/data/gpu_instances.yaml): one table for pool validation,
 pod sizing, cost estimates and the budget policy."""
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.gpu_instances import GpuInstance, gpu_instances
-from stacks.config.base import Section, repeated
+from vocabulary.config.base import Section, repeated
+from vocabulary.gpu_instances import GpuInstance, gpu_instances
 
 POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8,17}$")
