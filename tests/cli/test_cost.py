@@ -93,3 +93,10 @@ def test_a_stack_in_an_unpriced_region_says_so_and_totals_the_gpus_only(stacks_d
     data = json.loads(llmops("cost", "--stack", "dev", "--stacks-dir", str(stacks_dir), "--json").stdout)
     assert data["platform"]["priced"] is False and data["platform"]["lines"] == []
     assert data["totalMonthlyUsd"] is None
+
+
+def test_docs_show_the_platform_bill_prod_prints_today(prod_text):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cost.md").read_text()
+    shown = [line.rstrip() for line in prod_text.splitlines()]
+    block = shown[shown.index(next(x for x in shown if x.startswith("Platform ("))):]
+    assert "\n".join(block) in doc, "docs/cost.md is stale: paste `llmops cost --stack prod` from 'Platform'"
