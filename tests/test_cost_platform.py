@@ -51,6 +51,15 @@ def test_removing_interface_endpoints_from_the_config_removes_their_cost(plans):
     assert full.total[1] - cut.total[1] == pytest.approx(5 * 0.01 * 3 * HOURS_PER_MONTH)
 
 
+def test_an_internet_facing_alb_pays_a_public_ipv4_per_az_an_internal_one_none(plans):
+    prod = [line for line in lines_of(plans["prod"], "public IPv4 address") if "ALB" in line.resource]
+    assert [line.resource for line in prod] == ["gateway-ingress's ALB in 3 AZ"]
+    assert prod[0].monthly[1] == pytest.approx(3 * 0.005 * HOURS_PER_MONTH)
+    assert [line.resource for line in lines_of(plans["dev"], "Application Load Balancer")] == [
+        "gateway-ingress (Ingress class alb, internal)"]
+    assert not [line for line in lines_of(plans["dev"], "public IPv4 address") if "ALB" in line.resource]
+
+
 def test_extended_support_is_only_in_the_max_when_the_config_allows_it(plans):
     standard = lines_of(plans["prod"], "EKS control plane")[0]
     assert standard.monthly == pytest.approx((73.0, 73.0, 73.0))

@@ -26,8 +26,11 @@ PRICES_FILE = Path(__file__).resolve().parents[2] / "components" / "data" / "aws
 
 #: what the AWS Load Balancer Controller (v2) reads: an Ingress of this class becomes an ALB,
 #: and Ingresses sharing a group.name share one ALB (kubernetes-sigs/aws-load-balancer-controller
-#: docs/guide/ingress/annotations.md)
+#: docs/guide/ingress/annotations.md); an internet-facing one takes one subnet per AZ among
+#: those tagged kubernetes.io/role/elb (docs/deploy/subnet_discovery.md), a public IPv4 in each
 ALB_CLASS, ALB_GROUP = "alb", "alb.ingress.kubernetes.io/group.name"
+ALB_SCHEME = "alb.ingress.kubernetes.io/scheme"
+PUBLIC_ELB_TAG = "kubernetes.io/role/elb"
 
 Range = tuple[float, float, float]
 
@@ -194,20 +197,27 @@ def _endpoints(p: _Pricer, endpoints: list[RecordedResource]) -> None:
                   "no charge for gateway endpoints (S3, DynamoDB)", (0.0, 0.0, 0.0))
 
 
-def _albs(p: _Pricer, ingresses: list[RecordedResource]) -> None:
-    groups: dict[str, str] = {}
+def _albs(p: _Pricer, ingresses: list[RecordedResource], subnets: list[RecordedResource]) -> None:
+    groups: dict[str, tuple[str, str]] = {}
     for r in ingresses:
         if (r.inputs.get("spec") or {}).get("ingressClassName") != ALB_CLASS:
             continue
         annotations = (r.inputs.get("metadata") or {}).get("annotations") or {}
-        groups.setdefault(annotations.get(ALB_GROUP) or f"ingress/{r.name}", r.name)
-    for name in groups.values():
+        groups.setdefault(annotations.get(ALB_GROUP) or f"ingress/{r.name}",
+                          (r.name, annotations.get(ALB_SCHEME, "internal")))
+    public_azs = {s.inputs.get("availabilityZone") for s in subnets
+                  if PUBLIC_ELB_TAG in (s.inputs.get("tags") or {})}
+    for name, scheme in groups.values():
         lcu = p.assume("albLcu")
         hourly = p.price("albHourly") * HOURS_PER_MONTH
         lcus = _times(p.price("albLcuHourly") * HOURS_PER_MONTH, lcu.range)
-        p.add("Application Load Balancer", f"{name} (Ingress class {ALB_CLASS})",
+        p.add("Application Load Balancer", f"{name} (Ingress class {ALB_CLASS}, {scheme})",
               f"${_num(p.price('albHourly'))}/h + ${_num(p.price('albLcuHourly'))}/LCU-h",
               tuple(hourly + x for x in lcus), lcu.name)  # type: ignore[arg-type]
+        if scheme == "internet-facing" and public_azs:
+            p.add("public IPv4 address", f"{name}'s ALB in {len(public_azs)} AZ",
+                  f"${_num(p.price('publicIpv4Hourly'))}/h x {len(public_azs)} (one per public subnet's AZ)",
+                  _flat(p.price("publicIpv4Hourly"), len(public_azs)))
 
 
 def log_group_kind(name: str) -> str:
@@ -307,7 +317,7 @@ def platform_cost(region: str, resources: list[RecordedResource]) -> PlatformCos
     _node_groups(p, of("aws:eks/nodeGroup:NodeGroup"))
     _nat(p, of("aws:ec2/natGateway:NatGateway"), of("aws:ec2/eip:Eip"))
     _endpoints(p, of("aws:ec2/vpcEndpoint:VpcEndpoint"))
-    _albs(p, of("kubernetes:networking.k8s.io/v1:Ingress"))
+    _albs(p, of("kubernetes:networking.k8s.io/v1:Ingress"), of("aws:ec2/subnet:Subnet"))
     _log_groups(p, of("aws:cloudwatch/logGroup:LogGroup"))
     _kms(p, of("aws:kms/key:Key"))
     _storage(p, of("aws:s3/bucket:Bucket"), of("aws:ecr/repository:Repository"))
