@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from serving.gateway.audit import AuditLog
 from serving.gateway.auth import KeyStore
 from serving.gateway.cache import ResponseCache, cache_key, is_deterministic
-from serving.gateway.call import Call, Endings
+from serving.gateway.call import UPSTREAM_CUT, Call, Endings
 from serving.gateway.config import ApiKey, GatewayConfig
 from serving.gateway.engines import VLLM, model_error, route_refusal
 from serving.gateway.errors import ClientGone, Refusal, shown
@@ -152,8 +152,8 @@ class Gateway:
         except asyncio.CancelledError:  # aiohttp cancels the handler when the client leaves,
             if self.draining and not call.status:  # or the drain window is over
                 call.finish(503, "cut_by_drain", "the drain window ended before the answer")
-            elif self.draining and call.outcome == "streaming":
-                call.finish(503, "cut_by_drain", "the drain window ended mid-stream")
+            elif self.draining and call.outcome == "streaming":  # the client saw its 200
+                call.finish(200, "cut_by_drain", "the drain window ended mid-stream")
             call.gone()
             raise
         except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
@@ -240,7 +240,11 @@ class Gateway:
         return None
 
     def _model_of(self, request: web.Request, body: dict[str, Any]) -> str:
-        model = request.headers.get("X-Model") or model_field(body)
+        named = request.headers.getall("X-Model", ())
+        if len(named) > 1:  # not a list header: refused, not guessed between
+            raise Refusal(400, f"send one X-Model header (got {len(named)})", "validation",
+                          "validation")
+        model = (named[0] if named else None) or model_field(body)
         if model is None:
             model = self.config.default_model or (
                 next(iter(self.config.models)) if len(self.config.models) == 1 else None)
@@ -536,8 +540,12 @@ class Gateway:
             return response, True
         if outcome.recorded is not None and not outcome.failed:
             self.cache.put(call.cache_key, ("stream", outcome.recorded), outcome.recorded_bytes)
-        if outcome.failed:
-            call.finish(500, "upstream_error", "the stream ended with an error event")
+        # the client got its 200 when the stream started: that is the status recorded, the
+        # outcome says how it ended (counted as a failure all the same)
+        if outcome.broken:
+            call.finish(200, UPSTREAM_CUT, "the model server broke the stream after it started")
+        elif outcome.failed:
+            call.finish(200, "upstream_error", "the stream ended with an error event")
         else:
             call.finish(200, "ok")
         await _end_stream(response)
