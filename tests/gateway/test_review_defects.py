@@ -220,3 +220,44 @@ def test_two_x_model_headers_are_refused_not_guessed_between(stack):
     assert _audit(stack)[-1]["outcome"] == "validation"
     assert stack.upstreams["small"].requests == [] and stack.upstreams["llama-stable"].requests == []
 
+
+
+# -- D6: what aiohttp would hand over unread, and a whole answer to a stream ------------------
+
+def test_a_content_encoding_aiohttp_does_not_decode_is_a_415_in_tgis_shape(stack):
+    request = rawhttp.post("/generate", BODY, {**_auth(), "Content-Encoding": "compress"})
+    status, _, body = rawhttp.exchange(stack.url, request)
+    assert (status, json.loads(body)) == (415, {
+        "error": "Content-Encoding 'compress' is not supported; send the body as it is or gzip "
+                 "or deflate it", "error_type": "validation"})
+    line = _audit(stack)[-1]
+    assert (line["key_id"], line["status"], line["outcome"]) == ("full", 415, "validation")
+    assert stack.upstreams["small"].requests == []
+
+
+def test_an_unknown_expect_is_a_417_in_tgis_shape_with_an_audit_line(stack):
+    request = rawhttp.post("/generate", BODY, {**_auth(), "Expect": "200-ok"})
+    with socket.create_connection(rawhttp.address(stack.url), timeout=5) as sock:
+        sock.sendall(request)
+        status, headers, body = rawhttp.read_answer(sock)
+    assert (status, headers["content-type"]) == (417, "application/json; charset=utf-8")
+    assert json.loads(body) == {"error": "unknown Expect '200-ok'; only 100-continue is supported",
+                                "error_type": "validation"}
+    line = _audit(stack)[-1]
+    assert (line["key_id"], line["status"], line["outcome"]) == ("full", 417, "validation")
+
+
+def test_an_unknown_expect_from_a_bad_key_is_its_401(stack):
+    request = rawhttp.post("/generate", BODY, {"Authorization": "Bearer wrong", "Expect": "200-ok"})
+    assert rawhttp.exchange(stack.url, request)[0] == 401
+
+
+def test_a_whole_json_answer_to_a_stream_request_is_an_upstream_fault(bad_stack):
+    bad_stack.lonely.mode = "ok"  # answers 200 application/json whatever was asked
+    response = requests.post(f"{bad_stack.url}/generate_stream",
+                             headers=bad_stack.headers("full", "lonely"), json={"inputs": "q"},
+                             timeout=10)
+    assert (response.status_code, response.json()) == (502, {
+        "error": "the model server for 'lonely' answered 200 with 'application/json' instead of "
+                 "an event stream", "error_type": "unavailable"})
+    assert bad_stack.gateway.router.backends[("lonely", "stable")].breaker.failures == 1
