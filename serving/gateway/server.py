@@ -101,9 +101,11 @@ class ConnectionCap:
 
     It keeps its own count, raised here and lowered in `connection_lost`: aiohttp's
     `Server.connections` lists a handler only from its `connection_made` (web_server.py,
-    aiohttp 3.14.5), which the loop runs after it has accepted a whole batch of connections
-    and called this factory for each (asyncio selector_events.py `_accept_connection`), so a
-    burst would all be let in against a stale count."""
+    aiohttp 3.14.5), and asyncio accepts up to `backlog` connections in one pass, calls this
+    factory for each of them in turn and only then runs their `connection_made`, scheduled
+    with call_soon (CPython 3.11 selector_events.py `_accept_connection`,
+    `_accept_connection2`, `_SelectorSocketTransport.__init__`), so against aiohttp's list a whole
+    burst would be let in."""
 
     def __init__(self, server: web.Server, cap: int, retry_after: int, on_shed):
         self.server, self.cap, self._on_shed = server, cap, on_shed
