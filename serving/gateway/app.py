@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from serving.gateway.audit import AuditLog
 from serving.gateway.auth import KeyStore
 from serving.gateway.cache import ResponseCache, cache_key, is_deterministic
-from serving.gateway.call import Call, Endings
+from serving.gateway.call import UPSTREAM_CUT, Call, Endings
 from serving.gateway.config import ApiKey, GatewayConfig
 from serving.gateway.engines import VLLM, model_error, route_refusal
 from serving.gateway.errors import ClientGone, Refusal, shown
@@ -152,8 +152,8 @@ class Gateway:
         except asyncio.CancelledError:  # aiohttp cancels the handler when the client leaves,
             if self.draining and not call.status:  # or the drain window is over
                 call.finish(503, "cut_by_drain", "the drain window ended before the answer")
-            elif self.draining and call.outcome == "streaming":
-                call.finish(503, "cut_by_drain", "the drain window ended mid-stream")
+            elif self.draining and call.outcome == "streaming":  # the client saw its 200
+                call.finish(200, "cut_by_drain", "the drain window ended mid-stream")
             call.gone()
             raise
         except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
@@ -174,6 +174,7 @@ class Gateway:
         if shed is not None:
             self.metrics.shed.labels("inflight" if shed.reason == "overloaded" else "draining").inc()
             raise shed
+        _check_framing(request)
         limits = self.config.limits
         raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         body = parse_json(raw)
@@ -228,7 +229,7 @@ class Gateway:
         if request.version != HttpVersion11:
             return None
         if request.headers.get("Expect", "").lower() != "100-continue":
-            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {shown(request.headers['Expect'])}")
+            return await self.handle_inference(request)  # 401 or 417, audited, TGI's shape
         try:
             self._authenticate(request)
         except Refusal:
@@ -240,7 +241,11 @@ class Gateway:
         return None
 
     def _model_of(self, request: web.Request, body: dict[str, Any]) -> str:
-        model = request.headers.get("X-Model") or model_field(body)
+        named = request.headers.getall("X-Model", ())
+        if len(named) > 1:  # not a list header: refused, not guessed between
+            raise Refusal(400, f"send one X-Model header (got {len(named)})", "validation",
+                          "validation")
+        model = (named[0] if named else None) or model_field(body)
         if model is None:
             model = self.config.default_model or (
                 next(iter(self.config.models)) if len(self.config.models) == 1 else None)
@@ -463,6 +468,9 @@ class Gateway:
         if status >= 400 and error is None:
             shape = "an OpenAI" if self.config.models[backend.model].engine == VLLM else "a TGI"
             problem = f"answered {status} without {shape} error body"
+        elif call.stream and status < 400:  # a stream was asked for: a whole answer is not one
+            problem = (f"answered {status} with {shown(content_type or 'no content type', 40)} "
+                       "instead of an event stream")
         elif status < 400 and content_type != "application/json" and json_body(raw) is None:
             problem = f"answered {status} with a body that is not JSON"
         else:
@@ -536,8 +544,12 @@ class Gateway:
             return response, True
         if outcome.recorded is not None and not outcome.failed:
             self.cache.put(call.cache_key, ("stream", outcome.recorded), outcome.recorded_bytes)
-        if outcome.failed:
-            call.finish(500, "upstream_error", "the stream ended with an error event")
+        # the client got its 200 when the stream started: that is the status recorded, the
+        # outcome says how it ended (counted as a failure all the same)
+        if outcome.broken:
+            call.finish(200, UPSTREAM_CUT, "the model server broke the stream after it started")
+        elif outcome.failed:
+            call.finish(200, "upstream_error", "the stream ended with an error event")
         else:
             call.finish(200, "ok")
         await _end_stream(response)
@@ -594,6 +606,26 @@ class Gateway:
     async def metrics_endpoint(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+#: The content codings aiohttp decodes (http_parser.py `parse_headers`, aiohttp 3.14.5: gzip,
+#: deflate, br, zstd; br and zstd only with their libraries, else its parser refuses them with
+#: its own 400); any other is passed on undecoded, so the gateway refuses it.
+DECODED = frozenset({"gzip", "deflate", "br", "zstd", "identity"})
+
+
+def _check_framing(request: web.Request) -> None:
+    """Refuse what aiohttp would hand over unread: an unknown `Expect` (HTTP/1.1) and a
+    `Content-Encoding` it does not decode (RFC 9110 15.5.16: 415)."""
+    expect = request.headers.get("Expect")
+    if expect is not None and request.version == HttpVersion11 and expect.lower() != "100-continue":
+        raise Refusal(417, f"unknown Expect {shown(expect, 40)}; only 100-continue is supported",
+                      "validation", "validation", close=not request.content.is_eof())
+    codings = request.headers.getall("Content-Encoding", ())
+    if len(codings) > 1 or (codings and codings[0].strip().lower() not in DECODED):
+        raise Refusal(415, f"Content-Encoding {shown(', '.join(codings), 40)} is not supported; "
+                      "send the body as it is or gzip or deflate it", "validation", "validation",
+                      close=not request.content.is_eof())
 
 
 def _gone() -> web.Response:

@@ -25,6 +25,8 @@ LOG = logging.getLogger("llmops.gateway")
 #: Outcomes that are not failures of the gateway or of a model server: the client left, or
 #: the model itself refused the request (its own 4xx, passed through).
 NOT_FAILURES = frozenset({"ok", "client_gone", "model_refused"})
+#: The outcome of a stream the model server broke after the client got its 200.
+UPSTREAM_CUT = "upstream_cut"
 CLIENT_GONE = 499  # nginx's convention for "the client closed the connection"
 
 
@@ -74,6 +76,21 @@ class Endings:
 
     def __init__(self, metrics: GatewayMetrics, limiter: RateLimiter, audit: AuditLog):
         self.metrics, self.limiter, self.audit = metrics, limiter, audit
+        self._warned: set[str] = set()
+
+    def _settled_tokens(self, call: Call) -> int:
+        """The tokens the key pays for: what the answer reported or carried, never more than
+        the request reserved (n x its token limit). A model server's count is not trusted
+        beyond that: an absurd one would lock the key out and inflate the token metric."""
+        if call.tokens <= call.reserved:
+            return max(0, call.tokens)
+        model = call.answered_by or call.model or "unknown"
+        if model not in self._warned:
+            self._warned.add(model)
+            LOG.warning("model %r reported %d generated tokens, more than the %d the request "
+                        "reserved; counted as %d (logged once per model)", model, call.tokens,
+                        call.reserved, call.reserved)
+        return call.reserved
 
     def end(self, call: Call) -> None:
         if call.ended:
@@ -89,6 +106,7 @@ class Endings:
                 time.perf_counter() - call.started)
         if call.outcome not in NOT_FAILURES:
             m.failed.labels(model, call.backend, call.route, call.outcome).inc()
+        call.tokens = self._settled_tokens(call)
         if call.tokens:
             m.child(m.tokens, model, call.backend).inc(call.tokens)
         if call.key is not None and (call.reserved or call.tokens):

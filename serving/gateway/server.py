@@ -2,8 +2,10 @@
 enough for both, and a drain on SIGTERM.
 
 - Beyond `maxConnections` a new connection is answered `503` with `Retry-After` and closed at
-  once, so it never holds a descriptor or a handler; the cap sits below the descriptor limit
-  (raised at start up to the hard limit), so `accept()` does not fail with EMFILE.
+  once, so it never holds a descriptor or a handler; the cap counts connections from their
+  acceptance (a burst accepted in one pass cannot slip past it) and, with the listen backlog,
+  sits below the descriptor limit (raised at start up to the hard limit), so `accept()` does
+  not fail with EMFILE.
 - Connections that send no complete request for `idleTimeoutS` (idle keep-alive, or headers
   that never finish) are closed: aiohttp 3.14 arms its keep-alive timer when a connection is
   made and closes it if the handler is still waiting for a request (web_protocol.py
@@ -37,6 +39,8 @@ ACCEPT_LOG_EVERY_S = 10.0
 #: Descriptors the process needs besides client and upstream connections (listener, logs,
 #: audit file, config, the event loop's own).
 FD_HEADROOM = 64
+#: The listen backlog at most: also the most connections asyncio accepts in one pass.
+ACCEPT_BATCH = 128
 OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
               b"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
 
@@ -61,18 +65,59 @@ class _Refuse(asyncio.Protocol):
         pass
 
 
+class _Counted(asyncio.Protocol):
+    """aiohttp's handler for one connection, held in the cap's count from its creation until
+    the transport reports the connection lost (the transport calls only these methods)."""
+
+    __slots__ = ("_cap", "_counted", "_handler")
+
+    def __init__(self, handler: asyncio.Protocol, cap: ConnectionCap):
+        self._handler, self._cap, self._counted = handler, cap, True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self._handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            self._cap.open -= 1
+        self._handler.connection_lost(exc)
+
+
 class ConnectionCap:
-    """The protocol factory the listener uses: aiohttp's below the cap, `_Refuse` above it."""
+    """The protocol factory the listener uses: aiohttp's below the cap, `_Refuse` above it.
+
+    It keeps its own count, raised here and lowered in `connection_lost`: aiohttp's
+    `Server.connections` lists a handler only from its `connection_made` (web_server.py,
+    aiohttp 3.14.5), and asyncio accepts up to `backlog` connections in one pass, calls this
+    factory for each of them in turn and only then runs their `connection_made`, scheduled
+    with call_soon (CPython 3.11 selector_events.py `_accept_connection`,
+    `_accept_connection2`, `_SelectorSocketTransport.__init__`), so against aiohttp's list a whole
+    burst would be let in."""
 
     def __init__(self, server: web.Server, cap: int, retry_after: int, on_shed):
         self.server, self.cap, self._on_shed = server, cap, on_shed
         self._answer = _overloaded_answer(retry_after, cap)
+        self.open = 0
 
     def __call__(self) -> asyncio.Protocol:
-        if len(self.server.connections) >= self.cap:
+        if self.open >= self.cap:
             self._on_shed()
             return _Refuse(self._answer)
-        return self.server()
+        self.open += 1
+        return _Counted(self.server(), self)
 
 
 class AcceptErrorLog:
@@ -115,6 +160,11 @@ class GatewayServer:
     runner: web.AppRunner
     listener: asyncio.AbstractServer
     max_connections: int
+    counted: ConnectionCap | None = None  # the connections held against the cap
+
+    @property
+    def open_connections(self) -> int:
+        return self.counted.open if self.counted is not None else 0
 
     @property
     def url(self) -> str:
@@ -143,23 +193,35 @@ async def start_server(app: web.Application, host: str, port: int,
     gateway = app[APP_STATE]
     limits = gateway.config.limits
     cap = max_connections or limits.max_connections
-    available = ensure_fd_limit(cap + limits.max_inflight_requests + FD_HEADROOM)
-    if cap + limits.max_inflight_requests + FD_HEADROOM > available:
-        fitted = max(1, available - limits.max_inflight_requests - FD_HEADROOM)
+    # the listen backlog is also how many connections asyncio accepts in one pass before any
+    # is answered (selector_events.py `_accept_connection`): a burst may hold that many
+    # descriptors beyond the cap until the refused ones are closed
+    backlog = min(cap, ACCEPT_BATCH)
+    needed = cap + backlog + limits.max_inflight_requests + FD_HEADROOM
+    available = ensure_fd_limit(needed)
+    if needed > available:
+        spare = available - limits.max_inflight_requests - FD_HEADROOM
+        fitted = max(1, spare - min(ACCEPT_BATCH, spare // 2))
+        backlog = max(1, min(fitted, ACCEPT_BATCH))
         LOG.warning("the file descriptor limit is %d: open connections capped at %d instead of %d",
                     available, fitted, cap)
         cap = fitted
     quiet_parser_errors()
+    # lingering_time=0: a refusal whose body was never read closes its connection once the
+    # answer is written; aiohttp would otherwise read and discard that body for up to 10 s
+    # first, even when the response says `Connection: close` (web_protocol.py `start`, the
+    # "lingering close" branch, which only `RequestHandler.force_close` skips), 3.14.5
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                           keepalive_timeout=limits.idle_timeout_s, shutdown_timeout=1.0)
+                           keepalive_timeout=limits.idle_timeout_s, shutdown_timeout=1.0,
+                           lingering_time=0)
     await runner.setup()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog())
-    gateway.metrics.connections.set_function(lambda: len(runner.server.connections))
     factory = ConnectionCap(runner.server, cap, limits.retry_after_s,
                             gateway.metrics.shed.labels("connections").inc)
-    listener = await loop.create_server(factory, host, port, reuse_address=True, backlog=1024)
-    return GatewayServer(app, runner, listener, cap)
+    gateway.metrics.connections.set_function(lambda: factory.open)
+    listener = await loop.create_server(factory, host, port, reuse_address=True, backlog=backlog)
+    return GatewayServer(app, runner, listener, cap, factory)
 
 
 async def serve_until_signalled(app: web.Application, host: str, port: int, drain_s: float,

@@ -22,6 +22,7 @@ class FakeBehaviour:
     token_delay_s: float = 0.0
     whole_delay_s: float = 0.0            # a whole (non-streamed) answer takes this long
     usage_tokens: int | None = None       # what OpenAI routes report as usage.completion_tokens
+    generated_tokens: int | None = None   # what TGI routes report (header, details)
     requests: list[dict] = field(default_factory=list)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -60,11 +61,14 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
                 b.cancelled.set()
                 raise
         completion = len(tokens) if b.usage_tokens is None else b.usage_tokens
+        reported = len(tokens) if b.generated_tokens is None else b.generated_tokens
         if stream:
+            usage = (body.get("stream_options") or {}).get("include_usage")
             return await _stream(request, tokens, openai=request.path.startswith("/v1/"),
-                                 chat=request.path == "/v1/chat/completions")
+                                 chat=request.path == "/v1/chat/completions",
+                                 usage=completion if usage else None)
         text = "".join(tokens)
-        headers = {"x-generated-tokens": str(len(tokens)), "x-compute-time": "0.01"}
+        headers = {"x-generated-tokens": str(reported), "x-compute-time": "0.01"}
         if request.path == "/v1/chat/completions":
             return web.json_response({"id": "1", "object": "chat.completion", "model": b.name,
                                       "choices": [{"index": 0, "finish_reason": "length",
@@ -76,7 +80,7 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
                                       "choices": [{"index": 0, "text": text, "finish_reason": "length"}],
                                       "usage": {"prompt_tokens": 3, "completion_tokens": completion,
                                                 "total_tokens": 3 + len(tokens)}})
-        payload = {"generated_text": text, "details": _details(tokens)}
+        payload = {"generated_text": text, "details": {**_details(tokens), "generated_tokens": reported}}
         best_of = (body.get("parameters") or {}).get("best_of") or 1
         if best_of > 1:  # TGI returns the other candidates in details.best_of_sequences
             payload["details"]["best_of_sequences"] = [
@@ -88,7 +92,7 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
         return web.json_response(payload, headers=headers)
 
     async def _stream(request: web.Request, tokens: list[str], openai: bool,
-                      chat: bool = False) -> web.StreamResponse:
+                      chat: bool = False, usage: int | None = None) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "X-Accel-Buffering": "no"})
         await response.prepare(request)
@@ -113,6 +117,10 @@ def create_fake_tgi(b: FakeBehaviour) -> web.Application:
                     await response.write(b"data:" + json.dumps(event).encode() + b"\n\n")
                 if b.token_delay_s:
                     await asyncio.sleep(b.token_delay_s)
+            if openai and usage is not None:  # vLLM's last chunk with stream_options.include_usage
+                event = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": usage,
+                                                  "total_tokens": 3 + usage}}
+                await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
             if openai:
                 await response.write(b"data: [DONE]\n\n")
         except (asyncio.CancelledError, ConnectionResetError):

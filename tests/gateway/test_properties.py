@@ -95,6 +95,14 @@ def _model_of(sent_headers: dict[str, str], body: bytes) -> str | None:
     return value.get("model") if isinstance(value, dict) and isinstance(value.get("model"), str) else None
 
 
+def _asks_for_stream(route: str, body: bytes) -> bool:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return route == "/generate_stream"
+    return route == "/generate_stream" or (isinstance(value, dict) and value.get("stream") is True)
+
+
 def _assert_tgi_error(raw: bytes) -> None:
     error = json.loads(raw)
     assert set(error) == {"error", "error_type"}, error
@@ -114,7 +122,8 @@ def test_no_client_input_causes_a_5xx_and_every_error_is_tgi_shaped(bad_stack, r
     raw = response.raw.read(decode_content=True)  # the whole body, streams included
     model = _model_of(sent_headers, body)
     event(f"{response.status_code}")
-    misbehaving = mode != "ok" and model in ("lonely", "flaky")
+    # "ok" answers whole JSON: a fault when a stream was asked for
+    misbehaving = (mode != "ok" or _asks_for_stream(route, body)) and model in ("lonely", "flaky")
     if response.status_code >= 500:
         assert misbehaving, (response.status_code, raw[:300])
     if response.status_code >= 400:

@@ -158,7 +158,8 @@ def _quiet(server, timeout: float = 5.0) -> bool:
     gateway = server.gateway
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if not server.runner.server.connections and gateway.inflight == 0:
+        if (not server.runner.server.connections and server.open_connections == 0
+                and gateway.inflight == 0):
             return True
         time.sleep(0.01)
     return False
