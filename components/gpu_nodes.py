@@ -17,6 +17,7 @@ plan validates every object against).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from components.nodepools import (  # noqa: F401  (re-exported: what serving and
     POOL_LABEL,
     REGISTRATION_TIMEOUT_S,
     capacity_spread,
+    longest_await_s,
     node_class_name,
     node_class_spec,
     node_pool_specs,
@@ -42,6 +44,7 @@ from components.nodepools import (  # noqa: F401  (re-exported: what serving and
 from components.workload_roles import KARPENTER_ACCOUNT
 from vocabulary.config.cluster import HelmPin, KarpenterPin
 from vocabulary.config.gpu import GpuPool
+from vocabulary.config.serving import ModelConfig
 
 KARPENTER_REPO = "oci://public.ecr.aws/karpenter"
 #: the service account the platform's IRSA role trusts (components/workload_roles.py)
@@ -76,6 +79,8 @@ class GpuCapacityArgs:
     interruption_queue: pulumi.Input[str]   # queue name from the platform stack
     node_role_name: pulumi.Input[str]       # GPU nodes' role from the platform stack
     resource_tags: dict[str, str]
+    #: the models that run on the pools: their awaits size each NodePool's drain grace
+    models: Sequence[ModelConfig] = ()
 
 
 class GpuCapacity(pulumi.ComponentResource):
@@ -123,7 +128,8 @@ class GpuCapacity(pulumi.ComponentResource):
                         p, cluster_name=args.cluster_name, role_name=role, pin=args.karpenter,
                         tags=args.resource_tags)),
                 opts=after)
-            for pool_name, spec in node_pool_specs(pool).items():
+            awaited = longest_await_s(pool, args.pools, args.models)
+            for pool_name, spec in node_pool_specs(pool, awaited).items():
                 self.node_pools.append(k8s.apiextensions.CustomResource(
                     f"{name}-{pool_name}", api_version="karpenter.sh/v1", kind="NodePool",
                     metadata=k8s.meta.v1.ObjectMetaArgs(name=pool_name), spec=spec,

@@ -78,7 +78,7 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         cluster_endpoint=platform.require_output("clusterEndpoint"), karpenter=cfg.cluster.karpenter,
         device_plugin=cfg.cluster.nvidia_device_plugin, controller_role_arn=roles["karpenter"],
         interruption_queue=karpenter["interruptionQueue"], node_role_name=karpenter["nodeRoleName"],
-        resource_tags=cfg.resource_tags()), opts=in_cluster)
+        resource_tags=cfg.resource_tags(), models=cfg.models), opts=in_cluster)
     serving = ModelServing("serving", ModelServingArgs(
         serving=cfg.serving, models=cfg.models, pools=cfg.gpu_pools,
         access=RegistryAccess(
