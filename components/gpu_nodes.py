@@ -47,6 +47,9 @@ from vocabulary.config.gpu import GpuPool
 from vocabulary.config.serving import ModelConfig
 
 KARPENTER_REPO = "oci://public.ecr.aws/karpenter"
+#: the controller's release name: the chart names its Service after it (release and chart are
+#: both "karpenter", so karpenter.fullname is "karpenter"; charts/karpenter/templates/_helpers.tpl)
+KARPENTER_RELEASE = "karpenter"
 #: the service account the platform's IRSA role trusts (components/workload_roles.py)
 KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT = KARPENTER_ACCOUNT
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
@@ -94,7 +97,7 @@ class GpuCapacity(pulumi.ComponentResource):
             f"{name}-karpenter-crd", name="karpenter-crd", namespace=KARPENTER_NAMESPACE,
             chart=f"{KARPENTER_REPO}/karpenter-crd", version=version, opts=child)
         controller = k8s.helm.v3.Release(
-            f"{name}-karpenter", name="karpenter", namespace=KARPENTER_NAMESPACE,
+            f"{name}-karpenter", name=KARPENTER_RELEASE, namespace=KARPENTER_NAMESPACE,
             chart=f"{KARPENTER_REPO}/karpenter", version=version, skip_crds=True,
             values=controller_values(cluster_name=args.cluster_name,
                                      cluster_endpoint=args.cluster_endpoint,
