@@ -104,7 +104,7 @@ class GpuCapacity(pulumi.ComponentResource):
                                      queue_name=args.interruption_queue,
                                      role_arn=args.controller_role_arn),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[crds]))
-        k8s.helm.v3.Release(
+        self.device_plugin = k8s.helm.v3.Release(
             f"{name}-nvidia-device-plugin", name="nvidia-device-plugin", namespace="kube-system",
             chart="nvidia-device-plugin", version=args.device_plugin.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DEVICE_PLUGIN_REPO),
@@ -120,7 +120,7 @@ class GpuCapacity(pulumi.ComponentResource):
             },
             opts=child)
         after = pulumi.ResourceOptions(parent=self, depends_on=[crds, controller])
-        #: what waits for GPU capacity to be declared (the model servers)
+        #: what waits for GPU capacity to be declared (the model servers, with the device plugin)
         self.node_pools: list[pulumi.Resource] = []
         for pool in args.pools:
             node_class = k8s.apiextensions.CustomResource(
