@@ -28,7 +28,9 @@ READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 
 #: IAM actions behind the platform stack's aws:iam resources (Role, RolePolicy,
 #: RolePolicyAttachment, Policy, OpenIdConnectProvider, InstanceProfile) and the service-linked
-#: roles EKS, Auto Scaling and EC2 Spot create on first use (Service Authorization Reference, IAM).
+#: roles EKS and Auto Scaling create on first use (Service Authorization Reference, IAM). EC2 Spot's
+#: is not created on first use by Karpenter (its controller lacks iam:CreateServiceLinkedRole):
+#: the bootstrap creates it (components/spot_role.py).
 PLATFORM_IAM_ACTIONS = (
     "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:UpdateRole", "iam:UpdateRoleDescription",
     "iam:UpdateAssumeRolePolicy", "iam:TagRole", "iam:UntagRole", "iam:ListRoleTags", "iam:PassRole",

@@ -17,6 +17,7 @@ plan validates every object against).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from components.nodepools import (  # noqa: F401  (re-exported: what serving and
     POOL_LABEL,
     REGISTRATION_TIMEOUT_S,
     capacity_spread,
+    longest_await_s,
     node_class_name,
     node_class_spec,
     node_pool_specs,
@@ -42,8 +44,12 @@ from components.nodepools import (  # noqa: F401  (re-exported: what serving and
 from components.workload_roles import KARPENTER_ACCOUNT
 from vocabulary.config.cluster import HelmPin, KarpenterPin
 from vocabulary.config.gpu import GpuPool
+from vocabulary.config.serving import ModelConfig
 
 KARPENTER_REPO = "oci://public.ecr.aws/karpenter"
+#: the controller's release name: the chart names its Service after it (release and chart are
+#: both "karpenter", so karpenter.fullname is "karpenter"; charts/karpenter/templates/_helpers.tpl)
+KARPENTER_RELEASE = "karpenter"
 #: the service account the platform's IRSA role trusts (components/workload_roles.py)
 KARPENTER_NAMESPACE, KARPENTER_SERVICE_ACCOUNT = KARPENTER_ACCOUNT
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
@@ -76,6 +82,8 @@ class GpuCapacityArgs:
     interruption_queue: pulumi.Input[str]   # queue name from the platform stack
     node_role_name: pulumi.Input[str]       # GPU nodes' role from the platform stack
     resource_tags: dict[str, str]
+    #: the models that run on the pools: their awaits size each NodePool's drain grace
+    models: Sequence[ModelConfig] = ()
 
 
 class GpuCapacity(pulumi.ComponentResource):
@@ -89,14 +97,14 @@ class GpuCapacity(pulumi.ComponentResource):
             f"{name}-karpenter-crd", name="karpenter-crd", namespace=KARPENTER_NAMESPACE,
             chart=f"{KARPENTER_REPO}/karpenter-crd", version=version, opts=child)
         controller = k8s.helm.v3.Release(
-            f"{name}-karpenter", name="karpenter", namespace=KARPENTER_NAMESPACE,
+            f"{name}-karpenter", name=KARPENTER_RELEASE, namespace=KARPENTER_NAMESPACE,
             chart=f"{KARPENTER_REPO}/karpenter", version=version, skip_crds=True,
             values=controller_values(cluster_name=args.cluster_name,
                                      cluster_endpoint=args.cluster_endpoint,
                                      queue_name=args.interruption_queue,
                                      role_arn=args.controller_role_arn),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[crds]))
-        k8s.helm.v3.Release(
+        self.device_plugin = k8s.helm.v3.Release(
             f"{name}-nvidia-device-plugin", name="nvidia-device-plugin", namespace="kube-system",
             chart="nvidia-device-plugin", version=args.device_plugin.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=DEVICE_PLUGIN_REPO),
@@ -112,7 +120,7 @@ class GpuCapacity(pulumi.ComponentResource):
             },
             opts=child)
         after = pulumi.ResourceOptions(parent=self, depends_on=[crds, controller])
-        #: what waits for GPU capacity to be declared (the model servers)
+        #: what waits for GPU capacity to be declared (the model servers, with the device plugin)
         self.node_pools: list[pulumi.Resource] = []
         for pool in args.pools:
             node_class = k8s.apiextensions.CustomResource(
@@ -123,7 +131,8 @@ class GpuCapacity(pulumi.ComponentResource):
                         p, cluster_name=args.cluster_name, role_name=role, pin=args.karpenter,
                         tags=args.resource_tags)),
                 opts=after)
-            for pool_name, spec in node_pool_specs(pool).items():
+            awaited = longest_await_s(pool, args.pools, args.models)
+            for pool_name, spec in node_pool_specs(pool, awaited).items():
                 self.node_pools.append(k8s.apiextensions.CustomResource(
                     f"{name}-{pool_name}", api_version="karpenter.sh/v1", kind="NodePool",
                     metadata=k8s.meta.v1.ObjectMetaArgs(name=pool_name), spec=spec,

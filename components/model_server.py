@@ -55,6 +55,8 @@ class ModelServerArgs:
     #: installs the ScaledObject CRD (the scalers); never the provider's retries
     namespace: pulumi.Resource | None = None
     crds: tuple[pulumi.Resource, ...] = ()
+    #: what the pods need to get a GPU node at all: the NodePools and the device plugin
+    gpu_capacity: tuple[pulumi.Resource, ...] = ()
 
 
 def deployment_name(model: ModelConfig, track: str) -> str:
@@ -79,6 +81,7 @@ class ModelServer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, depends_on=in_ns)
         self._after_crds = pulumi.ResourceOptions(parent=self, depends_on=[*in_ns, *args.crds])
         self._in_ns = in_ns
+        self._gpu_capacity = list(args.gpu_capacity)
         account = model_reader_account(model.name)
         k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -209,7 +212,7 @@ class ModelServer(pulumi.ComponentResource):
             # KEDA owns the replica count once the scaler exists. The engine waits for the
             # rollout as long as a cold start can take (node, image, weights, load), not 10 min.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=self._in_ns, ignore_changes=["spec.replicas"],
+                parent=self, depends_on=[*self._in_ns, *self._gpu_capacity], ignore_changes=["spec.replicas"],
                 custom_timeouts=pulumi.CustomTimeouts(create=f"{budgets.await_s}s",
                                                       update=f"{budgets.await_s}s")))
 

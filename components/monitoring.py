@@ -187,6 +187,25 @@ def dcgm_service_monitor_spec(namespace: str) -> dict[str, Any]:
     }
 
 
+def karpenter_service_monitor_spec() -> dict[str, Any]:
+    """Karpenter's controller metrics (the rules in karpenter.yaml read them). The chart's own
+    ServiceMonitor stays off: it renders only when the CRD already exists at install, and the
+    controller is installed apart from Prometheus. Service, port and labels as the chart makes
+    them (aws/karpenter-provider-aws v1.14.1 charts/karpenter/templates/service.yaml: port
+    `http-metrics`, selector labels app.kubernetes.io/name and /instance; servicemonitor.yaml
+    scrapes /metrics on that port)."""
+    # here, not at the top: components.gpu_nodes -> workload_roles imports this module
+    from components.gpu_nodes import KARPENTER_NAMESPACE, KARPENTER_RELEASE
+
+    return {
+        "namespaceSelector": {"matchNames": [KARPENTER_NAMESPACE]},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "karpenter",
+                                     "app.kubernetes.io/instance": KARPENTER_RELEASE}},
+        "endpoints": [{"port": "http-metrics", "path": "/metrics", "interval": SCRAPE_INTERVAL,
+                       "relabelings": [{"targetLabel": "job", "replacement": "karpenter"}]}],
+    }
+
+
 class Monitoring(pulumi.ComponentResource):
     """Prometheus, Alertmanager and Grafana (kube-prometheus-stack), GPU metrics, rules, dashboards."""
 
@@ -251,6 +270,7 @@ class Monitoring(pulumi.ComponentResource):
                 spec=spec, opts=after_crds)
 
         custom("ServiceMonitor", DCGM_RELEASE, dcgm_service_monitor_spec(NODE_AGENTS_NAMESPACE))
+        custom("ServiceMonitor", "karpenter", karpenter_service_monitor_spec())
         for model in args.models:
             engine = ENGINES[args.engines.get(model, TGI.name)]
             custom("PodMonitor", engine.deployment_name(model, "stable"),

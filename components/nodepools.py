@@ -8,10 +8,15 @@ components/data/crds/, which the plan validates every object against).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
+from components.engines.pod import NODE_PROVISION_S, start_budgets
 from vocabulary.config.cluster import KarpenterPin
 from vocabulary.config.gpu import GpuPool
+from vocabulary.config.placement import pools_of_shape
+from vocabulary.config.serving import ModelConfig
 from vocabulary.gpu_instances import GpuInstance
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -26,14 +31,32 @@ CAPACITY_TIER_LABEL = "llmops.io/capacity-tier"
 CAPACITY_LABEL = "karpenter.sh/capacity-type"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
-#: How long Karpenter drains a node before it terminates it regardless: longer than a model
-#: server's grace (components/tgi_render.py TERMINATION_GRACE_S, 120 s) with room for a
-#: replacement replica to start and its PDB to let the old one go.
-NODE_TERMINATION_GRACE = "30m"
+#: The least Karpenter drains a GPU node before it terminates it regardless: longer than a
+#: model server's grace (120 s). Where models run, node_termination_grace() derives more.
+MIN_TERMINATION_GRACE_S = 30 * 60
 #: kubernetes-sigs/karpenter v1.14.1 pkg/controllers/nodeclaim/lifecycle/liveness.go:
 #: a NodeClaim that has not registered 15 minutes after launch is deleted and retried.
 REGISTRATION_TIMEOUT_S = 15 * 60
 ROOT_DEVICE = "/dev/xvda"  # AL2023 EKS AMIs
+
+
+def longest_await_s(pool: GpuPool, pools: Sequence[GpuPool], models: Sequence[ModelConfig]) -> int:
+    """The longest rollout await of a model that may run on `pool` (its GPU shape), sized as
+    components/serving.py sizes it: on the smallest node of the shape. 0 without such a model."""
+    shape_pools = pools_of_shape(list(pools), pool.shape) or [pool]
+    node = min((p.smallest for p in shape_pools), key=lambda t: (t.memory_gib, t.vcpu))
+    return max((start_budgets(m, node).await_s for m in models if m.gpu_shape == pool.shape), default=0)
+
+
+def node_termination_grace(longest_await: int) -> str:
+    """The NodePool's terminationGracePeriod: how long a disrupted node drains before Karpenter
+    deletes its remaining pods and terminates it, whatever their PDBs (kubernetes-sigs/karpenter
+    v1.14.1, website disruption.md "TerminationGracePeriod"). A drained model's PDB holds its
+    old pod until a replacement is Ready, and that replacement may need a new node (node
+    provisioning) and may fail its first start once (twice the longest await); rounded up to
+    10 minutes, never under MIN_TERMINATION_GRACE_S."""
+    seconds = max(MIN_TERMINATION_GRACE_S, NODE_PROVISION_S + 2 * longest_await)
+    return f"{math.ceil(seconds / 600) * 10}m"
 
 
 def ami_alias(pin: KarpenterPin) -> str:
@@ -80,8 +103,9 @@ def node_limits(instances: list[GpuInstance], nodes: int) -> dict[str, str]:
             "cpu": str(nodes * max(t.vcpu for t in instances))}
 
 
-def node_pool_specs(pool: GpuPool) -> dict[str, dict[str, Any]]:
-    """NodePool name -> spec: the pool's own, and its on-demand floor where it has one."""
+def node_pool_specs(pool: GpuPool, longest_await: int = 0) -> dict[str, dict[str, Any]]:
+    """NodePool name -> spec: the pool's own, and its on-demand floor where it has one.
+    `longest_await`: of a model that may run there (longest_await_s), for the drain's grace."""
     def spec(capacity: list[str], tier: str, nodes: int, weight: int) -> dict[str, Any]:
         return {
             "weight": weight,
@@ -98,7 +122,7 @@ def node_pool_specs(pool: GpuPool) -> dict[str, dict[str, Any]]:
                         {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}],
                     "taints": [dict(GPU_TAINT)],
                     "expireAfter": pool.expire_after,
-                    "terminationGracePeriod": NODE_TERMINATION_GRACE,
+                    "terminationGracePeriod": node_termination_grace(longest_await),
                 },
             },
             # empty GPU nodes go (scale to zero), underused ones are replaced by cheaper ones

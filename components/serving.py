@@ -32,6 +32,8 @@ class ModelServingArgs:
     #: engine name -> its image (serving.tgiImage, serving.vllmImage), through the regional
     #: mirror when there is one
     images: pulumi.Input[dict[str, str]]
+    #: the NodePools and device plugin (components/gpu_nodes.py) the model Deployments wait for
+    gpu_capacity: tuple[pulumi.Resource, ...] = ()
 
 
 def smallest_node(pools: list[GpuPool], shape: str) -> GpuPool:
@@ -87,7 +89,7 @@ class ModelServing(pulumi.ComponentResource):
                 versions=versions, access=args.access,
                 reader_role_arn=role_arns.apply(lambda arns, m=model.name: arns[m]),
                 image=images.apply(lambda i, e=model.engine: i[e]),
-                namespace=serving_ns, crds=(keda,)), opts=child)
+                namespace=serving_ns, crds=(keda,), gpu_capacity=args.gpu_capacity), opts=child)
             routers: dict[str, pulumi.Output[str]] = {}
             if is_routed(model):
                 # a router per track, each selecting its own track's pods (components/router.py)

@@ -73,12 +73,12 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
     images = platform.require_output("imageMirrors").apply(
         lambda mirrors: {e: mirrored(i, mirrors or {}) for e, i in engine_images.items()})
     karpenter = platform.require_output("karpenter")
-    GpuCapacity("gpu", GpuCapacityArgs(
+    gpu = GpuCapacity("gpu", GpuCapacityArgs(
         pools=cfg.gpu_pools, cluster_name=cfg.cluster_name,
         cluster_endpoint=platform.require_output("clusterEndpoint"), karpenter=cfg.cluster.karpenter,
         device_plugin=cfg.cluster.nvidia_device_plugin, controller_role_arn=roles["karpenter"],
         interruption_queue=karpenter["interruptionQueue"], node_role_name=karpenter["nodeRoleName"],
-        resource_tags=cfg.resource_tags()), opts=in_cluster)
+        resource_tags=cfg.resource_tags(), models=cfg.models), opts=in_cluster)
     serving = ModelServing("serving", ModelServingArgs(
         serving=cfg.serving, models=cfg.models, pools=cfg.gpu_pools,
         access=RegistryAccess(
@@ -86,7 +86,8 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
             registry_prefix=cfg.storage.registry_prefix, region=cfg.region,
             weights_image=platform.require_output("platformRepositoryUrl").apply(
                 lambda url: f"{url}:{cfg.serving.weights_image_tag}")),
-        reader_role_arns=roles["models"], images=images), opts=in_cluster)
+        reader_role_arns=roles["models"], images=images,
+        gpu_capacity=(gpu.device_plugin, *gpu.node_pools)), opts=in_cluster)
     if cfg.images.prepull and cfg.models:
         used = sorted({m.engine for m in cfg.models})
         ImagePrepull("prepull", namespace=cfg.serving.namespace,

@@ -122,6 +122,20 @@ def test_an_existing_github_provider_is_reused_not_created(tmp_path):
     assert _trust(plan, "github-deploy-dev")["Principal"]["Federated"] == arn
 
 
+def test_the_ec2_spot_service_linked_role_is_created_so_karpenter_can_buy_spot(plan):
+    """Without it Karpenter marks spot unavailable and runs every node on-demand."""
+    role = plan.one("aws:iam/serviceLinkedRole:ServiceLinkedRole")
+    assert role.inputs["awsServiceName"] == "spot.amazonaws.com"
+    assert plan.stack_outputs["bootstrap"]["spotServiceLinkedRole"] == role.outputs["name"]
+
+
+def test_an_existing_spot_service_linked_role_is_adopted_not_created(tmp_path):
+    """CreateServiceLinkedRole fails where the role exists."""
+    plan = run_bootstrap_plan(_variant(tmp_path, **{"llmops-bootstrap:spotServiceLinkedRoleExists": True}))
+    assert plan.of_type("aws:iam/serviceLinkedRole:ServiceLinkedRole") == []
+    assert plan.stack_outputs["bootstrap"]["spotServiceLinkedRole"] == "AWSServiceRoleForEC2Spot"
+
+
 def test_bad_bootstrap_config_lists_every_problem_with_its_key(tmp_path):
     stacks = _variant(tmp_path, **{"llmops-bootstrap:githubRepository": "not a repo",
                                    "llmops-bootstrap:environments": ["dev", "Prod", "dev"],
@@ -139,7 +153,7 @@ def test_bad_bootstrap_config_lists_every_problem_with_its_key(tmp_path):
 def test_llmops_plan_plans_the_bootstrap_and_checks_it(capsys):
     assert main(["plan", "--stack", "bootstrap"]) == 0
     out = capsys.readouterr().out
-    assert "Offline plan of stack 'bootstrap' (us-east-1): 19 resources" in out
+    assert "Offline plan of stack 'bootstrap' (us-east-1): 20 resources" in out
     assert "Policies: no violations in stack 'bootstrap'" in out
 
 

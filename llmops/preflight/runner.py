@@ -14,11 +14,13 @@ from llmops.preflight.quotas import gpu_quotas
 from llmops.preflight.registry import registry_versions
 from llmops.preflight.result import Check, failed
 from llmops.preflight.secrets import workloads_secrets
+from llmops.preflight.spot_role import spot_service_linked_role
 
 CheckFn = Callable[[Context], list[Check]]
 #: before the platform `up`: what the account must offer
 ACCOUNT_CHECKS: tuple[tuple[str, CheckFn], ...] = (
-    ("identity", identity), ("zones", zones), ("quotas", gpu_quotas), ("connection", connection))
+    ("identity", identity), ("zones", zones), ("quotas", gpu_quotas), ("spot-role", spot_service_linked_role),
+    ("connection", connection))
 #: before the workloads `up`: also what the platform and publish steps must have produced
 WORKLOADS_CHECKS: tuple[tuple[str, CheckFn], ...] = (
     *ACCOUNT_CHECKS, ("image", platform_image), ("registry", registry_versions),

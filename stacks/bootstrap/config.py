@@ -39,6 +39,10 @@ class BootstrapConfig(Section):
     github_oidc_provider_arn: str | None = Field(
         default=None, alias=f"{BOOTSTRAP_PROJECT}:githubOidcProviderArn",
         description="the account's existing GitHub provider (one per issuer URL), else one is made")
+    spot_service_linked_role_exists: bool = Field(
+        default=False, alias=f"{BOOTSTRAP_PROJECT}:spotServiceLinkedRoleExists",
+        description="true when AWSServiceRoleForEC2Spot already exists in the account "
+                    "(CreateServiceLinkedRole fails on an existing role), else it is created")
 
     @field_validator("region")
     @classmethod
@@ -97,6 +101,7 @@ def load_from_runtime() -> BootstrapConfig:
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    values = {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in raw.items()}
+    values = {k: json.loads(v) if isinstance(v, str) and (v[:1] in "[{" or v in ("true", "false")) else v
+              for k, v in raw.items()}
     stack = pulumi.get_stack()
     return parse_bootstrap_config(values, stack=stack, source=f"stacks/bootstrap/Pulumi.{stack}.yaml")

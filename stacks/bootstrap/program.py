@@ -1,6 +1,6 @@
-"""The bootstrap program: GitHub's OIDC provider, the deploy and preview roles of every
-environment, and (stateBackend: s3) the state bucket and the secrets key. Its outputs are
-what the repository's settings need (docs/deploy.md, "1. Bootstrap")."""
+"""The bootstrap program: GitHub's OIDC provider, the EC2 Spot service-linked role, the deploy
+and preview roles of every environment, and (stateBackend: s3) the state bucket and the secrets
+key. Its outputs are what the repository's settings need (docs/deploy.md, "1. Bootstrap")."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from components.deploy_roles import DeployRoles, DeployRolesArgs
 from components.github_oidc import GitHubOidcProvider
+from components.spot_role import SpotServiceLinkedRole
 from components.state_backend import StateBackend
 from components.tagging import register_default_tags
 from stacks.bootstrap.config import BootstrapConfig, load_from_runtime
@@ -19,6 +20,7 @@ def build_bootstrap(cfg: BootstrapConfig) -> dict[str, pulumi.Input]:
     register_default_tags(cfg.resource_tags())
     identity = aws.get_caller_identity()
     provider = GitHubOidcProvider("github", existing_arn=cfg.github_oidc_provider_arn)
+    spot = SpotServiceLinkedRole("spot", existing=cfg.spot_service_linked_role_exists)
     state = StateBackend("state", name_prefix=PRODUCT) if cfg.state_backend == "s3" else None
     roles = DeployRoles("github", DeployRolesArgs(
         repository=cfg.github_repository, environments=cfg.environments,
@@ -26,7 +28,8 @@ def build_bootstrap(cfg: BootstrapConfig) -> dict[str, pulumi.Input]:
         readable_objects=[state.bucket_arn.apply(lambda arn: f"{arn}/*")] if state else ()))
     outputs: dict[str, pulumi.Input] = {
         "accountId": identity.account_id, "githubOidcProviderArn": provider.arn,
-        "deployRoleArns": roles.deploy_role_arns, "previewRoleArns": roles.preview_role_arns}
+        "deployRoleArns": roles.deploy_role_arns, "previewRoleArns": roles.preview_role_arns,
+        "spotServiceLinkedRole": spot.name}
     if state is not None:
         for env in cfg.environments:
             state.grant(f"deploy-{env}", roles.deploy_roles[env].name, write=True)

@@ -311,6 +311,7 @@ def test_pool_volume_bounds(key, low, high):
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("consolidateAfter", "soon", "'soon' is not a duration such as 10m, 720h or 1h30m"),
     ("expireAfter", "", "'' is not a duration"),
+    ("expireAfter", "never", "'never' is not a duration such as 720h or 1h30m, nor Never"),
     ("disruptionBudget", "150%", "String should match pattern"),
     ("capacityTypes", ["spot", "spot"], "capacity types are listed more than once"),
     ("capacityTypes", [], "List should have at least 1 item")])
@@ -644,7 +645,7 @@ def test_left_out_settings_get_the_documented_production_defaults():
     assert (config.gateway.replicas.min, config.gateway.replicas.max) == (2, 6)
     pool = config.gpu_pools[0]
     assert (pool.capacity, pool.consolidate_after, pool.expire_after, pool.disruption_budget) == (
-        ["spot", "on-demand"], "10m", "720h", "10%")
+        ["spot", "on-demand"], "10m", "Never", "10%")
     storage = config.storage
     retention = (storage.noncurrent_version_days, storage.abort_multipart_days, storage.access_log_days)
     assert retention == (30, 7, 365)

@@ -47,6 +47,8 @@ def test_configured_thresholds_and_objectives_move_the_alert_boundaries(promtool
                 "values": f"{n}x70"} for m, n in (("queue-above", 13), ("queue-at", 12))]
     series += [{"series": f'DCGM_FI_DEV_FB_{kind}{{gpu="{g}",UUID="GPU-{g}",node="n"}}', "values": f"{v}x70"}
                for g, used in (("0", 91), ("1", 90)) for kind, v in (("USED", used), ("FREE", 100 - used))]
+    # a scraped Karpenter controller: else KarpenterMetricsAbsent fires, rightly
+    series += [{"series": 'up{job="karpenter",instance="10.0.1.5:8080"}', "values": "1x70"}]
     case = {
         "name": "rendered from a non-default config",
         "interval": "1m",

@@ -34,3 +34,24 @@ def test_the_shipped_rule_files_are_what_the_cluster_gets(plans):
                 for g in rule.inputs["spec"]["groups"]]
     for group in shipped:
         assert group in deployed
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_karpenter_s_controller_is_scraped_so_its_alerts_can_fire(plans, stack):
+    """The chart's ServiceMonitor is off; without ours the karpenter.yaml alerts never fire."""
+    plan = plans[stack]
+    [controller] = [r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+                    if r.inputs["chart"].endswith("/karpenter")]
+    [monitor] = [m for m in plan.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+                 if m.inputs["metadata"]["name"] == "karpenter"]
+    spec = monitor.inputs["spec"]
+    # the chart's Service: name and instance label are the release's, port http-metrics
+    assert spec["namespaceSelector"] == {"matchNames": [controller.inputs["namespace"]]}
+    assert spec["selector"]["matchLabels"] == {"app.kubernetes.io/name": "karpenter",
+                                               "app.kubernetes.io/instance": controller.inputs["name"]}
+    [endpoint] = spec["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http-metrics", "/metrics")
+    assert {"targetLabel": "job", "replacement": "karpenter"} in endpoint["relabelings"]
+    [stack_release] = [r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+                       if r.inputs["chart"] == "kube-prometheus-stack"]
+    assert stack_release.urn in monitor.dependencies  # its CRD exists first

@@ -79,13 +79,16 @@ def test_an_account_set_up_wrong_reports_every_failure_at_once_with_what_to_run(
     out = capsys.readouterr().out
     lines = out.splitlines()[1:-1]
     assert {line.split()[1] for line in lines if line.split()[0] == "FAIL"} == {
-        "identity", "zones", "quota", "connection", "image", "model", "secret"}
+        "identity", "zones", "quota", "spot-role", "connection", "image", "model", "secret"}
     assert not [line for line in lines if line.split()[0] != "FAIL"]
     assert f"account 123456789012, but llmops:ci.githubConnectionArn names {OTHER_ACCOUNT}" in out
     assert "4 available in us-west-2 (us-west-2a, us-west-2b, us-west-2c, us-west-2d); azCount 6" in out
     assert ("All G and VT Spot Instance Requests: 0 vCPUs; pools gpu24-x1 need 12 at their NodePool limits; "
             "aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-3819A6DF "
             "--desired-value 12 --region us-west-2") in out
+    assert ("AWSServiceRoleForEC2Spot is missing; pools gpu24-x1 would get no spot nodes (Karpenter "
+            "marks spot unavailable); run the bootstrap stack (stacks/bootstrap) or "
+            "`aws iam create-service-linked-role --aws-service-name spot.amazonaws.com`") in out
     assert "is PENDING; complete it in the console" in out
     assert "llmops-dev/llm-gateway:0.1.0 is not in ECR; push it" in out
     assert "run `llmops registry promote llama-3-8b VERSION --stage staging`" in out
@@ -108,8 +111,16 @@ def test_a_codeconnections_connection_shared_from_another_account_is_not_an_iden
     assert identity and identity[0].split()[0] == "ok", identity
 
 
+def _create_spot_role(aws) -> None:
+    """What the bootstrap's ServiceLinkedRole leaves behind (moto names created ones otherwise)."""
+    aws("iam", "us-east-1").create_role(
+        RoleName="AWSServiceRoleForEC2Spot", Path="/aws-service-role/spot.amazonaws.com/",
+        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}')
+
+
 def test_an_account_set_up_right_passes_every_check(tmp_path, aws, capsys):
     stacks = _stacks(tmp_path, "prod", secrets=True)
+    _create_spot_role(aws)
     repository = _publish_platform_outputs(aws, "prod", "us-east-1", "llmops-prod-models")
     aws("ecr", "us-east-1").put_image(repositoryName=repository, imageManifest=image_manifest(),
                                       imageTag="0.1.0")
@@ -131,17 +142,19 @@ def test_an_account_set_up_right_passes_every_check(tmp_path, aws, capsys):
     assert "FAIL" not in out and out.rstrip().endswith("checks passed.")
     assert re.search(r"ok\s+quota L-DB2E81BA\s+Running On-Demand G and VT instances: 576 vCPUs", out)
     assert re.search(r"ok\s+quota L-3819A6DF\s+All G and VT Spot Instance Requests: 384 vCPUs", out)
+    assert re.search(r"ok\s+spot-role\s+AWSServiceRoleForEC2Spot exists", out)
     assert re.search(r"ok\s+model qwen-2-5-32b \(stable\)\s+stage production -> 2025-09-30", out)
     assert re.search(r"ok\s+model llama-3-8b \(canary\)\s+version 2025-11-12 -> 2025-11-12", out)
 
 
 def test_before_the_platform_only_the_account_is_checked(tmp_path, aws, capsys):
     stacks = _stacks(tmp_path, "dev", secrets=False)
+    _create_spot_role(aws)
     EC2_QUOTAS.update({"L-3819A6DF": 16.0})
     connection, _ = stubbed_connection("us-west-2", _connection_arn(stacks, "dev"), "AVAILABLE")
     assert _run(stacks, "dev", aws, connection, "--before", "platform") == 0
     names = [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:-1]]
-    assert names == ["identity", "zones", "quota", "connection"]
+    assert names == ["identity", "zones", "quota", "spot-role", "connection"]
 
 
 def test_print_images_names_each_tag_the_environment_needs_in_its_repository(tmp_path, aws, capsys):
@@ -164,7 +177,7 @@ def test_unreachable_aws_is_a_failed_check_not_a_traceback(tmp_path, aws, capsys
                                       "--before", "platform"])
     assert preflight.run(args, make_client=nowhere) == 1
     out = capsys.readouterr().out
-    assert re.search(r"FAIL\s+identity\s+could not reach AWS", out) and "4 of 4 checks failed" in out
+    assert re.search(r"FAIL\s+identity\s+could not reach AWS", out) and "5 of 5 checks failed" in out
 
 
 @pytest.mark.parametrize(("stack", "expected"), [

@@ -54,8 +54,9 @@ class GpuPool(Section):
         "and the weights land here too)")
     consolidate_after: str = Field(default="10m", description="how long a node stays empty or "
                                    "underused before Karpenter removes or replaces it")
-    expire_after: str = Field(default="720h", description="a node's maximum life (AMI and "
-                              "kernel updates reach GPU nodes at least this often)")
+    expire_after: str = Field(default="Never", description="a node's maximum life, or Never: "
+                              "expiry drains forcefully, ignoring disruption budgets, so AMI updates "
+                              "roll by drift instead (the pinned amiVersion changes)")
     disruption_budget: str = Field(default="10%", pattern=r"^(\d{1,2}%|100%|\d+)$",
                                    description="nodes (or share) Karpenter may disrupt at once")
 
@@ -93,11 +94,18 @@ class GpuPool(Section):
             raise ValueError(f"not capacity reservation ids (cr- and 8-17 hex digits): {bad}")
         return values
 
-    @field_validator("consolidate_after", "expire_after")
+    @field_validator("consolidate_after")
     @classmethod
     def _duration(cls, value: str) -> str:
         if not value or not DURATION.match(value):
             raise ValueError(f"{value!r} is not a duration such as 10m, 720h or 1h30m")
+        return value
+
+    @field_validator("expire_after")
+    @classmethod
+    def _lifetime(cls, value: str) -> str:
+        if value != "Never" and (not value or not DURATION.match(value)):
+            raise ValueError(f"{value!r} is not a duration such as 720h or 1h30m, nor Never")
         return value
 
     @model_validator(mode="after")

@@ -12,13 +12,21 @@ New checks live in their own module of this package (one module per area) and ex
 
 from __future__ import annotations
 
-from llmops.offline.deploy_checks import capacity, ci, cluster_services, core, identity, keda_and_order
+from llmops.offline.deploy_checks import (
+    capacity,
+    ci,
+    cluster_services,
+    core,
+    identity,
+    keda_and_order,
+    node_lifecycle,
+)
 from llmops.offline.deploy_checks.base import Finding, Rule, await_seconds, parse_duration
 from llmops.offline.deploy_checks.core import verified_charts
 from llmops.offline.plan import Plan
 
 RULES: tuple[Rule, ...] = (*core.RULES, *ci.RULES, *keda_and_order.RULES, *identity.RULES,
-                           *cluster_services.RULES, *capacity.RULES)
+                           *cluster_services.RULES, *capacity.RULES, *node_lifecycle.RULES)
 
 __all__ = ["RULES", "Finding", "await_seconds", "check", "parse_duration", "render", "verified_charts"]
 
