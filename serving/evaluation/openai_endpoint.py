@@ -102,8 +102,11 @@ class OpenAIEndpoint:
                             first = now
             except requests.exceptions.ChunkedEncodingError as exc:
                 raise RequestFailed(f"the answer broke off: {_root(exc)}") from None
-            except requests.exceptions.ReadTimeout as exc:
-                raise RequestFailed(f"no answer within the suite's timeoutS: {exc}") from None
+            except requests.exceptions.ConnectionError as exc:
+                # requests raises a read timeout while iterating a body as ConnectionError
+                # (requests 2.34 models.py, Response.iter_content)
+                raise RequestFailed(f"no token within the suite's timeoutS, or the connection "
+                                    f"dropped mid-stream: {_root(exc)}") from None
             except (KeyError, TypeError, ValueError, AttributeError):
                 raise self._not_openai("`data:` events with choices[].text, then usage, then "
                                        "`data: [DONE]`") from None

@@ -83,6 +83,18 @@ def test_a_grammar_becomes_vllms_structured_outputs(servers, tmp_path, capsys):
     assert behaviour.requests[0]["body"]["structured_outputs"] == {"json": schema}
 
 
+def test_a_stream_that_stalls_past_the_timeout_fails_that_request(servers, tmp_path, capsys):
+    url = servers.serve(create_fake_vllm(VllmBehaviour(served=MODEL, words=WORDS, token_delay_s=2)))
+    suite = write_suite(tmp_path, [GREETING], {**LATENCY, "requests": 1, "concurrency": 1})
+    suite.write_text(suite.read_text().replace("timeoutS: 10", "timeoutS: 0.3"))
+    code, report = run(url, suite, tmp_path)
+    capsys.readouterr()
+    assert code == 3
+    assert report["accuracy"]["passed"] == 1  # the answer without streaming is not delayed
+    assert report["latency"]["errors"] == 1
+    assert report["latency"]["firstError"].startswith("no token within the suite's timeoutS")
+
+
 def test_an_error_answer_fails_that_request_and_the_run_goes_on(servers, tmp_path, capsys):
     url = servers.serve(create_fake_vllm(VllmBehaviour(served=MODEL, words=WORDS, max_prompt_chars=40)))
     long = {"id": "long", "prompt": "x" * 60, "expect": {"contains": "vLLM"}}
