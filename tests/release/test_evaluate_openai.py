@@ -154,4 +154,6 @@ def test_the_default_protocol_is_still_tgi(servers, tmp_path, capsys):
     code = main(["evaluate", "--endpoint", url, "--suite", str(write_suite(tmp_path, [GREETING])),
                  "--key", KEY])
     assert code == 1
-    assert "did not answer like a TGI endpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "did not answer like a TGI endpoint" in err
+    assert "A vLLM server needs --protocol openai" in err
