@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="tgi: the text-generation client, POST URL/ (TGI, the gateway); "
                         "openai: POST URL/v1/completions (vLLM). Default: tgi")
     parser.add_argument("--suite", required=True, type=Path, metavar="FILE", help="suite YAML")
-    parser.add_argument("--model", help="sent as X-Model (default: the suite's model)")
+    parser.add_argument("--model", help="sent as X-Model (tgi) or the request's model (openai); "
+                        "default: the suite's model")
     parser.add_argument("--key", default=os.environ.get(KEY_ENV),
                         help=f"API key for the gateway (default: ${KEY_ENV})")
     parser.add_argument("--report", type=Path, metavar="PATH", help="write the JSON report here")
