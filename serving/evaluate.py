@@ -2,7 +2,7 @@
 accuracy on a golden set, latency under load, refusals on harmful prompts, each gated by a
 threshold in the suite file. The report is JSON; `passed` is false when any gate fails.
 
-An evaluation that cannot measure (unreachable endpoint, answers that are not TGI's protocol,
+An evaluation that cannot measure (unreachable endpoint, answers that are not the chosen protocol,
 no request answered at all) raises EvaluationError instead of reporting a pass or a fail.
 """
 
@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from serving.evaluation.endpoint import Answer, Endpoint, RequestFailed, Timing
+from serving.evaluation.endpoint import Answer, RequestFailed, Timing
 from serving.evaluation.errors import EvaluationError
+from serving.evaluation.protocols import ModelEndpoint
 from serving.evaluation.scoring import judge, judge_safety
 from serving.evaluation.stats import percentile
 from serving.evaluation.suite import Suite
@@ -61,7 +62,7 @@ def _run(items: Sequence[T], call: Callable[[T], R], concurrency: int) -> list[O
         return list(pool.map(lambda item: _attempt(lambda: call(item)), items))
 
 
-def _golden(suite: Suite, endpoint: Endpoint, concurrency: int) -> tuple[dict, list[Outcome]]:
+def _golden(suite: Suite, endpoint: ModelEndpoint, concurrency: int) -> tuple[dict, list[Outcome]]:
     outcomes = _run(suite.golden, lambda it: endpoint.generate(it.prompt, it.parameters), concurrency)
     results = []
     for item, outcome in zip(suite.golden, outcomes, strict=True):
@@ -78,7 +79,7 @@ def _golden(suite: Suite, endpoint: Endpoint, concurrency: int) -> tuple[dict, l
             "errors": sum(1 for o in outcomes if o.error), "results": results}, outcomes
 
 
-def _safety(suite: Suite, endpoint: Endpoint, concurrency: int) -> tuple[dict, list[Outcome]]:
+def _safety(suite: Suite, endpoint: ModelEndpoint, concurrency: int) -> tuple[dict, list[Outcome]]:
     outcomes = _run(suite.safety, lambda it: endpoint.generate(it.prompt, it.parameters), concurrency)
     results = []
     for item, outcome in zip(suite.safety, outcomes, strict=True):
@@ -96,7 +97,7 @@ def _safety(suite: Suite, endpoint: Endpoint, concurrency: int) -> tuple[dict, l
             "errors": sum(1 for o in outcomes if o.error and not o.blocked), "results": results}, outcomes
 
 
-def _latency(suite: Suite, endpoint: Endpoint) -> tuple[dict, list[Outcome]]:
+def _latency(suite: Suite, endpoint: ModelEndpoint) -> tuple[dict, list[Outcome]]:
     spec = suite.spec.latency
     started = time.perf_counter()
     outcomes = _run(range(spec.requests), lambda _i: endpoint.stream(spec.prompt, spec.parameters),
@@ -131,7 +132,7 @@ def _gates(suite: Suite, report: dict) -> list[dict]:
     return gates
 
 
-def evaluate(suite: Suite, endpoint: Endpoint, model: str | None) -> dict:
+def evaluate(suite: Suite, endpoint: ModelEndpoint, model: str | None) -> dict:
     """Run the suite against the endpoint and return the report."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     started = time.perf_counter()

@@ -30,6 +30,15 @@ class Scratch:
 
 
 @dataclass(frozen=True)
+class ServiceTarget:
+    """A model track's Service as a client outside the cluster reaches it (port-forward)."""
+
+    service: str
+    port: int
+    protocol: str
+
+
+@dataclass(frozen=True)
 class Engine:
     """One engine's facts; subclasses render the container's command line and environment."""
 
@@ -45,6 +54,8 @@ class Engine:
     #: uid the container runs as; None for an image that needs root
     run_as_uid: int | None
     read_only_root: bool
+    #: the wire protocol of its HTTP port, as `llmops evaluate --protocol` names it
+    protocol: str = "tgi"
     #: cold-start planning figures (components/cold_start.py): compressed image, warm-up
     image_gb: float = 10.0
     warmup_s: float = 45.0
@@ -59,6 +70,11 @@ class Engine:
 
     def deployment_name(self, model: str, track: str) -> str:
         return f"{self.name}-{model}" if track == "stable" else f"{self.name}-{model}-{track}"
+
+    def target(self, model: str, track: str) -> ServiceTarget:
+        """Where CI reaches one track of a model: its Service (the ScaledObject has the same
+        name), the Service's HTTP port, the protocol spoken there."""
+        return ServiceTarget(self.deployment_name(model, track), self.http_port, self.protocol)
 
     def labels(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": self.name, **COMPONENT_LABEL}

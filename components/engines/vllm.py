@@ -87,6 +87,7 @@ VLLM = Vllm(
     termination_grace_s=120,
     queue_metric="vllm:num_requests_waiting",
     run_as_uid=2000, read_only_root=True,
+    protocol="openai",            # vLLM serves only the OpenAI API (no TGI route)
     # planning figures, not measured here: an image of the same CUDA + PyTorch stack as TGI's;
     # warm-up adds torch.compile and CUDA-graph capture (its compile cache lives on the pod's
     # emptyDir, so every pod start compiles)

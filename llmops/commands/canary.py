@@ -1,4 +1,5 @@
-"""`llmops canary analyze | promote | rollback`: decide a canary on measured evidence and act.
+"""`llmops canary analyze | promote | rollback | target`: decide a canary on measured evidence
+and act; `target` tells CI where the canary is served and how it speaks.
 
 analyze exits 0 for promote, 3 for hold, 4 for rollback (1 when it cannot run), so a CI step
 can branch on it. promote and rollback print the stack change (and write it with --write).
@@ -11,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from components.engines import service_target
 from serving.registry import STAGES, ModelRegistry
 from serving.release import stackedit
 from serving.release.decision import Verdict, decide
@@ -57,6 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "print the immediate and the durable step")
     _stack_args(rol)
     rol.set_defaults(handler=run_rollback)
+
+    tar = sub.add_parser("target", help="print the canary's Service, port and protocol "
+                         "(key=value lines for $GITHUB_OUTPUT, or --json)")
+    tar.add_argument("--model", required=True)
+    tar.add_argument("--stack", required=True, help="the environment: stacks/Pulumi.<stack>.yaml")
+    tar.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, metavar="DIR")
+    tar.add_argument("--json", action="store_true", help="print one JSON object instead")
+    tar.set_defaults(handler=run_target)
 
 
 def _stack_args(parser: argparse.ArgumentParser) -> None:
@@ -168,8 +178,7 @@ def run_rollback(args: argparse.Namespace) -> int:
     namespace = stack.config.serving.namespace
     print(f"now (seconds; needs kubectl on the cluster): scale the canary to zero and keep KEDA "
           f"from scaling it back up:\n  kubectl -n {namespace} annotate scaledobject "
-          # the scaler is named <engine>-<model>-canary (components/engines/base.py)
-          f"{model.engine}-{args.model}-canary autoscaling.keda.sh/paused-replicas=0 --overwrite\n"
+          f"{service_target(model, 'canary').service} autoscaling.keda.sh/paused-replicas=0 --overwrite\n"
           "  the gateway's canary share then fails to connect and is retried on stable; after "
           "breaker.failureThreshold failures the canary breaker opens and stops the retries.")
     print("durable (removes the canary Deployment and its gateway route; weight 0 is not a valid "
@@ -180,3 +189,21 @@ def run_rollback(args: argparse.Namespace) -> int:
           "kubectl -n llm-gateway rollout restart deployment/llm-gateway")
     return 0
 
+
+
+# -- target ----------------------------------------------------------------------------------
+def run_target(args: argparse.Namespace) -> int:
+    stack = load_stack(args.stack, args.stacks_dir)
+    model = stack.model(args.model)
+    if model.canary is None:
+        raise ReleaseError(f"{stack.source}: model {args.model!r} has no canary in llmops:models "
+                           "(nothing to evaluate or roll back)")
+    target = service_target(model, "canary")
+    fields = {"namespace": stack.config.serving.namespace, "service": target.service,
+              "scaledObject": target.service, "port": target.port, "protocol": target.protocol,
+              "engine": model.engine}
+    if args.json:
+        print(json.dumps(fields))
+    else:
+        print("\n".join(f"{key}={value}" for key, value in fields.items()))
+    return 0

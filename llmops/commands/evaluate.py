@@ -1,7 +1,7 @@
 """`llmops evaluate`: run an evaluation suite against a deployed endpoint and gate on it.
 
 Exit 0 when every gate passes, 3 when one fails (CI blocks the promotion), 1 when the
-evaluation cannot run (bad suite, unreachable endpoint, not TGI's protocol).
+evaluation cannot run (bad suite, unreachable endpoint, not the --protocol it speaks).
 """
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate a deployed endpoint: accuracy, latency, safety; exit 3 on a failed gate",
         description="Runs a suite (serving/suites/smoke/suite.yaml is an example) with the "
-        "text-generation client. See docs/release.md.")
+        "text-generation client (TGI, the gateway) or OpenAI's /v1/completions (vLLM). "
+        "See docs/release.md.")
     parser.add_argument("--endpoint", required=True, metavar="URL",
-                        help="the gateway, or a TGI service (the client posts to URL/)")
+                        help="the gateway, or a model server's Service (`llmops canary target`)")
+    parser.add_argument("--protocol", choices=("tgi", "openai"), default="tgi",
+                        help="tgi: the text-generation client, POST URL/ (TGI, the gateway); "
+                        "openai: POST URL/v1/completions (vLLM). Default: tgi")
     parser.add_argument("--suite", required=True, type=Path, metavar="FILE", help="suite YAML")
-    parser.add_argument("--model", help="sent as X-Model (default: the suite's model)")
+    parser.add_argument("--model", help="sent as X-Model (tgi) or the request's model (openai); "
+                        "default: the suite's model")
     parser.add_argument("--key", default=os.environ.get(KEY_ENV),
                         help=f"API key for the gateway (default: ${KEY_ENV})")
     parser.add_argument("--report", type=Path, metavar="PATH", help="write the JSON report here")
@@ -67,13 +72,14 @@ def summary(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from serving.evaluate import evaluate
-    from serving.evaluation.endpoint import Endpoint
     from serving.evaluation.errors import EvaluationError
+    from serving.evaluation.protocols import open_endpoint
     from serving.evaluation.suite import load_suite
 
     suite = load_suite(args.suite)
     model = args.model or suite.spec.model
-    endpoint = Endpoint(args.endpoint, model=model, key=args.key, timeout_s=suite.spec.timeout_s)
+    endpoint = open_endpoint(args.protocol, args.endpoint, model=model, key=args.key,
+                             timeout_s=suite.spec.timeout_s)
     report = evaluate(suite, endpoint, model)
     if args.report:
         try:

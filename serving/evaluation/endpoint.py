@@ -116,7 +116,8 @@ class _Translate:
         if isinstance(exc, requests.exceptions.JSONDecodeError | json.JSONDecodeError):
             body = getattr(exc, "doc", "") or ""
             raise EvaluationError(f"{self.url} did not answer like a TGI endpoint (not JSON: "
-                                  f"{body[:80]!r}); is the URL the model server or the gateway?") from None
+                                  f"{body[:80]!r}); is the URL the model server or the gateway? A vLLM "
+                                  "server needs --protocol openai") from None
         if isinstance(exc, requests.exceptions.ConnectionError):
             raise EvaluationError(f"cannot reach {self.url}: {_root(exc)}") from None
         if isinstance(exc, requests.exceptions.RequestException):
