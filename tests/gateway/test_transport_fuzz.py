@@ -35,6 +35,10 @@ from tests.gateway.conftest import KEYS
 from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
 
 EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "50"))
+#: `make test` runs the same examples every time (hypothesis's advice for CI); a deeper run
+#: (GATEWAY_FUZZ_EXAMPLES=1500) explores afresh, and at that depth still finds rare races
+#: (docs/gateway.md, "Known gaps").
+EXPLORE = "GATEWAY_FUZZ_EXAMPLES" in os.environ
 BUDGET = 3000
 GOOD_AUTH = f"Bearer {KEYS['full']}".encode()
 ROUTES = ("/generate", "/generate_stream", "/", "/v1/chat/completions", "/v1/completions")
@@ -181,7 +185,7 @@ def _send(url: str, data: bytes, cut: int | None) -> tuple[int, bool]:
 
 
 @given(request=raw_request())
-@settings(max_examples=EXAMPLES, deadline=None,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=not EXPLORE,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 def test_no_transport_abuse_causes_a_5xx_a_traceback_a_lost_audit_line_or_a_leak(fuzz_stack, caplog,
