@@ -10,9 +10,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from vocabulary.config.base import ConfigError, Section, describe_errors, repeated
-from vocabulary.config.ci import GITHUB_REPOSITORY
+from vocabulary.config.ci import GithubRepository
 from vocabulary.config.platform import TagsConfig
-from vocabulary.config.regions import region_problem
+from vocabulary.config.regions import KnownRegion
 
 BOOTSTRAP_PROJECT = "llmops-bootstrap"
 #: the stack name `llmops plan --stack bootstrap` plans (stacks/bootstrap/Pulumi.bootstrap.yaml)
@@ -27,8 +27,8 @@ class BootstrapConfig(Section):
     model_config = ConfigDict(alias_generator=None)
 
     stack: str = Field(json_schema_extra={"derived": True})
-    region: str = Field(alias="aws:region")
-    github_repository: str = Field(alias=f"{BOOTSTRAP_PROJECT}:githubRepository",
+    region: KnownRegion = Field(alias="aws:region")
+    github_repository: GithubRepository = Field(alias=f"{BOOTSTRAP_PROJECT}:githubRepository",
                                    description="owner/name of the repository whose workflows deploy")
     environments: list[str] = Field(alias=f"{BOOTSTRAP_PROJECT}:environments", min_length=1,
                                     description="GitHub environments (= stack names) deployed here")
@@ -43,21 +43,6 @@ class BootstrapConfig(Section):
         default=False, alias=f"{BOOTSTRAP_PROJECT}:spotServiceLinkedRoleExists",
         description="true when AWSServiceRoleForEC2Spot already exists in the account "
                     "(CreateServiceLinkedRole fails on an existing role), else it is created")
-
-    @field_validator("region")
-    @classmethod
-    def _known_region(cls, region: str) -> str:
-        problem = region_problem(region)
-        if problem:
-            raise ValueError(problem)
-        return region
-
-    @field_validator("github_repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        if not GITHUB_REPOSITORY.match(value):
-            raise ValueError(f"{value!r} is not a GitHub repository as owner/name")
-        return value
 
     @field_validator("environments")
     @classmethod

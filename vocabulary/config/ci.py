@@ -9,15 +9,25 @@ with `runs-on: codebuild-<project>-${{ github.run_id }}-${{ github.run_attempt }
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from vocabulary.config.arns import check_placed, stack_place
 from vocabulary.config.base import Section
 from vocabulary.config.cluster import check_role_arns
 
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+
+
+def github_repository(value: str) -> str:
+    """A field validator: owner/name as GitHub allows them."""
+    if not GITHUB_REPOSITORY.match(value):
+        raise ValueError(f"{value!r} is not a GitHub repository as owner/name")
+    return value
+
+
+GithubRepository = Annotated[str, AfterValidator(github_repository)]
 CONNECTION_ARN = re.compile(r"^arn:aws:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:"
                             r"connection/[0-9a-f-]{36}$")
 
@@ -44,7 +54,7 @@ class RunnerConfig(Section):
 class CiConfig(Section):
     """Who deploys: the GitHub repository whose workflows run on the in-VPC runner."""
 
-    github_repository: str = Field(description="owner/name of the repository holding this code")
+    github_repository: GithubRepository = Field(description="owner/name of the repository holding this code")
     github_connection_arn: str = Field(
         description="an AWS CodeConnections connection to GitHub (created once per account in "
         "the console: connections need a human to authorise the GitHub app)")
@@ -52,13 +62,6 @@ class CiConfig(Section):
         default=[], description="extra roles that apply the workloads stack from elsewhere "
         "(a VPN-connected host); each gets an EKS access entry with cluster-admin")
     runner: RunnerConfig = RunnerConfig()
-
-    @field_validator("github_repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        if not GITHUB_REPOSITORY.match(value):
-            raise ValueError(f"{value!r} is not a GitHub repository as owner/name")
-        return value
 
     @field_validator("github_connection_arn")
     @classmethod

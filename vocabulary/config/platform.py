@@ -22,7 +22,7 @@ from vocabulary.config.images import ImagesConfig
 from vocabulary.config.monitoring import GRAFANA_PASSWORD_KEY, SECRETS_NAMESPACE, MonitoringConfig
 from vocabulary.config.network import NetworkConfig
 from vocabulary.config.placement import model_placement_problems
-from vocabulary.config.regions import region_problem
+from vocabulary.config.regions import KnownRegion
 from vocabulary.config.release import ReleaseConfig
 from vocabulary.config.serving import ModelConfig, ServingConfig
 from vocabulary.config.storage import StorageConfig
@@ -53,7 +53,7 @@ class PlatformConfig(Section):
 
     project: str = Field(json_schema_extra={"derived": True})  # the Pulumi project name
     environment: str = Field(json_schema_extra={"derived": True})  # the stack name
-    region: str = Field(alias="aws:region")
+    region: KnownRegion = Field(alias="aws:region")
     tags: TagsConfig = Field(alias="llmops:tags")
     network: NetworkConfig = Field(alias="llmops:network")
     cluster: ClusterConfig = Field(alias="llmops:cluster")
@@ -74,14 +74,6 @@ class PlatformConfig(Section):
                                   json_schema_extra={"secret": True},
                                   description="the gateway's key file (hashed keys); set it with "
                                   "`pulumi config set --secret llmops:gatewayApiKeys < keys.yaml`")
-
-    @field_validator("region")
-    @classmethod
-    def _known_region(cls, region: str) -> str:
-        problem = region_problem(region)
-        if problem:
-            raise ValueError(problem)
-        return region
 
     @field_validator("models")
     @classmethod

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import difflib
 from functools import cache
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 
 @cache
@@ -28,3 +31,15 @@ def region_problem(region: str) -> str | None:
     commercial = sorted(r for r, p in regions.items() if p == "aws")
     return (f"{region!r} is not an AWS region; {hint}regions: {', '.join(commercial)} "
             "(and the China, GovCloud and ISO partitions' regions)")
+
+
+def known_region(region: str) -> str:
+    """A field validator: the region itself, or a ValueError naming the closest real ones."""
+    problem = region_problem(region)
+    if problem:
+        raise ValueError(problem)
+    return region
+
+
+#: `aws:region` as every stack's config reads it.
+KnownRegion = Annotated[str, AfterValidator(known_region)]
