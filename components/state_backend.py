@@ -10,13 +10,11 @@ operation under `.pulumi/locks/<stack>/` (pulumi/pulumi pkg/backend/diy/lock.go,
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 import pulumi_aws as aws
 
 from components.iam import document
-from components.storage import ModelStorage, deny_insecure_transport
+from components.storage import ModelStorage
 
 LOCKS_PREFIX = ".pulumi/locks/"
 
@@ -48,14 +46,7 @@ class StateBackend(pulumi.ComponentResource):
                           enable_key_rotation=True, deletion_window_in_days=30, opts=child)
         alias = aws.kms.Alias(f"{name}-secrets", name=f"alias/{name_prefix}-pulumi-secrets",
                               target_key_id=key.key_id, opts=child)
-        bucket = ModelStorage._private_bucket(f"{name}-state", sse_key_arn=key.arn, child=child)
-        aws.s3.BucketVersioning(
-            f"{name}-state", bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                status="Enabled"), opts=child)
-        aws.s3.BucketPolicy(f"{name}-state", bucket=bucket.id, policy=bucket.arn.apply(
-            lambda arn: json.dumps({"Version": "2012-10-17",
-                                    "Statement": [deny_insecure_transport(arn)]})), opts=child)
+        bucket = ModelStorage.versioned_private_bucket(f"{name}-state", sse_key_arn=key.arn, child=child)
         self.key_arn = key.arn
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn

@@ -63,14 +63,7 @@ class ModelStorage(pulumi.ComponentResource):
                     days=cfg.access_log_days))],
             opts=child)
 
-        models = self._private_bucket(f"{name}-models", sse_key_arn=key.arn, child=child)
-        aws.s3.BucketVersioning(
-            f"{name}-models", bucket=models.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                status="Enabled"), opts=child)
-        aws.s3.BucketPolicy(f"{name}-models", bucket=models.id, policy=models.arn.apply(
-            lambda arn: json.dumps({"Version": "2012-10-17",
-                                    "Statement": [deny_insecure_transport(arn)]})), opts=child)
+        models = self.versioned_private_bucket(f"{name}-models", sse_key_arn=key.arn, child=child)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-models", bucket=models.id,
             rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
@@ -109,6 +102,20 @@ class ModelStorage(pulumi.ComponentResource):
         self.register_outputs({"bucketName": self.bucket_name, "keyArn": self.key_arn,
                                "gatewayRepositoryUrl": self.gateway_repository_url})
 
+
+    @staticmethod
+    def versioned_private_bucket(name: str, sse_key_arn, child) -> aws.s3.Bucket:
+        """A private bucket (below) that keeps every version and refuses plain HTTP: the
+        model registry's and the Pulumi state's."""
+        bucket = ModelStorage._private_bucket(name, sse_key_arn=sse_key_arn, child=child)
+        aws.s3.BucketVersioning(
+            name, bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"), opts=child)
+        aws.s3.BucketPolicy(name, bucket=bucket.id, policy=bucket.arn.apply(
+            lambda arn: json.dumps({"Version": "2012-10-17",
+                                    "Statement": [deny_insecure_transport(arn)]})), opts=child)
+        return bucket
     @staticmethod
     def _private_bucket(name: str, sse_key_arn, child) -> aws.s3.Bucket:
         """A bucket with public access blocked, ACLs disabled and default encryption.

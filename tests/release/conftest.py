@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,8 @@ from serving.gateway.app import create_app
 from serving.gateway.auth import hash_key
 from serving.gateway.config import GatewayConfig
 from tests.release.servers import Servers
+
+ROOT = Path(__file__).resolve().parents[2]
 
 KEY = "sk-release-0123456789"
 DENY = ["ignore (all )?previous instructions"]
@@ -48,3 +52,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def stacks(tmp_path: Path) -> Path:
+    """A copy of the shipped environment files the release commands may edit."""
+    target = tmp_path / "stacks"
+    target.mkdir()
+    for path in (ROOT / "stacks").glob("Pulumi.*.yaml"):
+        shutil.copy(path, target / path.name)
+    return target

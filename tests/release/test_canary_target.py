@@ -4,24 +4,13 @@ ScaledObject it pauses, read from the model's engine in the stack file (release.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 
 from llmops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def stacks(tmp_path: Path) -> Path:
-    target = tmp_path / "stacks"
-    target.mkdir()
-    for path in (ROOT / "stacks").glob("Pulumi.*.yaml"):
-        shutil.copy(path, target / path.name)
-    return target
 
 
 def engines(stack: str) -> dict[str, str]:

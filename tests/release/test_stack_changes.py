@@ -3,7 +3,6 @@ on copies of the shipped stacks."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +19,6 @@ from serving.release.errors import ReleaseError
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "models-release-test"
 PROD_CANARY = ("2025-11-12", "5f0b02c75b57c5855da9ae460ce51323ea669d8a")
-
-
-@pytest.fixture
-def stacks(tmp_path: Path) -> Path:
-    target = tmp_path / "stacks"
-    target.mkdir()
-    for path in (ROOT / "stacks").glob("Pulumi.*.yaml"):
-        shutil.copy(path, target / path.name)
-    return target
 
 
 @pytest.fixture
