@@ -239,7 +239,7 @@ def write_selection(area: str, spec: Area, tree: Path) -> Path:
     return selection
 
 
-def write_config(area: str, spec: Area, command: str) -> Path:
+def write_config(area: str, spec: Area, command: str, timeout: float | None = None) -> Path:
     def toml_list(items) -> str:
         return "[" + ", ".join(f"'{i}'" for i in items) + "]"
 
@@ -247,7 +247,7 @@ def write_config(area: str, spec: Area, command: str) -> Path:
     config.write_text(f"""[cosmic-ray]
 module-path = {toml_list(spec.modules)}
 excluded-modules = {toml_list(spec.excluded)}
-timeout = {spec.timeout}
+timeout = {timeout or spec.timeout}
 test-command = "{command}"
 
 [cosmic-ray.distributor]
@@ -300,7 +300,9 @@ def run_area(area: str, tests: tuple[str, ...] | None = None, label: str = "",
     command = f"{sys.executable} {PYTEST} {' '.join(tests)}"
     if per_module:
         command = f"{sys.executable} -m mutation.for_mutant {write_selection(where, spec, tree)}"
-    config = write_config(where, spec, command)
+    config = WORK / where / "cosmic-ray.toml"
+    if not (resume and config.is_file()):  # a resumed run keeps the timeout its baseline set
+        config = write_config(where, spec, command)
     env = {**os.environ, "PYTHONPATH": str(tree)}  # the scratch copy shadows the editable install
 
     def run(*args: str) -> None:
@@ -313,10 +315,16 @@ def run_area(area: str, tests: tuple[str, ...] | None = None, label: str = "",
         run(tool("cr-filter-pragma"), str(session))
         if sample > 1:
             keep_every(session, sample)
+        # The baseline: the tests pass without mutants, with the plan cache cold (filling it)
+        # and warm (no test's plan depends on what the cache key leaves out). A mutant may take
+        # twice as long as the slowest before it counts as killed by timeout.
         shutil.rmtree(WORK / where / "plans", ignore_errors=True)
-        run(tool("cosmic-ray"), "baseline", str(config))  # fills the plan cache (per module areas)
-        if per_module:  # ...and passes with it warm: no test's plan depends on what it ignores
+        seconds = []
+        for _ in range(2 if per_module else 1):
+            begun = time.monotonic()
             run(*command.split())
+            seconds.append(time.monotonic() - begun)
+        config = write_config(where, spec, command, timeout=max(spec.timeout, 2 * max(seconds)))
     run(tool("cosmic-ray"), "exec", str(config), str(session))
     summary = summarise(area, session, time.monotonic() - started, tests)
     return summary
@@ -326,7 +334,7 @@ def summarise(area: str, session: Path, seconds: float, tests: tuple[str, ...]) 
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
-    killed, survived, incompetent, skipped = [], [], [], 0
+    killed, survived, incompetent, skipped, timeouts = [], [], [], 0, 0
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
             if result.worker_outcome == WorkerOutcome.SKIPPED:
@@ -337,9 +345,11 @@ def summarise(area: str, session: Path, seconds: float, tests: tuple[str, ...]) 
                 incompetent.append((item, result))
             else:
                 killed.append((item, result))
+                timeouts += result.output == "timeout"
     total = len(killed) + len(survived)
     score = 100.0 * len(killed) / total if total else 100.0
-    lines = [f"area {area}: {len(killed)}/{total} mutants killed ({score:.1f}%), "
+    lines = [f"area {area}: {len(killed)}/{total} mutants killed ({score:.1f}%; {timeouts} by "
+             "timeout), "
              f"{len(survived)} survived, {len(incompetent)} incompetent, {skipped} filtered out "
              "or not sampled; "
              f"{seconds / 60:.1f} min",

@@ -87,3 +87,16 @@ def test_cheap_test_files_run_first_and_cli_subprocesses_last():
     selected = select.tests_for(["components.allocatable"])
     assert selected.index("tests/release/test_canary_target.py") < selected.index(
         "tests/test_capacity_checks.py") < selected.index("tests/cli/test_commands.py")
+
+
+def test_a_mutant_runs_the_tests_of_the_module_it_changed_and_the_baseline_runs_all(tmp_path):
+    from mutation.for_mutant import changed_modules, digest, tests_to_run
+
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("X = 1\n")
+    selection = {"all": ["t_a", "t_b", "t_ab"],
+                 "modules": {"a.py": {"sha256": digest(tmp_path / "a.py"), "tests": ["t_a", "t_ab"]},
+                             "b.py": {"sha256": digest(tmp_path / "b.py"), "tests": ["t_b", "t_ab"]}}}
+    assert tests_to_run(selection, changed_modules(selection, tmp_path)) == ["t_a", "t_b", "t_ab"]
+    (tmp_path / "b.py").write_text("X = 2\n")  # what cosmic-ray does to the mutated module
+    assert tests_to_run(selection, changed_modules(selection, tmp_path)) == ["t_b", "t_ab"]
