@@ -5,7 +5,8 @@ stacks (seconds each), and each mutant runs in a fresh pytest process, so a muta
 the plan never imports would pay for the same plans again and again. `mutation/for_mutant.py`
 loads this plugin (`-p mutation.plan_cache`) only for such a mutant, and for the baseline run
 that fills the cache: `MUTATION_PLAN_CACHE` names the folder. A plan is cached only for the
-shipped stack files (the default `stacks_dir`), keyed by its arguments and the environment,
+shipped stack files (the default `stacks_dir`), keyed by its arguments and the environment
+(but pytest's own PYTEST_CURRENT_TEST, which names each test),
 and every call returns a fresh copy. `mutation/run.py` runs the baseline twice, with the cache
 cold and warm, so a test whose plan depends on anything else fails before any mutant runs.
 """
@@ -26,7 +27,8 @@ _run_plan = offline_plan.run_plan
 def cached_run_plan(stack, overrides=None, stack_config=None, stacks_dir=offline_plan.STACKS_DIR):
     if stacks_dir != offline_plan.STACKS_DIR or stack_config is not None:
         return _run_plan(stack, overrides, stack_config, stacks_dir)
-    key = hashlib.sha256(json.dumps([stack, overrides, sorted(os.environ.items())], sort_keys=True,
+    environment = sorted((k, v) for k, v in os.environ.items() if not k.startswith("PYTEST_"))
+    key = hashlib.sha256(json.dumps([stack, overrides, environment], sort_keys=True,
                                     default=repr).encode())
     path = Path(os.environ["MUTATION_PLAN_CACHE"]) / f"{key.hexdigest()}.pickle"
     if path.is_file():
