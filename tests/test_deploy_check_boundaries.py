@@ -9,9 +9,11 @@ import pytest
 from components.nodepools import REGISTRATION_TIMEOUT_S
 from llmops.offline.deploy_checks import core, node_lifecycle
 from llmops.offline.deploy_checks.base import DEFAULT_AWAIT_S, Finding
+from llmops.offline.deploy_checks.ci import runner_image_findings
 from llmops.offline.deploy_checks.keda_and_order import scaled_object_problems
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
+from tests.test_deploy_checks_ci import UBUNTU, _workflow
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -234,3 +236,23 @@ def test_the_explicit_average_value_rule_ends_exactly_at_keda_2_18():
         "with scalingModifiers, their metricType must be AverageValue for a fallback"]
     modifiers["advanced"]["scalingModifiers"]["metricType"] = "AverageValue"
     assert scaled_object_problems(modifiers, "2.17.0") == []
+
+
+# -- the CI runner's Python against pyproject.toml's requires-python -------------------------
+def setup_findings(tmp_path, requires: str, python: str) -> list[Finding]:
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nrequires-python = "{requires}"\n')
+    workflow = _workflow({"run": f"make setup PYTHON=python{python}"})
+    return runner_image_findings(workflow, UBUNTU, "dev", root=tmp_path)
+
+
+@pytest.mark.parametrize(("requires", "python", "found"), [
+    (">=3.11", "3.11", False), (">=3.12", "3.11", True), (">=3.12", "3.12", False),
+    (">= 3.10", "3.10", False), (">=3.10,<4", "3.11", False),
+    ("<4", "3.10", False),  # no lower bound: any Python 3 the image ships
+])
+def test_the_runner_python_is_refused_only_below_the_lowest_version_pyproject_accepts(
+        tmp_path, requires, python, found):
+    findings = setup_findings(tmp_path, requires, python)
+    assert bool(findings) is found
+    if found:
+        assert f"uses Python {python}; pyproject.toml requires >=3.12" in findings[0].message
