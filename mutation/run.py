@@ -397,9 +397,12 @@ def retest_survivors(area: str, label: str) -> dict:
             continue
         result = mutate_and_test([MutationSpec(relative, m.operator_name, m.occurrence,
                                                m.start_pos, m.end_pos)],
-                                 command, spec.timeout)
+                                 command, 3 * spec.timeout)
         line = f"{relative}:{m.start_pos[0]} {m.operator_name} #{m.occurrence}"
-        (killed if result.test_outcome == TestOutcome.KILLED else still).append((line, result.diff))
+        if result.output == "timeout":  # not a kill a test made: reported as still surviving
+            line += " (timed out)"
+        (killed if result.test_outcome == TestOutcome.KILLED and result.output != "timeout"
+         else still).append((line, result.diff))
     report = [f"retest of {len(survivors)} survivors of {run}: {len(killed)} killed now, "
               f"{len(still)} still survive, {len(stale)} in modules changed since (not retested)"]
     report += [f"KILLED NOW {line}" for line, _ in killed]
