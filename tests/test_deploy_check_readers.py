@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from components.allocatable import Resources
 from llmops.offline.deploy_checks.base import _pools_for
-from llmops.offline.deploy_checks.capacity import cpu_m, memory_mi
+from llmops.offline.deploy_checks.capacity import cpu_m, memory_mi, pod_requests
 from llmops.offline.recorder import RecordedResource
 
 
@@ -90,3 +91,19 @@ def test_a_node_selector_must_match_a_pool_label():
     assert landing(workload(node_selector={"tier": "gpu"}, tolerations=tolerant)) == ["gpu"]
     assert landing(workload(node_selector={"tier": "cpu"}, tolerations=tolerant)) == []
     assert landing(workload(node_selector={"topology.kubernetes.io/zone": "a"})) == ["general"]
+
+
+def container(cpu: str, memory: str, **extra) -> dict:
+    return {"resources": {"requests": {"cpu": cpu, "memory": memory}}, **extra}
+
+
+def test_a_pod_reserves_its_app_containers_plus_native_sidecars_or_its_largest_init_step():
+    sidecar = container("100m", "128Mi", restartPolicy="Always")
+    pod = {"initContainers": [container("2", "64Mi"), sidecar, container("300m", "4Gi")],
+           "containers": [container("500m", "1Gi"), container("250m", "512Mi")]}
+    # running: 100m + 500m + 250m = 850m, 128 + 1024 + 512 = 1664Mi; init steps: 2000m / 64Mi
+    # (before the sidecar started), 100m + 300m / 128 + 4096Mi (after it)
+    assert pod_requests(pod) == Resources(2000, 4224)
+    assert pod_requests({"containers": [container("500m", "1Gi")]}) == Resources(500, 1024)
+    assert pod_requests({"initContainers": [sidecar], "containers": []}) == Resources(100, 128)
+    assert pod_requests({"containers": [{}]}) == Resources(0, 0)
