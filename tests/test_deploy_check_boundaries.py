@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from components.nodepools import REGISTRATION_TIMEOUT_S
-from llmops.offline.deploy_checks import core, node_lifecycle
+from llmops.offline.deploy_checks import core, node_lifecycle, render
 from llmops.offline.deploy_checks.base import DEFAULT_AWAIT_S, Finding
 from llmops.offline.deploy_checks.ci import runner_image_findings
 from llmops.offline.deploy_checks.keda_and_order import scaled_object_problems
@@ -85,6 +85,11 @@ def test_a_pod_on_gpu_nodes_also_waits_for_a_node_to_register():
     assert findings(core.await_covers_start, short) == []
     cpu = deployment(probe=PROBE_300_S, timeout=f"{needed - 1}s")
     assert findings(core.await_covers_start, cpu, pool) == []
+
+
+def test_a_pod_without_a_startup_probe_has_no_start_budget_to_cover():
+    no_probe = deployment(gpu=True, timeout="1s")
+    assert findings(core.await_covers_start, no_probe, node_pool("2h")) == []
 
 
 def test_the_timeout_annotation_is_read_as_seconds_and_skip_await_never_waits():
@@ -256,3 +261,12 @@ def test_the_runner_python_is_refused_only_below_the_lowest_version_pyproject_ac
     assert bool(findings) is found
     if found:
         assert f"uses Python {python}; pyproject.toml requires >=3.12" in findings[0].message
+
+
+def test_the_plan_prints_how_many_checks_passed_or_every_problem():
+    assert render([], rules=22) == "Deploy checks: nothing blocks the first `up` (22 checks)."
+    problem = Finding("await-covers-start", "workloads", "model", "waits 1 s")
+    assert render([problem, problem]).splitlines() == [
+        "Deploy checks: 2 problem(s) would stop or break the first `up`:",
+        "  - [await-covers-start] workloads/model: waits 1 s",
+        "  - [await-covers-start] workloads/model: waits 1 s"]

@@ -39,7 +39,7 @@ def watches(values: dict, target: RecordedResource | None = None, host: str = HO
     ("dns=public, tier = edge", {"dns": "public", "tier": "edge"}, True),
     # forms this reader does not evaluate count as not selecting (the check then fails loudly)
     ("dns!=private", {"dns": "public"}, False),
-    ("dns", {"dns": "public"}, False),
+    ("dns", {"dns": "public"}, False), ("dns", {"dns": ""}, False),
 ])
 def test_a_label_filter_publishes_only_ingresses_whose_labels_match_every_term(selector, labels,
                                                                               published):
