@@ -5,11 +5,23 @@ the change; an output's type is checked element by element."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from vocabulary import outputs_schema
 from vocabulary.config import PRODUCT, PlatformConfig, parse_platform_config
 from vocabulary.contract import PLATFORM_SECTIONS, config_digest
-from vocabulary.outputs_schema import SchemaError, bump_problem, check_outputs, type_problem
+from vocabulary.outputs_schema import (
+    WORKLOADS,
+    OutputSpec,
+    SchemaError,
+    StackSchema,
+    bump_problem,
+    check_outputs,
+    record,
+    type_problem,
+)
 from vocabulary.stackfile import read_stack_config
 
 
@@ -98,3 +110,28 @@ def test_every_difference_from_the_schema_is_reported_at_once():
     assert "environment: exported as a secret but the schema says plain" in problems
     assert "gatewayUrl: in the workloads schema but not exported" in problems
     assert problems[-1] == "outputsSchemaVersion: exported '0.1', the schema is 1.0"
+
+
+def with_extra_output(schema: StackSchema, version: str, *names: str) -> StackSchema:
+    extra = tuple(OutputSpec(n, "string", "added for the test") for n in names)
+    return StackSchema(schema.label, version, schema.outputs + extra)
+
+
+def test_recording_compares_a_new_version_with_the_last_recorded_one_not_the_first(tmp_path):
+    history = tmp_path / "history.json"
+    record([WORKLOADS], history)
+    assert record([with_extra_output(WORKLOADS, "1.1", "a")], history) == ["workloads 1.1"]
+    # one more addition: 1.2 is the next version after 1.1 (after 1.0 it would be a skipped step)
+    assert record([with_extra_output(WORKLOADS, "1.2", "a", "b")], history) == ["workloads 1.2"]
+    with pytest.raises(SchemaError) as skipped:
+        record([with_extra_output(WORKLOADS, "1.4", "a", "b", "c")], history)
+    assert str(skipped.value) == "workloads: 1.2 -> 1.4 but the change is minor (c added): the next " \
+                                 "version is 1.3"
+
+
+def test_the_readme_option_regenerates_the_project_s_outputs_page(monkeypatch):
+    written = []
+    monkeypatch.setattr(outputs_schema, "update_readme", written.append)
+    assert outputs_schema.main(["--readme"]) == 0
+    assert written == [Path(outputs_schema.__file__).resolve().parents[1] / "docs" / "outputs.md"]
+    assert written[0].is_file()
