@@ -135,3 +135,29 @@ def test_the_readme_option_regenerates_the_project_s_outputs_page(monkeypatch):
     assert outputs_schema.main(["--readme"]) == 0
     assert written == [Path(outputs_schema.__file__).resolve().parents[1] / "docs" / "outputs.md"]
     assert written[0].is_file()
+
+
+def test_the_outputs_page_is_regenerated_between_its_markers_even_at_the_very_start(tmp_path):
+    page = tmp_path / "outputs.md"
+    page.write_text(f"{outputs_schema.README_BEGIN}\nstale\n{outputs_schema.README_END}\nafter\n")
+    outputs_schema.update_readme(page)
+    assert page.read_text() == outputs_schema.readme_section() + "\nafter\n"
+    page.write_text("no markers\n")
+    with pytest.raises(SchemaError, match="has no outputs-schema markers"):
+        outputs_schema.update_readme(page)
+
+
+def test_a_schema_error_in_the_command_is_one_error_line_and_status_2(monkeypatch, capsys):
+    def refuse(path):
+        raise SchemaError("docs/outputs.md has no outputs-schema markers")
+
+    monkeypatch.setattr(outputs_schema, "update_readme", refuse)
+    assert outputs_schema.main(["--readme"]) == 2
+    assert capsys.readouterr().err == "error: docs/outputs.md has no outputs-schema markers\n"
+
+
+def test_a_schema_declaring_an_unknown_output_type_is_refused_when_loaded(monkeypatch):
+    bad = StackSchema("workloads", "1.0", (OutputSpec("models", "integer", "a typo"),))
+    monkeypatch.setitem(outputs_schema.SCHEMAS, "workloads", bad)
+    with pytest.raises(SchemaError, match=r"workloads\.models: unknown type 'integer'"):
+        outputs_schema._validate_definitions()
