@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
+RAN = re.compile(r"\b\d+ passed\b")  # in pytest -q's summary line
 PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 
 
@@ -43,7 +46,14 @@ def main() -> None:
     if selection.get("plan_cache") and not any(selection["modules"][m]["in_plan"] for m in changed):
         os.environ["MUTATION_PLAN_CACHE"] = selection["plan_cache"]
         plugins = ["-p", "mutation.plan_cache"]
-    os.execv(sys.executable, [sys.executable, *PYTEST, *plugins, *tests])  # same pid: timeouts kill
+    # cosmic-ray kills the process group on a timeout, this child included
+    result = subprocess.run([sys.executable, *PYTEST, *plugins, *tests], capture_output=True, text=True)
+    sys.stdout.write(result.stdout + result.stderr)
+    if result.returncode == 0 and not RAN.search(result.stdout):
+        # e.g. a mutant that calls sys.exit(0) on import ends pytest "successfully" before any test
+        print("pytest exited 0 without running the tests: the mutant is noticed")
+        sys.exit(1)
+    sys.exit(result.returncode)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,28 @@ def test_a_mutant_runs_the_tests_of_the_module_it_changed_and_the_baseline_runs_
     assert tests_to_run(selection, changed_modules(selection, tmp_path)) == ["t_a", "t_b", "t_ab"]
     (tmp_path / "b.py").write_text("X = 2\n")  # what cosmic-ray does to the mutated module
     assert tests_to_run(selection, changed_modules(selection, tmp_path)) == ["t_b", "t_ab"]
+
+
+def test_a_mutant_that_ends_pytest_with_status_0_before_any_test_counts_as_noticed(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from mutation.for_mutant import digest
+
+    (tmp_path / "pkg.py").write_text("X = 1\n")
+    (tmp_path / "conftest.py").write_text("import pkg  # as tests/conftest.py imports the plan harness\n")
+    (tmp_path / "test_pkg.py").write_text("import pkg\n\n\ndef test_x():\n    assert pkg.X == 1\n")
+    selection = tmp_path / "selection.json"
+    selection.write_text(json.dumps({"all": ["test_pkg.py"], "modules": {
+        "pkg.py": {"sha256": digest(tmp_path / "pkg.py"), "tests": ["test_pkg.py"], "in_plan": True}}}))
+
+    def run() -> int:
+        return subprocess.run([sys.executable, "-m", "mutation.for_mutant", str(selection)],
+                              cwd=tmp_path, capture_output=True,
+                              env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": ""}).returncode
+
+    assert run() == 0
+    # exits on import: pytest, still loading conftest.py, ends with status 0 and no test run
+    (tmp_path / "pkg.py").write_text("import sys\n\nX = 1\nsys.exit(0)\n")
+    assert run() == 1
