@@ -161,3 +161,14 @@ def test_a_schema_declaring_an_unknown_output_type_is_refused_when_loaded(monkey
     monkeypatch.setitem(outputs_schema.SCHEMAS, "workloads", bad)
     with pytest.raises(SchemaError, match=r"workloads\.models: unknown type 'integer'"):
         outputs_schema._validate_definitions()
+
+
+def test_an_output_is_looked_up_by_name_and_an_unknown_one_names_the_choices():
+    assert WORKLOADS.get("gatewayUrl").name == "gatewayUrl"
+    with pytest.raises(SchemaError, match="the workloads schema has no output 'gateway'; outputs: "):
+        WORKLOADS.get("gateway")
+
+
+def test_an_unknown_stack_label_is_a_schema_error_not_a_key_error():
+    with pytest.raises(SchemaError, match="bogus"):
+        outputs_schema.schema_for("bogus")
