@@ -111,8 +111,10 @@ class ConnectionCap:
         self.server, self.cap, self._on_shed = server, cap, on_shed
         self._answer = _overloaded_answer(retry_after, cap)
         self.open = 0
+        self.accepted = 0  # every connection accepted, refused ones included
 
     def __call__(self) -> asyncio.Protocol:
+        self.accepted += 1
         if self.open >= self.cap:
             self._on_shed()
             return _Refuse(self._answer)
@@ -211,9 +213,11 @@ async def start_server(app: web.Application, host: str, port: int,
     # answer is written; aiohttp would otherwise read and discard that body for up to 10 s
     # first, even when the response says `Connection: close` (web_protocol.py `start`, the
     # "lingering close" branch, which only `RequestHandler.force_close` skips), 3.14.5
+    # auto_decompress=False: the gateway decodes request bodies itself (codings.py), so a
+    # coding aiohttp cannot decode reaches it to be refused in its own shape
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                            keepalive_timeout=limits.idle_timeout_s, shutdown_timeout=1.0,
-                           lingering_time=0)
+                           lingering_time=0, auto_decompress=False)
     await runner.setup()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog())
