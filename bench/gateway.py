@@ -50,15 +50,21 @@ def run_upstream(port: int) -> None:
                 host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def run_gateway(config_path: str, port: int, code_root: str) -> None:
+def run_gateway(config_path: str, port: int, code_root: str, loop: str) -> None:
+    """The gateway as `llmops gateway` runs it (its listener, caps and drain: server.py), on
+    the event loop named."""
     sys.path.insert(0, code_root)  # this checkout, or the baseline's
-    from aiohttp import web
-
     from serving.gateway.app import create_app
     from serving.gateway.config import load_config
+    from serving.gateway.server import serve_until_signalled
 
-    web.run_app(create_app(load_config(Path(config_path))), host="127.0.0.1", port=port,
-                access_log=None, print=None)
+    app = create_app(load_config(Path(config_path)))
+    serving = serve_until_signalled(app, "127.0.0.1", port, 1.0)
+    if loop == "uvloop":
+        import uvloop
+        uvloop.run(serving)
+    else:
+        asyncio.run(serving)
 
 
 async def wait_until_up(url: str) -> None:
@@ -143,7 +149,7 @@ async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int,
             lat = latencies[name]
             added = {q: (percentile(lat, q) - percentile(latencies["direct"], q)) * 1000 for q in (50, 99)}
             loaded_added = (percentile(loaded, 50) - percentile(direct_loaded, 50)) * 1000
-            print(f"{label:6} {name:9} direct {direct_rps:6.0f} req/s, via gateway {rps:6.0f} req/s, "
+            print(f"{label:6} {name:14} direct {direct_rps:6.0f} req/s, via gateway {rps:6.0f} req/s, "
                   f"ratio {rps / direct_rps:4.2f} | unloaded p50 direct {direct_p50 * 1000:5.2f} ms, "
                   f"gateway {percentile(lat, 50) * 1000:5.2f} ms -> added p50 {added[50]:5.2f} ms, "
                   f"p99 {added[99]:5.2f} ms | at c={concurrency} added p50 {loaded_added:5.2f} ms | "
@@ -155,14 +161,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--baseline", type=Path, help="another checkout to measure alongside")
+    parser.add_argument("--loops", default="uvloop,asyncio",
+                        help="event loops to run this checkout's gateway on, each its own process "
+                        "(default: %(default)s; the baseline runs on the first)")
     args = parser.parse_args()
 
     from serving.gateway.auth import hash_key
 
     upstream_port = free_port()
-    roots = {"this": str(ROOT)}
+    loops = args.loops.split(",")
+    roots = {f"this/{loop}": (str(ROOT), loop) for loop in loops}
     if args.baseline:
-        roots["baseline"] = str(args.baseline.resolve())
+        roots[f"base/{loops[0]}"] = (str(args.baseline.resolve()), loops[0])
     ports = {name: free_port() for name in roots}
     config = {"models": {"bench": {"backends": {"stable": {"url": f"http://127.0.0.1:{upstream_port}"}}}},
               "keys": [{"id": "bench", "sha256": hash_key(KEY), "models": ["*"],
@@ -172,8 +182,8 @@ def main() -> None:
         yaml.safe_dump(config, handle)
     context = multiprocessing.get_context("spawn")
     upstream = context.Process(target=run_upstream, args=(upstream_port,), daemon=True)
-    gateways = {name: context.Process(target=run_gateway, args=(handle.name, ports[name], root),
-                                      daemon=True) for name, root in roots.items()}
+    gateways = {name: context.Process(target=run_gateway, args=(handle.name, ports[name], *where),
+                                      daemon=True) for name, where in roots.items()}
     processes = [upstream, *gateways.values()]
     for process in processes:
         process.start()

@@ -26,10 +26,12 @@ import logging
 import resource
 import signal
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp import http_parser
 
 from serving.gateway.app import APP_STATE
 from serving.gateway.logs import quiet_parser_errors
@@ -228,12 +230,37 @@ async def start_server(app: web.Application, host: str, port: int,
     return GatewayServer(app, runner, listener, cap, factory)
 
 
+#: Event loops the gateway runs on. uvloop (libuv) is the production loop: in bench/gateway.py
+#: it cut the gateway's CPU per request by a fifth to a third against asyncio's selector loop
+#: (docs/gateway.md, Performance). asyncio's stays available (`--loop asyncio`).
+LOOPS = ("uvloop", "asyncio")
+
+
+def run(main: Coroutine[Any, Any, None], loop: str = "uvloop") -> None:
+    """Run the gateway's main coroutine to its end on the named event loop.
+
+    Under uvloop a failing accept() is handled by libuv (src/unix/stream.c `uv__server_io`:
+    on EMFILE/ENFILE it closes a reserved descriptor, accepts and closes the waiting
+    connections, and keeps listening), so `AcceptErrorLog` sees nothing there; the connection
+    cap keeps the process below its descriptor limit on either loop."""
+    if loop == "uvloop":
+        import uvloop
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 async def serve_until_signalled(app: web.Application, host: str, port: int, drain_s: float,
                                 max_connections: int | None = None) -> None:
     """Run until SIGTERM/SIGINT, then drain for up to `drain_s` and stop."""
     server = await start_server(app, host, port, max_connections)
     print(f"llmops gateway listening on {server.url} (at most {server.max_connections} "
-          "connections)", flush=True)
+          f"connections; {type(asyncio.get_running_loop()).__module__.split('.')[0]} event loop)",
+          flush=True)
+    # http_parser.py defines HttpRequestParserC only when its C extension loads
+    if getattr(http_parser, "HttpRequestParserC", None) is not http_parser.HttpRequestParser:
+        LOG.warning("aiohttp's C HTTP parser (llhttp) is not in use: every request is parsed "
+                    "in Python, several times slower")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

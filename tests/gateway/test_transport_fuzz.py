@@ -31,7 +31,7 @@ from serving.gateway.app import create_app
 from serving.gateway.auth import hash_key
 from serving.gateway.config import GatewayConfig
 from tests.gateway import rawhttp
-from tests.gateway.conftest import KEYS
+from tests.gateway.conftest import KEYS, Loop
 from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
 
 EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "50"))
@@ -44,8 +44,10 @@ GOOD_AUTH = f"Bearer {KEYS['full']}".encode()
 ROUTES = ("/generate", "/generate_stream", "/", "/v1/chat/completions", "/v1/completions")
 
 
-@pytest.fixture(scope="module")
-def fuzz_stack(loop, tmp_path_factory):
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def fuzz_stack(request, tmp_path_factory):
+    """The gateway on asyncio's loop and on uvloop (production's), each in its own thread."""
+    loop = Loop(request.param)
     upstream = FakeBehaviour(name="small", reply="one two three four five six")
     runner, upstream_url = loop.run(loop.serve(create_fake_tgi(upstream)))
     audit = tmp_path_factory.mktemp("fuzz") / "audit.jsonl"
@@ -59,6 +61,7 @@ def fuzz_stack(loop, tmp_path_factory):
     yield server, url, audit
     loop.run(server.close())
     loop.run(runner.cleanup())
+    loop.stop()
 
 
 # -- the request, piece by piece ---------------------------------------------------------------
