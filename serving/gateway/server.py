@@ -30,8 +30,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-from aiohttp import http_parser
+from aiohttp import http_parser, web
 
 from serving.gateway.app import APP_STATE
 from serving.gateway.logs import quiet_parser_errors
