@@ -8,9 +8,10 @@ moves it), for plain (/generate) and streaming (/generate_stream) requests.
     .venv/bin/python bench/gateway.py [--requests 2000] [--concurrency 32] [--baseline DIR]
 
 `--baseline DIR` runs a second gateway from another checkout (e.g. `git worktree add
-/tmp/base main`) in the same run, measured interleaved with this one, so a change is judged
-against its baseline under the same noise. Ratios, not absolute numbers, are the point:
-this machine is shared and noisy.
+/tmp/base main`) in the same run, measured interleaved with this one (the loaded run in slices,
+each target in turn), so a change is judged against its baseline under the same noise.
+`--loops` runs this checkout's gateway once per event loop (uvloop, asyncio). Ratios, not
+absolute numbers, are the point: this machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -131,8 +132,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int, concurrency: int) -> None:
-    """`gateways`: name -> (url, pid); every number is taken interleaved with the others."""
+async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int, concurrency: int,
+                  slices: int = 10) -> None:
+    """`gateways`: name -> (url, pid); every number is taken interleaved with the others: the
+    loaded run is cut into `slices`, each target getting its slice in turn, so a change in the
+    machine's other load falls on all of them alike."""
     for label, path in (("plain", "/generate"), ("stream", "/generate_stream")):
         for target in (direct, *(url for url, _ in gateways.values())):  # warm the pools
             await drive(target, path, 50, 4)
@@ -140,20 +144,31 @@ async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int,
         # between direct and each gateway so all of them see the same noise
         latencies = await alternate({"direct": direct, **{n: u for n, (u, _) in gateways.items()}},
                                     path, total // 4)
-        direct_rps, direct_loaded = await drive(direct, path, total, concurrency)
+        targets = {"direct": (direct, None), **gateways}
+        elapsed = dict.fromkeys(targets, 0.0)
+        cpu = dict.fromkeys(targets, 0.0)
+        loaded: dict[str, list[float]] = {name: [] for name in targets}
+        per_slice = max(concurrency, total // slices)
+        for _ in range(slices):
+            for name, (url, pid) in targets.items():
+                before = cpu_seconds(pid) if pid else 0.0
+                rps, lat = await drive(url, path, per_slice, concurrency)
+                elapsed[name] += per_slice / rps
+                cpu[name] += (cpu_seconds(pid) - before) if pid else 0.0
+                loaded[name] += lat
+        sent = per_slice * slices
+        direct_rps = sent / elapsed["direct"]
         direct_p50 = percentile(latencies["direct"], 50)
-        for name, (url, pid) in gateways.items():
-            cpu = cpu_seconds(pid)
-            rps, loaded = await drive(url, path, total, concurrency)
-            cpu_us = (cpu_seconds(pid) - cpu) / total * 1e6
+        for name in gateways:
+            rps = sent / elapsed[name]
             lat = latencies[name]
             added = {q: (percentile(lat, q) - percentile(latencies["direct"], q)) * 1000 for q in (50, 99)}
-            loaded_added = (percentile(loaded, 50) - percentile(direct_loaded, 50)) * 1000
+            loaded_added = (percentile(loaded[name], 50) - percentile(loaded["direct"], 50)) * 1000
             print(f"{label:6} {name:14} direct {direct_rps:6.0f} req/s, via gateway {rps:6.0f} req/s, "
                   f"ratio {rps / direct_rps:4.2f} | unloaded p50 direct {direct_p50 * 1000:5.2f} ms, "
                   f"gateway {percentile(lat, 50) * 1000:5.2f} ms -> added p50 {added[50]:5.2f} ms, "
                   f"p99 {added[99]:5.2f} ms | at c={concurrency} added p50 {loaded_added:5.2f} ms | "
-                  f"gateway CPU {cpu_us:4.0f} us/request")
+                  f"gateway CPU {cpu[name] / sent * 1e6:4.0f} us/request")
 
 
 def main() -> None:
