@@ -181,10 +181,11 @@ def test_sigterm_drains_readiness_first_then_503_while_streams_finish_then_exit_
         refused = requests.post(f"{url}/generate", json={"inputs": "q"}, headers=headers, timeout=5)
         assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1")
         streaming.join(20)
-        _, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=30)
     finally:
         process.kill()
         loop.run(runner.cleanup())
     assert json.loads(events[-1][5:])["generated_text"] == "one two three four five six"
     assert process.returncode == 0 and "Traceback" not in err, err
     assert "draining: readiness fails, new requests get 503" in err
+    assert f"connections; {event_loop} event loop)" in out  # it ran on the loop asked for
