@@ -229,19 +229,18 @@ async def start_server(app: web.Application, host: str, port: int,
     return GatewayServer(app, runner, listener, cap, factory)
 
 
-#: Event loops the gateway runs on. uvloop (libuv) is the production loop: in bench/gateway.py
-#: it cut the gateway's CPU per request by a fifth to a third against asyncio's selector loop
-#: (docs/gateway.md, Performance). asyncio's stays available (`--loop asyncio`).
-LOOPS = ("uvloop", "asyncio")
-
-
 def run(main: Coroutine[Any, Any, None], loop: str = "uvloop") -> None:
-    """Run the gateway's main coroutine to its end on the named event loop.
+    """Run the gateway's main coroutine to its end on the named event loop: uvloop (libuv),
+    production's, which took 12-20 % off the gateway's CPU per request in bench/gateway.py's
+    same-run comparisons (docs/gateway.md, Performance), or asyncio's own.
 
-    Under uvloop a failing accept() is handled by libuv (src/unix/stream.c `uv__server_io`:
-    on EMFILE/ENFILE it closes a reserved descriptor, accepts and closes the waiting
-    connections, and keeps listening), so `AcceptErrorLog` sees nothing there; the connection
-    cap keeps the process below its descriptor limit on either loop."""
+    The loops differ when accept() fails. asyncio logs it (`AcceptErrorLog` rate-limits that)
+    and retries a second later. libuv handles EMFILE/ENFILE itself (libuv src/unix/stream.c
+    `uv__server_io`, `uv__emfile_trick`: it frees a reserved descriptor, accepts and closes
+    the waiting connections, and keeps listening) and logs nothing; any other accept error
+    reaches uvloop, which closes the listener (uvloop 0.23.0 handles/streamserver.pyx
+    `UVStreamServer._fatal_error`), so /health fails on it and the kubelet restarts the pod.
+    The connection cap keeps the process below its descriptor limit on either loop."""
     if loop == "uvloop":
         import uvloop
         uvloop.run(main)
