@@ -103,6 +103,22 @@ def node_limits(instances: list[GpuInstance], nodes: int) -> dict[str, str]:
             "cpu": str(nodes * max(t.vcpu for t in instances))}
 
 
+def disruption_budgets(pool: GpuPool) -> list[dict[str, Any]]:
+    """The pool's share for every reason (Empty, Drifted, Underutilized), and, where the pool
+    has an underutilizedWindow, no `Underutilized` disruption outside it: replacing a node that
+    runs a model server evicts a Ready replica (its PDB allows one), which then pays a cold
+    start while the others serve alone. Karpenter takes, per reason, the minimum of the active
+    budgets that list it or list no reason; a scheduled budget is active for `duration` after
+    each `schedule` hit, in UTC (kubernetes-sigs/karpenter v1.14.1 pkg/apis/v1/nodepool.go
+    GetAllowedDisruptionsByReason, Budget.IsActive)."""
+    budgets: list[dict[str, Any]] = [{"nodes": pool.disruption_budget}]
+    window = pool.underutilized_window
+    if window:
+        budgets.append({"nodes": "0", "reasons": ["Underutilized"],
+                        "schedule": window.closed_from, "duration": window.closed_for})
+    return budgets
+
+
 def node_pool_specs(pool: GpuPool, longest_await: int = 0) -> dict[str, dict[str, Any]]:
     """NodePool name -> spec: the pool's own, and its on-demand floor where it has one.
     `longest_await`: of a model that may run there (longest_await_s), for the drain's grace."""
@@ -129,7 +145,7 @@ def node_pool_specs(pool: GpuPool, longest_await: int = 0) -> dict[str, dict[str
             # (on-demand back to spot), a share of the pool at a time
             "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized",
                            "consolidateAfter": pool.consolidate_after,
-                           "budgets": [{"nodes": pool.disruption_budget}]},
+                           "budgets": disruption_budgets(pool)},
             "limits": node_limits(pool.instances, nodes),
         }
     specs = {pool.name: spec(pool.capacity, "flex", pool.max_nodes, 50)}
