@@ -21,7 +21,9 @@ NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 
 
 def _pools(plan):
-    return {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in plan.of_type(NODE_POOL)}
+    """The GPU NodePools (tests/test_system_pods.py covers the traffic pool)."""
+    return {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in plan.of_type(NODE_POOL)
+            if "llmops.io/gpu-pool" in p.inputs["spec"]["template"]["metadata"]["labels"]}
 
 
 def _requirement(spec, key):
@@ -141,7 +143,10 @@ def test_prod_limits_are_the_configured_nodes_in_gpus_and_vcpus(plans):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_gpu_node_classes_pin_the_ami_use_imdsv2_one_hop_and_raid_the_nvme(plans, stack):
+    gpu_classes = {spec["template"]["spec"]["nodeClassRef"]["name"] for spec in _pools(plans[stack]).values()}
     for node_class in plans[stack].of_type(NODE_CLASS):
+        if node_class.inputs["metadata"]["name"] not in gpu_classes:
+            continue
         spec = node_class.inputs["spec"]
         assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20260724"}]
         assert spec["metadataOptions"]["httpTokens"] == "required"
