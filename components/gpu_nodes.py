@@ -1,6 +1,7 @@
 """GPU capacity by Karpenter: the controller (its chart and CRDs from one pinned release), the
 NVIDIA device plugin, and per GPU pool an EC2NodeClass and a NodePool (plus an on-demand floor
-NodePool where the pool has one).
+NodePool where the pool has one); and the `traffic` NodePool, on-demand CPU nodes for the
+request path's autoscaled pods (gateway, routers), since nothing scales the system node group.
 
 A NodePool buys its shape's instance types on reserved capacity first (when the pool lists
 reservations), then spot, then on-demand: Karpenter launches the cheapest offering it can get,

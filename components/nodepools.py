@@ -1,6 +1,7 @@
-"""The GPU NodePools and EC2NodeClasses as data: labels, taints, limits and the specs the
-workloads stack applies (components/gpu_nodes.py), with no Pulumi import, so the offline
-tools (cost, deploy checks) read the very specs that are deployed.
+"""The NodePools and EC2NodeClasses as data (the GPU pools' and the CPU traffic pool's): labels,
+taints, limits, disruption budgets and the specs the workloads stack applies
+(components/gpu_nodes.py), with no Pulumi import, so the offline tools (cost, deploy checks)
+read the very specs that are deployed.
 
 Fields as in aws/karpenter-provider-aws v1.14.1 pkg/apis/crds/ (copied to
 components/data/crds/, which the plan validates every object against).
