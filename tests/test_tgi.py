@@ -178,7 +178,8 @@ def test_prod_multi_replica_models_spread_evenly_across_spot_and_the_on_demand_f
     on-demand fallback) and the on-demand-only floor; both carry the shape the pods select."""
     plan = plans["prod"]
     pools = {p.inputs["metadata"]["name"]: p.inputs["spec"]
-             for p in plan.of_type("kubernetes:karpenter.sh/v1:NodePool")}
+             for p in plan.of_type("kubernetes:karpenter.sh/v1:NodePool")
+             if "llmops.io/capacity-tier" in p.inputs["spec"]["template"]["metadata"]["labels"]}
     tiers = {spec["template"]["metadata"]["labels"]["llmops.io/capacity-tier"]: spec
              for spec in pools.values()}
     capacity = {tier: next(r["values"] for r in spec["template"]["spec"]["requirements"]
