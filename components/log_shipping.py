@@ -60,7 +60,8 @@ def fluent_bit_values(region: str, log_group: pulumi.Input[str],
         **{output: {"enabled": False} for output in OTHER_OUTPUTS},
         "serviceAccount": {"create": True, "name": LOG_SHIPPER_ACCOUNT[1],
                            "annotations": {ROLE_ANNOTATION: role_arn}},
-        # every node: system nodes (the gateway) carry no taint, GPU nodes (TGI) this one
+        # every node: system nodes carry no taint, GPU nodes (TGI) the first, traffic nodes
+        # (the gateway, the routers) the second
         "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
                         {"key": TRAFFIC_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
         "priorityClassName": "system-node-critical",
