@@ -133,7 +133,8 @@ AREAS: dict[str, Area] = {
                  "components/github_oidc.py", "components/pod_security.py",
                  "components/serving_admission.py", "components/state_backend.py",
                  "components/storage.py", "components/log_encryption.py",
-                 "components/tagging.py", "components/ci_runner.py"),
+                 "components/tagging.py", "components/ci_runner.py",
+                 "components/release_roles.py"),
     ),
     "traffic": Area(
         modules=("components/router.py", "components/gateway.py", "components/gateway_routes.py",
@@ -171,7 +172,7 @@ AREAS: dict[str, Area] = {
                  "policies/settings.py", "policies/network_reachability.py"),
     ),
     "vocabulary": Area(
-        modules=("vocabulary/gpu_instances.py", "vocabulary/stackfile.py",
+        modules=("vocabulary/gpu_instances.py", "vocabulary/cpu_instances.py", "vocabulary/stackfile.py",
                  "vocabulary/strict_yaml.py", "vocabulary/subnets.py", "vocabulary/errors.py"),
     ),
     "stacks": Area(
