@@ -1,7 +1,18 @@
-"""The CLI as a user runs it: a subprocess, its exit code, the lines it prints."""
+"""The CLI as a user runs it: its exit code and the lines it prints on stdout and stderr.
+
+`llmops(...)` runs the command line's own entry point, `llmops.cli.main(argv)`, in the test's
+process (a subprocess pays ~2 s of CPU importing Pulumi per run); `llmops(..., process=True)`
+runs `python -m llmops.cli` as a real process, for the contract only a process shows (the
+interpreter's exit, what it prints while tearing down). The pipe and Ctrl-C tests run their
+own processes."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
+import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -33,12 +44,46 @@ class Run:
         assert "Task was destroyed" not in self.stderr, self.stderr
 
 
-def llmops(*args: str, cwd: Path = ROOT, timeout: float = 120) -> Run:
-    result = subprocess.run([sys.executable, "-m", "llmops.cli", *args], capture_output=True,
-                            text=True, cwd=cwd, timeout=timeout)
-    run = Run(result.returncode, result.stdout, result.stderr)
+def llmops(*args: str, cwd: Path = ROOT, timeout: float = 120, process: bool = False) -> Run:
+    """`llmops ARGS` run from `cwd`: in this process, or as `python -m llmops.cli` (`process`)."""
+    if process:
+        result = subprocess.run([sys.executable, "-m", "llmops.cli", *args], capture_output=True,
+                                text=True, cwd=cwd, timeout=timeout)
+        run = Run(result.returncode, result.stdout, result.stderr)
+    else:
+        run = _in_process(list(args), cwd)
     run.assert_clean()
     return run
+
+
+def _in_process(argv: list[str], cwd: Path) -> Run:
+    """`main(argv)` with stdout and stderr captured, as the console script would run it:
+    SystemExit (argparse, --version) is the exit code. Warnings Python logs with no handler
+    set (asyncio's "Task was destroyed...") go to stderr as in a process: the handler below
+    stands in for logging's last resort, and a collection before returning flushes tasks
+    the command left behind, which a process would report at exit."""
+    from llmops.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    last_resort = logging.StreamHandler(stderr)
+    last_resort.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(last_resort)
+    previous = Path.cwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+                if isinstance(exit_.code, str):
+                    print(exit_.code, file=sys.stderr)
+            gc.collect()
+    finally:
+        os.chdir(previous)
+        root.removeHandler(last_resort)
+    return Run(code, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture
