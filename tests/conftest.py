@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 # Imported up front: hypothesis's pytest plugin otherwise imports it in the terminal summary,
@@ -10,15 +11,28 @@ from collections.abc import Iterator
 import hypothesis  # noqa: F401
 import pytest
 
-from llmops.offline.plan import Plan, run_plan
+from llmops.offline.plan import Plan
+from tests.shipped_plans import STACKS, share_through, shipped_plan
 
-STACKS = ("dev", "staging", "prod")
+__all__ = ["STACKS"]  # tests import it from here
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shipped_plans_shared_by_workers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Under pytest-xdist, each shipped stack is planned by one worker for all of them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        share_through(tmp_path_factory.getbasetemp().parent / "shipped-plans")
 
 
 @pytest.fixture(scope="session")
-def plans() -> dict[str, Plan]:
-    """The offline plan of every shipped stack, as `llmops plan` records it."""
-    return {stack: run_plan(stack) for stack in STACKS}
+def plans(_shipped_plans_shared_by_workers: None) -> dict[str, Plan]:
+    """The offline plan of every shipped stack, as `llmops plan` records it: planned once per
+    run (tests/shipped_plans.py). Workers start from different ends of STACKS, so two of
+    them plan two stacks at once."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    order = STACKS if int(worker.removeprefix("gw") or 0) % 2 == 0 else STACKS[::-1]
+    planned = {stack: shipped_plan(stack) for stack in order}
+    return {stack: planned[stack] for stack in STACKS}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,7 +4,9 @@
 process (a subprocess pays ~2 s of CPU importing Pulumi per run); `llmops(..., process=True)`
 runs `python -m llmops.cli` as a real process, for the contract only a process shows (the
 interpreter's exit, what it prints while tearing down). The pipe and Ctrl-C tests run their
-own processes."""
+own processes. In this process a command that plans a shipped stack as it is gets the run's
+plan of it (tests/shipped_plans.py) instead of planning it again; edited copies of the stack
+files are planned as asked."""
 
 from __future__ import annotations
 
@@ -24,7 +26,18 @@ from typing import Any
 import pytest
 import yaml
 
+import llmops.commands.cost
+import llmops.commands.diff
+import llmops.commands.outputs
+import llmops.commands.plan
+from llmops.offline.plan import Plan
+from tests.shipped_plans import is_shipped, shipped_plan
+from vocabulary.stackfile import STACKS_DIR, StackConfig
+
 ROOT = Path(__file__).resolve().parents[2]
+#: the commands that plan a stack (each imported `run_plan` by name)
+PLANNING_COMMANDS = (llmops.commands.cost, llmops.commands.diff, llmops.commands.outputs,
+                     llmops.commands.plan)
 
 
 @dataclass
@@ -65,6 +78,9 @@ def _in_process(argv: list[str], cwd: Path) -> Run:
     from llmops.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
+    patch = pytest.MonkeyPatch()
+    for module in PLANNING_COMMANDS:
+        patch.setattr(module, "run_plan", _shipped_plans_reused(module.run_plan))
     last_resort = logging.StreamHandler(stderr)
     last_resort.setLevel(logging.WARNING)
     root = logging.getLogger()
@@ -83,7 +99,20 @@ def _in_process(argv: list[str], cwd: Path) -> Run:
     finally:
         os.chdir(previous)
         root.removeHandler(last_resort)
+        patch.undo()
     return Run(code, stdout.getvalue(), stderr.getvalue())
+
+
+def _shipped_plans_reused(real: Callable[..., Plan]) -> Callable[..., Plan]:
+    """A command's `run_plan` that takes a shipped stack's unchanged plan from the run's
+    (tests/shipped_plans.py: planned once, a fresh copy each time); any other plan (an edited
+    copy of the stacks, overrides) runs as it is asked for."""
+    def run_plan(stack: str, overrides: dict[str, Any] | None = None,
+                 stack_config: StackConfig | None = None, stacks_dir: Path = STACKS_DIR) -> Plan:
+        if is_shipped(stack, overrides, stack_config, stacks_dir):
+            return shipped_plan(stack)
+        return real(stack, overrides, stack_config, stacks_dir)
+    return run_plan
 
 
 @pytest.fixture
