@@ -53,6 +53,8 @@ LOG = logging.getLogger("llmops.gateway")
 JSON_HEADERS = {"Content-Type": "application/json"}
 #: Faults that mean "no replica is there (yet)": what a cold-start hold waits out.
 COLD_FAULTS = ("down", "not_ready")
+#: What a token count too long to read stands for: more than any reservation (settled at it).
+ABSURD_COUNT = 10**18
 
 
 class Overloaded(Exception):
@@ -192,6 +194,8 @@ class Gateway:
         if refusal is not None:
             raise refusal
         call.checked = check_body(call.route, body, model, route.max_new_tokens, self.deny)
+        if route.redact_pii and call.checked.token_texts:
+            raise _token_texts_refused(model, call.checked.token_texts)
         call.body, call.raw, call.stream = body, raw, call.checked.stream
         self._admit(call)
         active = self.metrics.child(self.metrics.active, model)
@@ -330,6 +334,10 @@ class Gateway:
             if route_refusal(self.config.models[fallback].engine, fallback, call.route):
                 call.notes.append(f"fallback to {fallback!r} skipped: it does not serve {call.route}")
                 break
+            if self.config.models[fallback].redact_pii and call.checked.token_texts:
+                call.notes.append(f"fallback to {fallback!r} skipped: it redacts PII and the request "
+                                  f"asks for {call.checked.token_texts}")
+                break
             self.metrics.fallback.labels(call.model, fallback).inc()
             model = fallback
         raise attempts.refusal(call.model)
@@ -409,7 +417,10 @@ class Gateway:
                 fault = fault_of(exc, answered=upstream is not None)
                 if not (route.cold_start and fault.kind == "down"):  # scaled to zero: expected
                     settled = True
-                    self._backend_failed(backend, call)
+                    # a timeout counts once per failure run per body, as a model's 5xx does:
+                    # one key repeating a slow request cannot open the breaker for every key
+                    self._backend_failed(backend, call,
+                                         cause=hash(payload) if fault.kind == "timeout" else None)
                 raise fault from None
             if upstream.status == 429:
                 settled = True
@@ -429,7 +440,15 @@ class Gateway:
             settled = True
             if answer is None:
                 backend.breaker.success()
-                return self._relay_whole(call, upstream, raw)
+                try:
+                    return self._relay_whole(call, upstream, raw)
+                except (ValueError, TypeError, RecursionError) as exc:  # the answer's fault:
+                    LOG.warning("model %r sent an answer the gateway could not relay: %r",
+                                backend.model, exc)  # a 502 naming it, never a 500
+                    message = f"the model server for {backend.model!r} sent an answer that could not be read"
+                    call.finish(502, "upstream_error", message)
+                    return web.json_response({"error": message, "error_type": "unavailable"},
+                                             status=502)
             return answer
         finally:
             backend.inflight -= 1
@@ -447,6 +466,8 @@ class Gateway:
         requested = checked.max_new_tokens
         limit = min(call.per_copy, route.max_new_tokens)
         needs_limit = requested is None or requested > route.max_new_tokens
+        if call.route == "/v1/completions" and call.body.get("max_tokens") is None:
+            needs_limit = True  # vLLM's completions read only max_tokens (default 16)
         if checked.openai:
             needs_model = route.engine == VLLM and call.body.get("model") != model
         else:
@@ -457,9 +478,9 @@ class Gateway:
         if checked.openai:
             if route.engine == VLLM:
                 body["model"] = model
-            if needs_limit:
+            if needs_limit:  # every limit vLLM may read, so none is left above the cap
                 named = [f for f in ("max_tokens", "max_completion_tokens") if body.get(f) is not None]
-                for name in named or ["max_tokens"]:
+                for name in {"max_tokens", *named}:
                     body[name] = limit
         else:
             body.pop("model", None)
@@ -501,8 +522,9 @@ class Gateway:
         headers = {h: upstream.headers[h] for h in PASS_HEADERS if h in upstream.headers}
         if upstream.status == 200:
             counted = upstream.headers.get("x-generated-tokens")
-            if call.checked.copies > 1:
-                counted = None  # TGI's header counts the best sequence; the body has them all
+            if call.checked.copies > 1 or not (counted or "0").isascii() or not (counted or "0").isdigit():
+                counted = None  # TGI's header counts the best sequence (the body has them all);
+                # a header that is not a count is not read: the body's count is
             redact = self.config.models[call.answered_by].redact_pii
             payload: Any = json_body(raw) if redact or not counted else None  # parse only if needed
             call.tokens = self._tokens(call, payload, counted)
@@ -632,6 +654,13 @@ def _check_framing(request: web.Request) -> None:
                       close=not request.content.is_eof())
 
 
+def _token_texts_refused(model: str, field_name: str) -> Refusal:
+    """Per-token texts (logprobs, top tokens) cannot be redacted exactly: a token split across
+    PII has no redacted form, so a redactPii model refuses to send them."""
+    return Refusal(422, f"model {model!r} redacts PII from its answers, so it does not return "
+                   f"per-token texts; remove {field_name!r}", "validation", "validation")
+
+
 def _gone() -> web.Response:
     """What a handler returns for a client that left: aiohttp's write of it fails quietly
     (web_protocol.py `finish_response` treats ConnectionError as a premature disconnect)."""
@@ -648,8 +677,8 @@ async def _end_stream(response: web.StreamResponse) -> None:
 def generated_tokens(payload: Any, header: str | None) -> int:
     """Tokens an answer reports (TGI's header or details, best_of sequences included, or
     OpenAI's usage); anything unreadable counts as 0."""
-    if header and header.isdigit():
-        return int(header)
+    if header and header.isascii() and header.isdigit():  # "²" is a digit to isdigit, not to int
+        return int(header) if len(header) <= 18 else ABSURD_COUNT  # no 5000-digit int() either
     if isinstance(payload, list):
         return sum(generated_tokens(p, None) for p in payload)
     if not isinstance(payload, dict):
