@@ -105,6 +105,7 @@ class Gateway:
         self.deny = [re.compile(p, re.IGNORECASE) for p in config.limits.deny_patterns]
         self.session: aiohttp.ClientSession | None = None
         self.inflight = 0
+        self.max_inflight = config.limits.max_inflight_requests  # lowered to fit the fd limit
         self.draining = False
         self._warned: set[str] = set()
         for backend in self.router.backends.values():  # read at scrape time: never stale
@@ -225,8 +226,8 @@ class Gateway:
         if self.draining:
             return Refusal(503, "this gateway replica is shutting down; retry (another replica "
                            "answers)", "unavailable", "draining", retry, close=True)
-        if self.inflight > limits.max_inflight_requests:
-            return Refusal(503, f"the gateway is at its limit of {limits.max_inflight_requests} "
+        if self.inflight > self.max_inflight:
+            return Refusal(503, f"the gateway is at its limit of {self.max_inflight} "
                            "requests in flight; retry later", "overloaded", "overloaded", retry,
                            close=not request.content.is_eof())
         return None

@@ -13,8 +13,13 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from serving.gateway import server as server_module
+from serving.gateway.app import create_app
+from serving.gateway.auth import hash_key
+from serving.gateway.config import GatewayConfig
 from serving.gateway.request import MAX_PROMPTS
 from serving.gateway.routing import CLOSED
+from serving.gateway.server import ACCEPT_BATCH, FD_HEADROOM, MIN_CONNECTIONS, fit_to_fds
 from tests.gateway.conftest import KEYS
 from tests.gateway.test_vllm_engine import engines  # noqa: F401  (the fixture)
 
@@ -217,3 +222,33 @@ def test_an_unreadable_generated_tokens_header_does_not_fail_the_answer(stack, h
     assert response.status_code == 200 and response.json()["generated_text"] == "Paris"
     usage = stack.gateway.limiter._usage["tokens40"]
     assert 0 <= usage.token_total <= 5
+
+
+# -- 7. a low descriptor limit lowers connections and in-flight requests together ------------
+
+def test_a_hard_fd_limit_below_the_defaults_still_leaves_hundreds_of_connections(loop, tmp_path, monkeypatch,
+                                                                                 caplog):
+    monkeypatch.setattr(server_module, "ensure_fd_limit", lambda needed: 1024)
+    config = GatewayConfig.model_validate({
+        "models": {"small": {"backends": {"stable": {"url": "http://127.0.0.1:9"}}}},
+        "keys": [{"id": "full", "sha256": hash_key(KEYS["full"]), "models": ["*"]}],
+        "auditLog": str(tmp_path / "audit.jsonl")})  # defaults: 2048 connections, 1024 in flight
+    server, _ = loop.run(loop.serve_gateway(create_app(config)))
+    try:
+        assert server.max_connections == 416 and server.gateway.max_inflight == 416
+        assert ("the file descriptor limit is 1024: open connections capped at 416 instead of 2048, "
+                "requests in flight at 416 instead of 1024") in caplog.text
+    finally:
+        loop.run(server.close())
+
+
+@given(available=st.integers(0, 100_000), connections=st.integers(1, 50_000),
+       inflight=st.integers(1, 50_000))
+def test_fitted_caps_stay_within_the_descriptor_limit(available, connections, inflight):
+    fitted = fit_to_fds(available, connections, inflight)
+    assert 1 <= fitted.connections <= connections and 1 <= fitted.inflight <= inflight
+    assert 1 <= fitted.backlog <= min(fitted.connections, ACCEPT_BATCH)
+    used = fitted.connections + fitted.backlog + min(fitted.inflight, fitted.connections) + FD_HEADROOM
+    assert used <= available or fitted.connections == 1  # below 1 is no gateway at all
+    if available >= FD_HEADROOM + 3 * MIN_CONNECTIONS + ACCEPT_BATCH:  # a sane limit: a sane cap
+        assert fitted.connections >= min(connections, MIN_CONNECTIONS)
