@@ -53,6 +53,8 @@ LOG = logging.getLogger("llmops.gateway")
 JSON_HEADERS = {"Content-Type": "application/json"}
 #: Faults that mean "no replica is there (yet)": what a cold-start hold waits out.
 COLD_FAULTS = ("down", "not_ready")
+INFERENCE_PATHS = ("/generate", "/generate_stream", "/", *OPENAI_ROUTES)
+OPEN_PATHS = ("/health", "/ready", "/info", "/metrics")
 #: What a token count too long to read stands for: more than any reservation (settled at it).
 ABSURD_COUNT = 10**18
 
@@ -609,6 +611,35 @@ class Gateway:
         return web.Response(body=raw, headers={**headers, "X-Cache": "hit"},
                             content_type="application/json")
 
+    async def handle_other(self, request: web.Request) -> web.Response:
+        """Every other method and path: `GET /v1/models` (the `openai` client's
+        `models.list()`: the models this key may use), else TGI-shaped 404/405. Authenticated
+        first, like every inference route, and audited; the metrics' route label is fixed
+        ("/v1/models" or "unknown") so client paths cannot add series."""
+        listing = request.path == "/v1/models" and request.method in ("GET", "HEAD")
+        call = Call("/v1/models" if listing else "unknown")
+        close = not request.content.is_eof()  # the body is never read
+        try:
+            call.key = self._authenticate(request)
+            if listing:
+                models = [m for m in self.config.models if self.keys.allows(call.key, m)]
+                call.finish(200, "ok")
+                return web.json_response({"object": "list", "data": [
+                    {"id": m, "object": "model", "owned_by": "llmops"} for m in models]})
+            path = request.path
+            allowed = "POST" if path in INFERENCE_PATHS else "GET" if path in OPEN_PATHS else None
+            if allowed:
+                raise Refusal(405, f"{shown(request.method, 20)} is not allowed on {request.path}; "
+                              f"use {allowed}", "validation", "validation", {"Allow": allowed}, close=close)
+            raise Refusal(404, f"no route {shown(request.path)}; inference routes: "
+                          f"{', '.join(INFERENCE_PATHS)} (POST), GET /v1/models", "validation",
+                          "validation", close=close)
+        except Refusal as refusal:
+            call.refused(refusal)
+            return refusal.response()
+        finally:
+            self.endings.end(call)
+
     # -- open routes -----------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
         """Liveness: the process answers (also while draining)."""
@@ -707,10 +738,11 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[APP_STATE] = gateway
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.stop)
-    for path in ("/generate", "/generate_stream", "/", *OPENAI_ROUTES):
+    for path in INFERENCE_PATHS:
         app.router.add_post(path, gateway.handle_inference, expect_handler=gateway.expect_continue)
     app.router.add_get("/health", gateway.health)
     app.router.add_get("/ready", gateway.ready)
     app.router.add_get("/info", gateway.info)
     app.router.add_get("/metrics", gateway.metrics_endpoint)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle_other)  # last: everything else
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
@@ -252,3 +253,41 @@ def test_fitted_caps_stay_within_the_descriptor_limit(available, connections, in
     assert used <= available or fitted.connections == 1  # below 1 is no gateway at all
     if available >= FD_HEADROOM + 3 * MIN_CONNECTIONS + ACCEPT_BATCH:  # a sane limit: a sane cap
         assert fitted.connections >= min(connections, MIN_CONNECTIONS)
+
+
+# -- 8. other routes and methods: TGI-shaped 404/405, audited; the key's model list ---------
+
+@pytest.mark.parametrize(("method", "path", "status", "message"), [
+    ("POST", "/v1/embeddings", 404, "no route '/v1/embeddings'; inference routes: /generate, "
+     "/generate_stream, /, /v1/chat/completions, /v1/completions (POST), GET /v1/models"),
+    ("POST", "/generate/", 404, "no route '/generate/'; inference routes: /generate, "
+     "/generate_stream, /, /v1/chat/completions, /v1/completions (POST), GET /v1/models"),
+    ("PUT", "/generate", 405, "'PUT' is not allowed on /generate; use POST"),
+    ("GET", "/v1/chat/completions", 405, "'GET' is not allowed on /v1/chat/completions; use POST"),
+    ("POST", "/health", 405, "'POST' is not allowed on /health; use GET"),
+])
+def test_an_authenticated_unknown_route_or_method_is_a_tgi_shaped_audited_4xx(stack, method, path, status,
+                                                                               message):
+    response = requests.request(method, f"{stack.url}{path}", headers=stack.headers(), json={"inputs": "q"},
+                                timeout=10)
+    assert response.status_code == status
+    assert response.json() == {"error": message, "error_type": "validation"}
+    if status == 405:
+        assert response.headers["Allow"] == ("GET" if path == "/health" else "POST")
+    with open(stack.gateway.config.audit_log) as lines:
+        audit = [json.loads(line) for line in lines]
+    assert [(a["key_id"], a["status"], a["reason"]) for a in audit] == [("full", status, message)]
+
+
+def test_an_unknown_route_without_a_key_is_a_401(stack):
+    response = requests.post(f"{stack.url}/v1/embeddings", json={"input": "q"}, timeout=10)
+    assert response.status_code == 401
+    assert response.json()["error"] == "missing or invalid API key (Authorization: Bearer <key>)"
+
+
+def test_the_openai_clients_model_list_names_the_models_the_key_may_use(stack):
+    def listed(key: str) -> list[str]:
+        client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=KEYS[key], max_retries=0, timeout=10)
+        return [m.id for m in client.models.list()]
+    assert listed("full") == ["llama", "small", "private"]
+    assert listed("small-only") == ["small"]
