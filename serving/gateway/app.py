@@ -55,6 +55,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 COLD_FAULTS = ("down", "not_ready")
 INFERENCE_PATHS = ("/generate", "/generate_stream", "/", *OPENAI_ROUTES)
 OPEN_PATHS = ("/health", "/ready", "/info", "/metrics")
+UPSTREAM_KEEPALIVE_S = 4.0
 #: What a token count too long to read stands for: more than any reservation (settled at it).
 ABSURD_COUNT = 10**18
 
@@ -120,7 +121,10 @@ class Gateway:
     async def start(self, _app: web.Application) -> None:
         limits = self.config.limits
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            # keep-alive below vLLM's own 5 s (vLLM 0.34.0 envs.py VLLM_HTTP_TIMEOUT_KEEP_ALIVE):
+            # the gateway drops an idle connection before the model server closes it, so a
+            # request is not sent on a connection being closed (fault_of: not retried)
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_S),
             skip_auto_headers=("User-Agent",),
             timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
                                           sock_read=limits.request_timeout_s))
@@ -373,6 +377,8 @@ class Gateway:
                     if fault.kind == "timeout":
                         raise Refusal(504, f"model {call.model!r} did not answer in time",
                                       "timeout", "timeout") from None
+                    if fault.kind == "broken":  # it may have the request: a generation is
+                        raise attempts.refusal(call.model) from None  # not retried elsewhere
                 except Overloaded:
                     attempts.full = True
                     return None
