@@ -56,6 +56,10 @@ COLD_FAULTS = ("down", "not_ready")
 INFERENCE_PATHS = ("/generate", "/generate_stream", "/", *OPENAI_ROUTES)
 OPEN_PATHS = ("/health", "/ready", "/info", "/metrics")
 UPSTREAM_KEEPALIVE_S = 4.0
+#: The event a stream gets when the drain window ends before it does (TGI's error shape).
+CUT_BY_DRAIN = (b"\ndata:" + json.dumps({
+    "error": "this gateway replica shut down before the generation finished (its drain window "
+             "ended); retry", "error_type": "unavailable"}).encode() + b"\n\n")
 #: What a token count too long to read stands for: more than any reservation (settled at it).
 ABSURD_COUNT = 10**18
 
@@ -111,6 +115,7 @@ class Gateway:
         self.max_inflight = config.limits.max_inflight_requests  # lowered to fit the fd limit
         self.draining = False
         self._warned: set[str] = set()
+        self._streams: dict[int, tuple[Call, asyncio.Task]] = {}  # streams the client sees
         for backend in self.router.backends.values():  # read at scrape time: never stale
             self.metrics.breaker_state.labels(backend.model, backend.track).set_function(
                 lambda breaker=backend.breaker: breaker.state)
@@ -138,6 +143,18 @@ class Gateway:
         """Readiness fails and new requests get 503 with Retry-After; in-flight ones finish."""
         self.draining = True
 
+    async def cut_streams(self, timeout_s: float = 1.0) -> None:
+        """End the streams still running when the drain window is over: each gets an error
+        event and a proper end of its chunked body (handle_inference), not a dropped
+        connection mid-body."""
+        tasks = []
+        for call, task in list(self._streams.values()):
+            call.cut = True
+            task.cancel()
+            tasks.append(task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no request is in flight (True) or `timeout_s` passed (False)."""
         deadline = time.monotonic() + timeout_s
@@ -164,6 +181,8 @@ class Gateway:
                 call.finish(503, "cut_by_drain", "the drain window ended before the answer")
             elif self.draining and call.outcome == "streaming":  # the client saw its 200
                 call.finish(200, "cut_by_drain", "the drain window ended mid-stream")
+                if call.cut:
+                    await _end_cut_stream(call.response)
             call.gone()
             raise
         except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
@@ -173,7 +192,8 @@ class Gateway:
             call.refused(refusal)
             return call.response if call.response is not None else refusal.response()
         finally:  # in flight until it has ended: its audit line is written before a drain
-            try:      # (or anything else counting requests in flight) can see it gone
+            self._streams.pop(id(call), None)  # (or anything else counting requests in
+            try:                               # flight) can see it gone
                 self._stop_waiting(call)
                 self.endings.end(call)
             finally:
@@ -570,6 +590,7 @@ class Gateway:
             upstream.close()
             call.gone()
             return response, True
+        self._streams[id(call)] = (call, asyncio.current_task())
         redaction = StreamRedaction() if self.config.models[call.answered_by].redact_pii else None
         cacheable = call.cache_key is not None and call.answered_by == call.model
         ttft = self.metrics.child(self.metrics.ttft, call.model, call.backend)
@@ -602,6 +623,7 @@ class Gateway:
                 status=200, headers={**STREAM_HEADERS, "X-Cache": "hit"})
             call.responding = True
             call.finish(200, "streaming")
+            self._streams[id(call)] = (call, asyncio.current_task())
             try:
                 await response.prepare(request)
                 for line in hit[1]:
@@ -705,6 +727,14 @@ def _gone() -> web.Response:
     response = web.Response(status=499)
     response.force_close()
     return response
+
+
+async def _end_cut_stream(response: web.StreamResponse) -> None:
+    """The drain's error event (after a blank line, in case the cut fell inside an event) and
+    the chunked body's end; a client that left already is not an error."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await response.write(CUT_BY_DRAIN)
+        await response.write_eof()
 
 
 async def _end_stream(response: web.StreamResponse) -> None:

@@ -188,6 +188,8 @@ class GatewayServer:
 
     async def close(self, timeout_s: float = 1.0) -> None:
         self.listener.close()
+        if self.gateway.draining:  # streams the drain window did not see end get an end
+            await self.gateway.cut_streams(timeout_s)
         self.runner.server.pre_shutdown()  # idle keep-alive connections go now
         await self.runner.cleanup()
 

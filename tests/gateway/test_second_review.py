@@ -7,6 +7,8 @@ text the deny patterns did not see, and unreadable token-count headers."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import openai
 import pytest
@@ -22,6 +24,7 @@ from serving.gateway.request import MAX_PROMPTS
 from serving.gateway.routing import CLOSED
 from serving.gateway.server import ACCEPT_BATCH, FD_HEADROOM, MIN_CONNECTIONS, fit_to_fds
 from tests.gateway.conftest import KEYS
+from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
 from tests.gateway.test_vllm_engine import engines  # noqa: F401  (the fixture)
 
 CHAT = "/v1/chat/completions"
@@ -291,3 +294,38 @@ def test_the_openai_clients_model_list_names_the_models_the_key_may_use(stack):
         return [m.id for m in client.models.list()]
     assert listed("full") == ["llama", "small", "private"]
     assert listed("small-only") == ["small"]
+
+
+# -- 9. a stream the drain window cuts ends with an error event and a complete body ----------
+
+def test_a_stream_cut_by_the_drain_window_ends_with_an_error_event_and_a_complete_body(loop, tmp_path):
+    upstream = FakeBehaviour(name="small", reply="one two three four five six", token_delay_s=0.5)
+    runner, upstream_url = loop.run(loop.serve(create_fake_tgi(upstream)))
+    config = GatewayConfig.model_validate({
+        "models": {"small": {"backends": {"stable": {"url": upstream_url}}}},
+        "keys": [{"id": "full", "sha256": hash_key(KEYS["full"]), "models": ["*"]}],
+        "auditLog": str(tmp_path / "audit.jsonl")})
+    server, url = loop.run(loop.serve_gateway(create_app(config)))
+    got: dict = {}
+
+    def stream() -> None:
+        try:
+            response = _post(url, "/generate_stream", {"inputs": "q"}, stream=True)
+            got["lines"] = [line for line in response.iter_lines() if line.startswith(b"data:")]
+        except requests.RequestException as exc:  # a chunked body that never ends
+            got["error"] = exc
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not upstream.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert loop.run(server.drain(0.2)) is False
+        loop.run(server.close())
+        streaming.join(20)
+    finally:
+        loop.run(runner.cleanup())
+    assert "error" not in got, got.get("error")
+    assert json.loads(got["lines"][-1][5:]) == {
+        "error": "this gateway replica shut down before the generation finished (its drain window "
+                 "ended); retry", "error_type": "unavailable"}
