@@ -329,3 +329,15 @@ def test_a_stream_cut_by_the_drain_window_ends_with_an_error_event_and_a_complet
     assert json.loads(got["lines"][-1][5:]) == {
         "error": "this gateway replica shut down before the generation finished (its drain window "
                  "ended); retry", "error_type": "unavailable"}
+
+
+def test_a_request_for_per_token_texts_is_not_sent_to_a_redacting_fallback(bad_stack):
+    bad_stack.take_down("flaky")  # flaky does not redact; its fallback, steady, does
+    response = _post(bad_stack.url, "/generate", {"inputs": "q", "parameters": {"top_n_tokens": 2}},
+                     model="flaky")
+    assert response.status_code == 503
+    assert bad_stack.steady.requests == []
+    with open(bad_stack.gateway.config.audit_log) as lines:
+        reason = json.loads(lines.readlines()[-1])["reason"]
+    assert reason.startswith("fallback to 'steady' skipped: it redacts PII and the request asks for "
+                             "parameters.top_n_tokens")
