@@ -85,10 +85,7 @@ class Attempts:
             return Refusal(503, f"model {model!r} is starting: no replica was ready within "
                            f"{self.cold_for:g} s; retry later", "unavailable", "cold_start",
                            {"Retry-After": str(max(1, math.ceil(self.cold_for)))})
-        broken = [f for f in self.faults if f.kind == "broken"]
-        if broken:
-            return Refusal(502, f"the model server for {model!r} failed: {broken[-1].detail}",
-                           "unavailable", "upstream_error")
+        # a "broken" fault never gets here: it is answered at once (Gateway._try_model)
         return Refusal(503, f"no healthy backend for model {model!r}", "unavailable",
                        "circuit_open" if self.open and not self.faults else "upstream_error")
 
@@ -397,8 +394,10 @@ class Gateway:
                     if fault.kind == "timeout":
                         raise Refusal(504, f"model {call.model!r} did not answer in time",
                                       "timeout", "timeout") from None
-                    if fault.kind == "broken":  # it may have the request: a generation is
-                        raise attempts.refusal(call.model) from None  # not retried elsewhere
+                    if fault.kind == "broken":  # it may have the request: a generation is not
+                        # idempotent, so it is not retried on the other track or the fallback
+                        raise Refusal(502, f"the model server for {backend.model!r} failed: "
+                                      f"{fault.detail}", "unavailable", "upstream_error") from None
                 except Overloaded:
                     attempts.full = True
                     return None
