@@ -53,6 +53,15 @@ LOG = logging.getLogger("llmops.gateway")
 JSON_HEADERS = {"Content-Type": "application/json"}
 #: Faults that mean "no replica is there (yet)": what a cold-start hold waits out.
 COLD_FAULTS = ("down", "not_ready")
+INFERENCE_PATHS = ("/generate", "/generate_stream", "/", *OPENAI_ROUTES)
+OPEN_PATHS = ("/health", "/ready", "/info", "/metrics")
+UPSTREAM_KEEPALIVE_S = 4.0
+#: The event a stream gets when the drain window ends before it does (TGI's error shape).
+CUT_BY_DRAIN = (b"\ndata:" + json.dumps({
+    "error": "this gateway replica shut down before the generation finished (its drain window "
+             "ended); retry", "error_type": "unavailable"}).encode() + b"\n\n")
+#: What a token count too long to read stands for: more than any reservation (settled at it).
+ABSURD_COUNT = 10**18
 
 
 class Overloaded(Exception):
@@ -76,10 +85,7 @@ class Attempts:
             return Refusal(503, f"model {model!r} is starting: no replica was ready within "
                            f"{self.cold_for:g} s; retry later", "unavailable", "cold_start",
                            {"Retry-After": str(max(1, math.ceil(self.cold_for)))})
-        broken = [f for f in self.faults if f.kind == "broken"]
-        if broken:
-            return Refusal(502, f"the model server for {model!r} failed: {broken[-1].detail}",
-                           "unavailable", "upstream_error")
+        # a "broken" fault never gets here: it is answered at once (Gateway._try_model)
         return Refusal(503, f"no healthy backend for model {model!r}", "unavailable",
                        "circuit_open" if self.open and not self.faults else "upstream_error")
 
@@ -103,8 +109,10 @@ class Gateway:
         self.deny = [re.compile(p, re.IGNORECASE) for p in config.limits.deny_patterns]
         self.session: aiohttp.ClientSession | None = None
         self.inflight = 0
+        self.max_inflight = config.limits.max_inflight_requests  # lowered to fit the fd limit
         self.draining = False
         self._warned: set[str] = set()
+        self._streams: dict[int, tuple[Call, asyncio.Task]] = {}  # streams the client sees
         for backend in self.router.backends.values():  # read at scrape time: never stale
             self.metrics.breaker_state.labels(backend.model, backend.track).set_function(
                 lambda breaker=backend.breaker: breaker.state)
@@ -115,7 +123,10 @@ class Gateway:
     async def start(self, _app: web.Application) -> None:
         limits = self.config.limits
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            # keep-alive below vLLM's own 5 s (vLLM 0.34.0 envs.py VLLM_HTTP_TIMEOUT_KEEP_ALIVE):
+            # the gateway drops an idle connection before the model server closes it, so a
+            # request is not sent on a connection being closed (fault_of: not retried)
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_S),
             skip_auto_headers=("User-Agent",),
             timeout=aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout_s,
                                           sock_read=limits.request_timeout_s))
@@ -128,6 +139,18 @@ class Gateway:
     def begin_drain(self) -> None:
         """Readiness fails and new requests get 503 with Retry-After; in-flight ones finish."""
         self.draining = True
+
+    async def cut_streams(self, timeout_s: float = 1.0) -> None:
+        """End the streams still running when the drain window is over: each gets an error
+        event and a proper end of its chunked body (handle_inference), not a dropped
+        connection mid-body."""
+        tasks = []
+        for call, task in list(self._streams.values()):
+            call.cut = True
+            task.cancel()
+            tasks.append(task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no request is in flight (True) or `timeout_s` passed (False)."""
@@ -155,6 +178,8 @@ class Gateway:
                 call.finish(503, "cut_by_drain", "the drain window ended before the answer")
             elif self.draining and call.outcome == "streaming":  # the client saw its 200
                 call.finish(200, "cut_by_drain", "the drain window ended mid-stream")
+                if call.cut:
+                    await _end_cut_stream(call.response)
             call.gone()
             raise
         except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
@@ -164,7 +189,8 @@ class Gateway:
             call.refused(refusal)
             return call.response if call.response is not None else refusal.response()
         finally:  # in flight until it has ended: its audit line is written before a drain
-            try:      # (or anything else counting requests in flight) can see it gone
+            self._streams.pop(id(call), None)  # (or anything else counting requests in
+            try:                               # flight) can see it gone
                 self._stop_waiting(call)
                 self.endings.end(call)
             finally:
@@ -192,6 +218,8 @@ class Gateway:
         if refusal is not None:
             raise refusal
         call.checked = check_body(call.route, body, model, route.max_new_tokens, self.deny)
+        if route.redact_pii and call.checked.token_texts:
+            raise _token_texts_refused(model, call.checked.token_texts)
         call.body, call.raw, call.stream = body, raw, call.checked.stream
         self._admit(call)
         active = self.metrics.child(self.metrics.active, model)
@@ -221,8 +249,8 @@ class Gateway:
         if self.draining:
             return Refusal(503, "this gateway replica is shutting down; retry (another replica "
                            "answers)", "unavailable", "draining", retry, close=True)
-        if self.inflight > limits.max_inflight_requests:
-            return Refusal(503, f"the gateway is at its limit of {limits.max_inflight_requests} "
+        if self.inflight > self.max_inflight:
+            return Refusal(503, f"the gateway is at its limit of {self.max_inflight} "
                            "requests in flight; retry later", "overloaded", "overloaded", retry,
                            close=not request.content.is_eof())
         return None
@@ -330,6 +358,10 @@ class Gateway:
             if route_refusal(self.config.models[fallback].engine, fallback, call.route):
                 call.notes.append(f"fallback to {fallback!r} skipped: it does not serve {call.route}")
                 break
+            if self.config.models[fallback].redact_pii and call.checked.token_texts:
+                call.notes.append(f"fallback to {fallback!r} skipped: it redacts PII and the request "
+                                  f"asks for {call.checked.token_texts}")
+                break
             self.metrics.fallback.labels(call.model, fallback).inc()
             model = fallback
         raise attempts.refusal(call.model)
@@ -362,6 +394,10 @@ class Gateway:
                     if fault.kind == "timeout":
                         raise Refusal(504, f"model {call.model!r} did not answer in time",
                                       "timeout", "timeout") from None
+                    if fault.kind == "broken":  # it may have the request: a generation is not
+                        # idempotent, so it is not retried on the other track or the fallback
+                        raise Refusal(502, f"the model server for {backend.model!r} failed: "
+                                      f"{fault.detail}", "unavailable", "upstream_error") from None
                 except Overloaded:
                     attempts.full = True
                     return None
@@ -409,7 +445,10 @@ class Gateway:
                 fault = fault_of(exc, answered=upstream is not None)
                 if not (route.cold_start and fault.kind == "down"):  # scaled to zero: expected
                     settled = True
-                    self._backend_failed(backend, call)
+                    # a timeout counts once per failure run per body, as a model's 5xx does:
+                    # one key repeating a slow request cannot open the breaker for every key
+                    self._backend_failed(backend, call,
+                                         cause=hash(payload) if fault.kind == "timeout" else None)
                 raise fault from None
             if upstream.status == 429:
                 settled = True
@@ -429,7 +468,15 @@ class Gateway:
             settled = True
             if answer is None:
                 backend.breaker.success()
-                return self._relay_whole(call, upstream, raw)
+                try:
+                    return self._relay_whole(call, upstream, raw)
+                except (ValueError, TypeError, RecursionError) as exc:  # the answer's fault:
+                    LOG.warning("model %r sent an answer the gateway could not relay: %r",
+                                backend.model, exc)  # a 502 naming it, never a 500
+                    message = f"the model server for {backend.model!r} sent an answer that could not be read"
+                    call.finish(502, "upstream_error", message)
+                    return web.json_response({"error": message, "error_type": "unavailable"},
+                                             status=502)
             return answer
         finally:
             backend.inflight -= 1
@@ -447,6 +494,8 @@ class Gateway:
         requested = checked.max_new_tokens
         limit = min(call.per_copy, route.max_new_tokens)
         needs_limit = requested is None or requested > route.max_new_tokens
+        if call.route == "/v1/completions" and call.body.get("max_tokens") is None:
+            needs_limit = True  # vLLM's completions read only max_tokens (default 16)
         if checked.openai:
             needs_model = route.engine == VLLM and call.body.get("model") != model
         else:
@@ -457,9 +506,9 @@ class Gateway:
         if checked.openai:
             if route.engine == VLLM:
                 body["model"] = model
-            if needs_limit:
+            if needs_limit:  # every limit vLLM may read, so none is left above the cap
                 named = [f for f in ("max_tokens", "max_completion_tokens") if body.get(f) is not None]
-                for name in named or ["max_tokens"]:
+                for name in {"max_tokens", *named}:
                     body[name] = limit
         else:
             body.pop("model", None)
@@ -501,8 +550,9 @@ class Gateway:
         headers = {h: upstream.headers[h] for h in PASS_HEADERS if h in upstream.headers}
         if upstream.status == 200:
             counted = upstream.headers.get("x-generated-tokens")
-            if call.checked.copies > 1:
-                counted = None  # TGI's header counts the best sequence; the body has them all
+            if call.checked.copies > 1 or not (counted or "0").isascii() or not (counted or "0").isdigit():
+                counted = None  # TGI's header counts the best sequence (the body has them all);
+                # a header that is not a count is not read: the body's count is
             redact = self.config.models[call.answered_by].redact_pii
             payload: Any = json_body(raw) if redact or not counted else None  # parse only if needed
             call.tokens = self._tokens(call, payload, counted)
@@ -539,6 +589,7 @@ class Gateway:
             upstream.close()
             call.gone()
             return response, True
+        self._streams[id(call)] = (call, asyncio.current_task())
         redaction = StreamRedaction() if self.config.models[call.answered_by].redact_pii else None
         cacheable = call.cache_key is not None and call.answered_by == call.model
         ttft = self.metrics.child(self.metrics.ttft, call.model, call.backend)
@@ -571,6 +622,7 @@ class Gateway:
                 status=200, headers={**STREAM_HEADERS, "X-Cache": "hit"})
             call.responding = True
             call.finish(200, "streaming")
+            self._streams[id(call)] = (call, asyncio.current_task())
             try:
                 await response.prepare(request)
                 for line in hit[1]:
@@ -585,6 +637,35 @@ class Gateway:
         call.finish(200, "ok")
         return web.Response(body=raw, headers={**headers, "X-Cache": "hit"},
                             content_type="application/json")
+
+    async def handle_other(self, request: web.Request) -> web.Response:
+        """Every other method and path: `GET /v1/models` (the `openai` client's
+        `models.list()`: the models this key may use), else TGI-shaped 404/405. Authenticated
+        first, like every inference route, and audited; the metrics' route label is fixed
+        ("/v1/models" or "unknown") so client paths cannot add series."""
+        listing = request.path == "/v1/models" and request.method in ("GET", "HEAD")
+        call = Call("/v1/models" if listing else "unknown")
+        close = not request.content.is_eof()  # the body is never read
+        try:
+            call.key = self._authenticate(request)
+            if listing:
+                models = [m for m in self.config.models if self.keys.allows(call.key, m)]
+                call.finish(200, "ok")
+                return web.json_response({"object": "list", "data": [
+                    {"id": m, "object": "model", "owned_by": "llmops"} for m in models]})
+            path = request.path
+            allowed = "POST" if path in INFERENCE_PATHS else "GET" if path in OPEN_PATHS else None
+            if allowed:
+                raise Refusal(405, f"{shown(request.method, 20)} is not allowed on {request.path}; "
+                              f"use {allowed}", "validation", "validation", {"Allow": allowed}, close=close)
+            raise Refusal(404, f"no route {shown(request.path)}; inference routes: "
+                          f"{', '.join(INFERENCE_PATHS)} (POST), GET /v1/models", "validation",
+                          "validation", close=close)
+        except Refusal as refusal:
+            call.refused(refusal)
+            return refusal.response()
+        finally:
+            self.endings.end(call)
 
     # -- open routes -----------------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
@@ -632,12 +713,27 @@ def _check_framing(request: web.Request) -> None:
                       close=not request.content.is_eof())
 
 
+def _token_texts_refused(model: str, field_name: str) -> Refusal:
+    """Per-token texts (logprobs, top tokens) cannot be redacted exactly: a token split across
+    PII has no redacted form, so a redactPii model refuses to send them."""
+    return Refusal(422, f"model {model!r} redacts PII from its answers, so it does not return "
+                   f"per-token texts; remove {field_name!r}", "validation", "validation")
+
+
 def _gone() -> web.Response:
     """What a handler returns for a client that left: aiohttp's write of it fails quietly
     (web_protocol.py `finish_response` treats ConnectionError as a premature disconnect)."""
     response = web.Response(status=499)
     response.force_close()
     return response
+
+
+async def _end_cut_stream(response: web.StreamResponse) -> None:
+    """The drain's error event (after a blank line, in case the cut fell inside an event) and
+    the chunked body's end; a client that left already is not an error."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await response.write(CUT_BY_DRAIN)
+        await response.write_eof()
 
 
 async def _end_stream(response: web.StreamResponse) -> None:
@@ -648,8 +744,8 @@ async def _end_stream(response: web.StreamResponse) -> None:
 def generated_tokens(payload: Any, header: str | None) -> int:
     """Tokens an answer reports (TGI's header or details, best_of sequences included, or
     OpenAI's usage); anything unreadable counts as 0."""
-    if header and header.isdigit():
-        return int(header)
+    if header and header.isascii() and header.isdigit():  # "²" is a digit to isdigit, not to int
+        return int(header) if len(header) <= 18 else ABSURD_COUNT  # no 5000-digit int() either
     if isinstance(payload, list):
         return sum(generated_tokens(p, None) for p in payload)
     if not isinstance(payload, dict):
@@ -677,10 +773,11 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[APP_STATE] = gateway
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.stop)
-    for path in ("/generate", "/generate_stream", "/", *OPENAI_ROUTES):
+    for path in INFERENCE_PATHS:
         app.router.add_post(path, gateway.handle_inference, expect_handler=gateway.expect_continue)
     app.router.add_get("/health", gateway.health)
     app.router.add_get("/ready", gateway.ready)
     app.router.add_get("/info", gateway.info)
     app.router.add_get("/metrics", gateway.metrics_endpoint)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle_other)  # last: everything else
     return app

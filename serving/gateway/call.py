@@ -48,6 +48,7 @@ class Call:
     backend: str = "none"
     answered_by: str = ""           # the model whose backend answered (the fallback's, if used)
     responding: bool = False        # a streamed response has started: no other answer possible
+    cut: bool = False               # the drain window ended it (Gateway.cut_streams)
     notes: list[str] = field(default_factory=list)  # decisions on the way (fallbacks refused)
     response: Any = None            # the streamed response, once prepared
     waiting: Any = None             # the llm_requests_waiting child this call holds up

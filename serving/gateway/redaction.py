@@ -1,9 +1,11 @@
 """The one redaction path: every shape of answer a model gives goes through `Redaction`.
 
 Whole answers (TGI's object and the compat list, `details.tokens`, `best_of_sequences`,
-OpenAI's `message.content` / `text`) and stream events (TGI tokens, OpenAI deltas) are all
-redacted by the same `StreamRedactor`, so token texts always join up to the redacted
-`generated_text`. Cached replays are recorded after this path, so they replay redacted bytes.
+OpenAI's `message.content` / `text`, the reasoning text and tool-call arguments) and stream
+events (TGI tokens, OpenAI deltas) are all redacted by the same `StreamRedactor`, so token
+texts always join up to the redacted `generated_text`. Per-token alternatives (logprobs, TGI's
+top tokens) cannot be redacted exactly and are refused on a redactPii model (app.py). Cached
+replays are recorded after this path, so they replay redacted bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import json
 from typing import Any
 
 from serving.gateway.pii import StreamRedactor, redact
+
+#: The texts an OpenAI message or delta carries besides tool calls: the answer and the
+#: reasoning (vLLM 0.34.0 chat_completion/protocol.py: `reasoning_content`; newer `reasoning`).
+MESSAGE_TEXTS = ("content", "reasoning_content", "reasoning")
 
 
 def redact_tokens(tokens: list[Any]) -> list[Any]:
@@ -62,11 +68,25 @@ def _choice_whole(choice: Any) -> Any:
         return choice
     out = dict(choice)
     message = out.get("message")
-    if isinstance(message, dict) and isinstance(message.get("content"), str):
-        out["message"] = {**message, "content": redact(message["content"])}
+    if isinstance(message, dict):
+        message = {k: redact(v) if k in MESSAGE_TEXTS and isinstance(v, str) else v
+                   for k, v in message.items()}
+        if isinstance(message.get("tool_calls"), list):
+            message["tool_calls"] = [_tool_call(c, redact) for c in message["tool_calls"]]
+        out["message"] = message
     if isinstance(out.get("text"), str):
         out["text"] = redact(out["text"])
     return out
+
+
+def _tool_call(call: Any, redactor) -> Any:
+    """A tool call with its arguments (the model's text) redacted by `redactor`."""
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        return call
+    function = call["function"]
+    if not isinstance(function.get("arguments"), str):
+        return call
+    return {**call, "function": {**function, "arguments": redactor(function["arguments"])}}
 
 
 class StreamRedaction:
@@ -103,30 +123,51 @@ class StreamRedaction:
         out["token"] = {**token, "text": text}
         return out
 
+    def _text(self, where: tuple, text: Any, last: bool) -> str | None:
+        """The part of one text stream (a choice's content, reasoning or one tool call's
+        arguments) that is safe to send now; None when there is nothing to carry."""
+        redactor = self._choices.setdefault(where, StreamRedactor())
+        released = redactor.feed(text) if isinstance(text, str) else ""
+        if last:
+            released += redactor.flush()
+        return released if isinstance(text, str) or released else None
+
     def _choice(self, choice: Any) -> Any:
         if not isinstance(choice, dict):
             return choice
-        redactor = self._choices.setdefault(choice.get("index", 0), StreamRedactor())
+        index, last = choice.get("index", 0), choice.get("finish_reason") is not None
         out = dict(choice)
         delta = out.get("delta")
-        key = "content" if isinstance(delta, dict) else "text"
-        holder = dict(delta) if isinstance(delta, dict) else out
-        text = holder.get(key)
-        released = redactor.feed(text) if isinstance(text, str) else ""
-        if out.get("finish_reason") is not None:
-            released += redactor.flush()
-        if isinstance(text, str) or released:
-            holder[key] = released
-        if isinstance(delta, dict):
-            out["delta"] = holder
+        if not isinstance(delta, dict):
+            text = self._text((index, "text"), out.get("text"), last)
+            if text is not None:
+                out["text"] = text
+            return out
+        holder = dict(delta)
+        for key in MESSAGE_TEXTS:
+            if key in holder or (key == "content" and last):
+                text = self._text((index, key), holder.get(key), last)
+                if text is not None:
+                    holder[key] = text
+        if isinstance(holder.get("tool_calls"), list):
+            holder["tool_calls"] = [
+                _tool_call(c, lambda t, c=c: self._text(
+                    (index, "tool", c.get("index", 0)), t, last) or "")
+                for c in holder["tool_calls"]]
+        out["delta"] = holder
         return out
 
     def rest(self) -> list[bytes]:
         """Events carrying text still held when an OpenAI stream ends without finish_reason."""
         lines = []
-        for index, redactor in self._choices.items():
+        for (index, key, *tool), redactor in self._choices.items():
             text = redactor.flush()
-            if text:
-                event = {"choices": [{"index": index, "delta": {"content": text}}]}
-                lines.append(b"data: " + json.dumps(event).encode() + b"\n\n")
+            if not text:
+                continue
+            if key == "tool":
+                delta: dict[str, Any] = {"tool_calls": [{"index": tool[0], "function": {"arguments": text}}]}
+            else:
+                delta = {"content" if key == "text" else key: text}
+            event = {"choices": [{"index": index, "delta": delta}]}
+            lines.append(b"data: " + json.dumps(event).encode() + b"\n\n")
         return lines

@@ -25,6 +25,12 @@ OPENAI_ROUTES = ("/v1/chat/completions", "/v1/completions")
 NUMBERS = ("temperature", "top_p", "typical_p", "repetition_penalty", "frequency_penalty")
 #: Most sequences one request may ask for (OpenAI's own API allows n up to 128).
 MAX_COPIES = 128
+#: Most prompts one /v1/completions request may carry (vLLM generates `n` sequences for each).
+MAX_PROMPTS = 32
+#: The token limits vLLM reads: chat uses `max_completion_tokens`, else `max_tokens`
+#: (vLLM 0.34.0 chat_completion/serving.py); completions reads `max_tokens` only (its protocol
+#: has no `max_completion_tokens`). Both are checked and the larger is reserved.
+OPENAI_LIMITS = ("max_tokens", "max_completion_tokens")
 
 
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
@@ -114,7 +120,9 @@ class Checked:
     texts: list[str]              # what deny patterns look at
     parameters: dict[str, Any] = field(default_factory=dict)  # what decides determinism
     openai: bool = False
-    copies: int = 1               # sequences generated (OpenAI `n`/`best_of`, TGI `best_of`)
+    copies: int = 1               # sequences generated (OpenAI `n`/`best_of` x prompts, TGI `best_of`)
+    limits: dict[str, Any] = field(default_factory=dict)  # each token limit named, by field
+    token_texts: str | None = None  # the field asking for per-token texts (logprobs), if any
 
 
 def model_field(body: dict[str, Any]) -> str | None:
@@ -128,10 +136,15 @@ def check_body(route: str, body: dict[str, Any], model: str, cap: int,
                deny: list[re.Pattern[str]]) -> Checked:
     """Check the fields the gateway acts on; TGI validates the rest itself (422)."""
     checked = _check_openai(route, body) if route in OPENAI_ROUTES else _check_tgi(route, body)
-    requested = checked.max_new_tokens
-    if requested is not None and (type(requested) is not int or not 1 <= requested <= cap):
-        raise invalid(f"max_new_tokens must be an integer from 1 to {cap} for model {model!r} "
-                      f"(got {shown(requested)})")
+    for name, requested in (checked.limits or {"max_new_tokens": checked.max_new_tokens}).items():
+        if requested is not None and (type(requested) is not int or not 1 <= requested <= cap):
+            raise invalid(f"{name} must be an integer from 1 to {cap} for model {model!r} "
+                          f"(got {shown(requested)})")
+    if checked.limits:  # the larger limit is the one reserved (and capped on the way out)
+        checked.max_new_tokens = max((v for v in checked.limits.values() if v is not None), default=None)
+    if deny and body.get("chat_template") is not None:
+        raise Refusal(422, "a client-supplied 'chat_template' is not accepted: the deny patterns "
+                      "cannot check the text a template builds", "validation", "denied")
     for text in checked.texts:
         for pattern in deny:
             if pattern.search(text):
@@ -159,12 +172,14 @@ def _check_tgi(route: str, body: dict[str, Any]) -> Checked:
         raise invalid(f"parameters.best_of must be an integer of at least 1 (got {shown(best_of)})")
     _seed(parameters, "parameters.")
     stream = route == "/generate_stream" or _boolean(body, "stream", "")
-    return Checked(stream, parameters.get("max_new_tokens"), [inputs], parameters,
-                   copies=best_of or 1)
+    top_n = parameters.get("top_n_tokens")
+    return Checked(stream, parameters.get("max_new_tokens"), [inputs, *strings(parameters)],
+                   parameters, copies=best_of or 1,
+                   token_texts="parameters.top_n_tokens" if top_n not in (None, 0) else None)
 
 
 def _check_openai(route: str, body: dict[str, Any]) -> Checked:
-    texts: list[str] = []
+    prompts = 1
     if route.endswith("chat/completions"):
         messages = body.get("messages")
         if messages is None:
@@ -173,24 +188,25 @@ def _check_openai(route: str, body: dict[str, Any]) -> Checked:
                 isinstance(m, dict) for m in messages):
             raise invalid("'messages' must be a non-empty list of {role, content} objects")
         for i, message in enumerate(messages):
-            texts += _contents(message.get("content"), f"messages[{i}].content")
-    else:
+            _contents(message.get("content"), f"messages[{i}].content")
+    else:  # token-id prompts are refused: the deny patterns cannot read them
         prompt = body.get("prompt")
-        if isinstance(prompt, str) and prompt:
-            texts = [prompt]
-        elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-            texts = list(prompt)
-        else:
+        if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+            prompts = len(prompt)  # vLLM generates n sequences for each prompt of a list
+            if prompts > MAX_PROMPTS:
+                raise invalid(f"'prompt' may hold at most {MAX_PROMPTS} prompts (got {prompts})")
+        elif not (isinstance(prompt, str) and prompt):
             raise invalid("'prompt' must be a non-empty string or list of strings")
+    # every text the engine may see (messages, tool definitions and calls, suffix, template
+    # arguments, stop sequences) goes through the deny patterns, not only the prompt
+    texts = strings({k: v for k, v in body.items() if k != "model"})
     for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
         value = body.get(name)
         if value is not None and type(value) not in (int, float):
             raise invalid(f"'{name}' must be a number (got {shown(value)})")
     _seed(body, "")
     stream = _boolean(body, "stream", "")
-    requested = body.get("max_tokens")
-    if requested is None:
-        requested = body.get("max_completion_tokens")
+    limits = {name: body.get(name) for name in OPENAI_LIMITS if body.get(name) is not None}
     copies = 1
     for name in ("n", "best_of"):  # vLLM generates max(n, best_of) sequences
         value = body.get(name)
@@ -198,7 +214,25 @@ def _check_openai(route: str, body: dict[str, Any]) -> Checked:
             raise invalid(f"'{name}' must be an integer from 1 to {MAX_COPIES} (got {shown(value)})")
         copies = max(copies, value or 1)
     parameters = {k: v for k, v in body.items() if k not in ("stream", "model")}
-    return Checked(stream, requested, texts, parameters, openai=True, copies=copies)
+    asked = [f for f in ("logprobs", "top_logprobs") if body.get(f) is not None and body.get(f) is not False]
+    return Checked(stream, None, texts, parameters, openai=True, copies=copies * prompts,
+                   limits=limits, token_texts=asked[0] if asked else None)
+
+
+def strings(value: Any) -> list[str]:
+    """Every string in a JSON value (object values, list items), depth first."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item:
+                found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return found
 
 
 def _contents(content: Any, where: str) -> list[str]:

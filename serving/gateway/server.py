@@ -42,6 +42,8 @@ ACCEPT_LOG_EVERY_S = 10.0
 FD_HEADROOM = 64
 #: The listen backlog at most: also the most connections asyncio accepts in one pass.
 ACCEPT_BATCH = 128
+#: Fewer open connections than this is not a working gateway: said as an error at start.
+MIN_CONNECTIONS = 32
 OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
               b"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
 
@@ -186,8 +188,33 @@ class GatewayServer:
 
     async def close(self, timeout_s: float = 1.0) -> None:
         self.listener.close()
+        if self.gateway.draining:  # streams the drain window did not see end get an end
+            await self.gateway.cut_streams(timeout_s)
         self.runner.server.pre_shutdown()  # idle keep-alive connections go now
         await self.runner.cleanup()
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The connection cap, listen backlog and in-flight cap a descriptor limit allows."""
+
+    connections: int
+    backlog: int
+    inflight: int
+
+
+def fit_to_fds(available: int, connections: int, inflight: int) -> Fitted:
+    """Caps that fit `available` descriptors. Each client connection holds one, a burst may
+    hold a backlog more, and each request in flight holds one to its model server; a request
+    is in flight on a connection, so at most min(inflight, connections) of those. When the
+    limit is short, connections and in-flight requests are lowered together."""
+    backlog = min(connections, ACCEPT_BATCH)
+    if connections + backlog + min(inflight, connections) + FD_HEADROOM <= available:
+        return Fitted(connections, backlog, inflight)
+    spare = max(0, available - FD_HEADROOM)
+    backlog = max(1, min(ACCEPT_BATCH, spare // 3))
+    fitted = max(1, (spare - backlog) // 2)
+    return Fitted(fitted, min(backlog, fitted), min(inflight, fitted))
 
 
 async def start_server(app: web.Application, host: str, port: int,
@@ -199,16 +226,20 @@ async def start_server(app: web.Application, host: str, port: int,
     # the listen backlog is also how many connections asyncio accepts in one pass before any
     # is answered (selector_events.py `_accept_connection`): a burst may hold that many
     # descriptors beyond the cap until the refused ones are closed
-    backlog = min(cap, ACCEPT_BATCH)
-    needed = cap + backlog + limits.max_inflight_requests + FD_HEADROOM
+    inflight = limits.max_inflight_requests
+    needed = cap + min(cap, ACCEPT_BATCH) + min(inflight, cap) + FD_HEADROOM
     available = ensure_fd_limit(needed)
-    if needed > available:
-        spare = available - limits.max_inflight_requests - FD_HEADROOM
-        fitted = max(1, spare - min(ACCEPT_BATCH, spare // 2))
-        backlog = max(1, min(fitted, ACCEPT_BATCH))
-        LOG.warning("the file descriptor limit is %d: open connections capped at %d instead of %d",
-                    available, fitted, cap)
-        cap = fitted
+    fitted = fit_to_fds(available, cap, inflight)
+    if fitted.connections < cap:
+        LOG.warning("the file descriptor limit is %d: open connections capped at %d instead of %d, "
+                    "requests in flight at %d instead of %d", available, fitted.connections, cap,
+                    fitted.inflight, inflight)
+    if fitted.connections < MIN_CONNECTIONS:
+        LOG.error("the file descriptor limit of %d leaves room for only %d connections (fewer "
+                  "than %d): raise the process's nofile limit", available, fitted.connections,
+                  MIN_CONNECTIONS)
+    cap, backlog = fitted.connections, fitted.backlog
+    gateway.max_inflight = fitted.inflight
     quiet_parser_errors()
     # lingering_time=0: a refusal whose body was never read closes its connection once the
     # answer is written; aiohttp would otherwise read and discard that body for up to 10 s

@@ -1,8 +1,9 @@
 """Talking to one model server: what can go wrong on the wire, named for the client.
 
 Every transport failure becomes a `Fault` with a kind the router acts on ("down": nothing
-answered, try elsewhere; "broken": it answered badly; "timeout") and a sentence for the
-client. Nothing here knows about breakers or metrics; the caller counts.
+accepted the request, try elsewhere; "broken": it had the request and answered badly or not
+at all, not retried; "timeout") and a sentence for the client. Nothing here knows about
+breakers or metrics; the caller counts.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ def fault_of(exc: BaseException, answered: bool) -> Fault:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Fault("down", "nothing accepted the connection")
     if isinstance(exc, aiohttp.ServerDisconnectedError) and not answered:
-        return Fault("down", "it closed the connection without answering")
+        # the request was sent: the server may have started on it, so it is not "down" (a
+        # generation is not idempotent: not retried elsewhere). A pooled connection the
+        # server closed while idle is the benign case; the pool's keep-alive is kept below
+        # the model servers' own (app.py) so the gateway closes first.
+        return Fault("broken", "it closed the connection without answering")
     if isinstance(exc, aiohttp.ClientPayloadError) or (
             isinstance(exc, aiohttp.ServerDisconnectedError) and answered):
         return Fault("broken", "its answer was cut short")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,6 +170,15 @@ class BadStack(GatewayClient):
     lonely: Misbehaviour
     steady: FakeBehaviour
     app: web.Application
+
+    def take_down(self, model: str) -> None:
+        """Point the model's backend at a port nothing listens on: its connections are refused."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        backend = self.gateway.router.backends[(model, "stable")]
+        backend.url = f"http://127.0.0.1:{port}"
+        backend._urls.clear()
 
 
 

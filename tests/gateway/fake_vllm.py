@@ -9,7 +9,10 @@
   exclude_none=not chunk.choices)`), the last one carries `usage` (and no choices) only when
   `stream_options.include_usage` is set (`serve/utils/api_utils.py: should_include_usage`),
   and the stream ends with `data: [DONE]` (`chat_completion/serving.py`);
-- `n` sequences per request, each `max_tokens` long at most.
+- `n` sequences per request, each `max_tokens` long at most;
+- optionally a reasoning text (`reasoning_content`) and one tool call whose `arguments`
+  arrive in pieces (`tool_calls[].function.arguments`, chat_completion/protocol.py), streamed
+  before the answer's words.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class VllmBehaviour:
     not_ready: bool = False               # answer 503 as a Service with no ready replica would
     max_prompt_chars: int = 100           # longer prompts are refused (400) like a long context
     token_delay_s: float = 0.0
+    reasoning: tuple[str, ...] = ()       # reasoning_content, piece by piece
+    tool_arguments: tuple[str, ...] = ()  # one tool call's arguments, piece by piece
     requests: list[dict] = field(default_factory=list)
 
 
@@ -64,15 +69,27 @@ def create_fake_vllm(b: VllmBehaviour) -> web.Application:
                  "completion_tokens": n * len(words)}
         if not body.get("stream"):
             text = "".join(words)
+            message = {"role": "assistant", "content": text}
+            if b.reasoning:
+                message["reasoning_content"] = "".join(b.reasoning)
+            if b.tool_arguments:
+                message["tool_calls"] = [{"id": "call-1", "type": "function", "function": {
+                    "name": "send", "arguments": "".join(b.tool_arguments)}}]
             choices = [{"index": i, "finish_reason": "length", "logprobs": None,
-                        **({"message": {"role": "assistant", "content": text}} if chat
-                           else {"text": text})} for i in range(n)]
+                        **({"message": message} if chat else {"text": text})} for i in range(n)]
             return web.Response(body=_dump({"id": "cmpl-1", "object": kind, "created": 1,
                                             "model": b.served, "choices": choices, "usage": usage}),
                                 content_type="application/json")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         chunk_kind = "chat.completion.chunk" if chat else "text_completion"
+        extras = [{"reasoning_content": piece} for piece in b.reasoning] + [
+            {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]} for piece in b.tool_arguments]
+        for delta in extras if chat else []:
+            await response.write(b"data: " + _dump({"id": "cmpl-1", "object": chunk_kind, "created": 1,
+                                                     "model": b.served, "choices": [
+                                                         {"index": 0, "delta": delta, "logprobs": None,
+                                                          "finish_reason": None}]}) + b"\n\n")
         for position, word in enumerate(words):
             for i in range(n):
                 last = position == len(words) - 1

@@ -90,7 +90,7 @@ def test_token_limit_counts_tgi_generated_tokens():
      "unknown model 'gpt-9'; models: llama, small, private"),
     ("/v1/chat/completions", {"model": "small"}, 422, "'messages' is required"),
     ("/v1/completions", {"model": "small", "prompt": "x", "max_tokens": 0}, 422,
-     "max_new_tokens must be an integer from 1 to 1024 for model 'small' (got 0)"),
+     "max_tokens must be an integer from 1 to 1024 for model 'small' (got 0)"),
 ])
 def test_bad_input_is_a_clear_4xx_never_a_500(stack, path, body, status, message):
     response = requests.post(f"{stack.url}{path}", headers=stack.headers(), json=body, timeout=10)

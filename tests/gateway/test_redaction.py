@@ -84,7 +84,7 @@ def test_cached_replays_are_redacted(stack):
 
 def test_the_setting_of_the_model_that_answered_applies(bad_stack):
     bad_stack.steady.reply = "write to bob@example.com"
-    bad_stack.flaky.mode = "reset"  # flaky (no redaction) falls back to steady (redactPii)
+    bad_stack.take_down("flaky")  # flaky (no redaction) falls back to steady (redactPii)
     answer = requests.post(f"{bad_stack.url}/generate", headers=bad_stack.headers(model="flaky"),
                            json={"inputs": "q"}, timeout=10).json()
     assert answer["generated_text"] == "write to [REDACTED_EMAIL]"

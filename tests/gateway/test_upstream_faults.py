@@ -122,26 +122,37 @@ def test_the_breaker_gauge_follows_the_clock_without_traffic(bad_stack):
 
 
 def test_every_backend_refusing_connections_falls_back_at_once(bad_stack):
-    bad_stack.flaky.mode = "close"
+    bad_stack.take_down("flaky")
     response = _post(bad_stack, model="flaky")
     assert response.status_code == 200
     assert response.json()["generated_text"] == "steady answer"
 
 
-def test_fallback_only_to_a_model_the_key_may_use(bad_stack):
-    bad_stack.flaky.mode = "reset"
-    response = _post(bad_stack, model="flaky", key="flaky-only")
+@pytest.mark.parametrize(("mode", "fault"), [("close", "it closed the connection without answering"),
+                                             ("reset", "the connection was reset")])
+def test_a_server_that_had_the_request_and_failed_is_a_502_not_retried_elsewhere(bad_stack, mode, fault):
+    bad_stack.flaky.mode = mode  # it read the request: it may be generating, so no second try
+    response = _post(bad_stack, model="flaky")
     assert response.status_code == 502
+    assert response.json() == {"error": f"the model server for 'flaky' failed: {fault}",
+                               "error_type": "unavailable"}
+    assert bad_stack.flaky.requests == 1 and bad_stack.steady.requests == []
+
+
+def test_fallback_only_to_a_model_the_key_may_use(bad_stack):
+    bad_stack.take_down("flaky")
+    response = _post(bad_stack, model="flaky", key="flaky-only")
+    assert response.status_code == 503
     assert bad_stack.steady.requests == []
     audit = _audit(bad_stack)
     assert audit[-1] == {**audit[-1], "key_id": "flaky-only", "model": "flaky", "allowed": True,
-                         "status": 502, "outcome": "upstream_error",
-                         "reason": "fallback to 'steady' not allowed for this key; the model server "
-                                   "for 'flaky' failed: the connection was reset"}
+                         "status": 503, "outcome": "upstream_error",
+                         "reason": "fallback to 'steady' not allowed for this key; no healthy backend "
+                                   "for model 'flaky'"}
 
 
 def test_the_one_audit_line_names_the_model_that_answered(bad_stack):
-    bad_stack.flaky.mode = "reset"
+    bad_stack.take_down("flaky")
     before = len(_audit(bad_stack))
     assert _post(bad_stack, model="flaky").json()["generated_text"] == "steady answer"
     audit = _audit(bad_stack)
