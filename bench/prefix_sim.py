@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# ruff: noqa: E501, RUF100  (a verbatim copy of ../shared/sim/prefix_sim.py, behaviour unchanged)
+# ruff: noqa: E501, RUF100  (a copy of ../shared/sim/prefix_sim.py, behaviour unchanged; one opt-in flag added: serve --no-render)
 """A model-server simulator with a prefix cache, for judging prefix-aware routing offline.
 
 Each server speaks the OpenAI API as vLLM does (POST /v1/chat/completions and /v1/completions,
@@ -10,7 +10,7 @@ request at a time per server (a single compute queue) and costs --prefill-ms-per
 uncached block; then --out-tokens tokens stream at --decode-ms each. TTFT therefore grows with
 uncached prefix and with queueing, as on a real engine.
 
-    prefix_sim.py serve --port 9001 [--cache-blocks 4000]
+    prefix_sim.py serve --port 9001 [--cache-blocks 4000] [--no-render]
     prefix_sim.py load --url http://127.0.0.1:8000 --groups 12 --concurrency 16 --seconds 20
 """
 from __future__ import annotations
@@ -122,8 +122,9 @@ def serve(a: argparse.Namespace) -> None:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", e.handle)
     app.router.add_post("/v1/completions", e.handle)
-    app.router.add_post("/v1/chat/completions/render", e.render)
-    app.router.add_post("/v1/completions/render", e.render)
+    if not a.no_render:  # --no-render: a server without vLLM's render API, as TGI 3.3.7 (404)
+        app.router.add_post("/v1/chat/completions/render", e.render)
+        app.router.add_post("/v1/completions/render", e.render)
     app.router.add_get("/health", lambda _: web.Response(text="ok"))
     app.router.add_get("/v1/models", lambda _: web.json_response({"object": "list", "data": [{"id": a.model, "object": "model"}]}))
     app.router.add_get("/metrics", e.metrics)
@@ -184,6 +185,7 @@ def main() -> None:
     s.add_argument("--prefill-ms-per-block", type=float, default=1.0)
     s.add_argument("--decode-ms", type=float, default=2.0)
     s.add_argument("--out-tokens", type=int, default=16)
+    s.add_argument("--no-render", action="store_true", help="serve no render API (as TGI 3.3.7); off by default")
     l_ = sub.add_parser("load")
     l_.add_argument("--url", required=True)
     l_.add_argument("--model", default="sim")
