@@ -172,3 +172,19 @@ def test_only_the_gateway_reaches_a_router_and_the_router_reaches_only_model_ser
     assert not allowed(policies, router, External("203.0.113.7"), 443)   # no way out of the VPC
     assert not allowed(policies, router, gateway, 8000)
     assert allowed(policies, router, External(ip(40)), 443)  # the API server's ENIs: discovery
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])  # dev serves no model on vLLM
+def test_routed_vllm_replicas_serve_the_render_api_the_router_keys_its_prefix_tree_on(plans, stack):
+    """vllm-router's cache_aware asks each replica's render API for the prompt's token ids;
+    vLLM 0.34.0 answers it 403 without --enable-scale-out, and the router then places every
+    request by load alone (tests/routing/test_router_inputs.py shows both)."""
+    plan = plans[stack]
+    models = {m.name: m for m in plan.config.models}
+    servers = [d.inputs for d in plan.of_type(DEPLOYMENT)
+               if d.inputs["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "vllm"]
+    assert servers
+    for server in servers:
+        model = models[server["spec"]["selector"]["matchLabels"]["llmops.io/model"]]
+        args = server["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert ("--enable-scale-out" in args) == is_routed(model), model.name
