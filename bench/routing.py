@@ -171,11 +171,17 @@ def loads(commands: list[list[str]]) -> list[dict]:
     running = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for c in commands]
     results = []
-    for p in running:
-        out, err = p.communicate()
-        if p.returncode:
-            raise RuntimeError(f"the load generator failed: {err.strip()[-500:]}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        for p in running:
+            out, err = p.communicate()
+            if p.returncode:
+                raise RuntimeError(f"the load generator failed: {err.strip()[-500:]}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:  # interrupted, or one failed: none outlives the run
+        for p in running:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     return results
 
 
