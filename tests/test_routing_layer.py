@@ -124,7 +124,9 @@ def test_blue_green_sends_the_stable_track_to_the_live_colours_router(plans):
 
 def test_openai_routes_go_to_the_router_and_tgi_routes_to_the_model_service(plans):
     """vllm-router 0.1.17 rewrites a /generate body into SGLang's shape and drops TGI's `inputs`,
-    so TGI's own routes keep going to the Service; its OpenAI routes are routed on prompt text."""
+    and places /generate_stream by load alone (no token ids for that route), so TGI's own routes
+    keep going to the Service; its OpenAI routes go to the router (docs/routing.md: placed by
+    load there too, as TGI serves no render API)."""
     config = GatewayConfig.model_validate({"models": _routing(plans["prod"])})
     backend = Router(config.models, config.breaker, 8).backends[("llama-3-8b", "stable")]
     assert str(backend.url_for("/v1/completions")) == "http://router-llama-3-8b.llm-serving.svc:8100/v1/completions"
