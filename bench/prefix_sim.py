@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# ruff: noqa: E501, RUF100  (a copy of ../shared/sim/prefix_sim.py, behaviour unchanged; one opt-in flag added: serve --no-render)
+# ruff: noqa: E501, RUF100  (a copy of ../shared/sim/prefix_sim.py, behaviour unchanged; opt-in flags added: serve --no-render, load --client-seed)
 """A model-server simulator with a prefix cache, for judging prefix-aware routing offline.
 
 Each server speaks the OpenAI API as vLLM does (POST /v1/chat/completions and /v1/completions,
@@ -134,6 +134,8 @@ def serve(a: argparse.Namespace) -> None:
 async def load(a: argparse.Namespace) -> dict:
     rnd = random.Random(a.seed)
     systems = [f"[system prompt {g}] " + "".join(rnd.choice("abcdefghij klmnop") for _ in range(a.system_chars)) for g in range(a.groups)]
+    if a.client_seed is not None:  # opt-in: the same system prompts, other conversations and user turns
+        rnd = random.Random(a.client_seed)
     convs = [{"g": rnd.randrange(a.groups), "turns": []} for _ in range(a.conversations)]
     ttft, errors, done = [], 0, 0
     headers = {"Authorization": f"Bearer {a.key}"} if a.key else {}
@@ -198,6 +200,7 @@ def main() -> None:
     l_.add_argument("--concurrency", type=int, default=16)
     l_.add_argument("--seconds", type=float, default=20)
     l_.add_argument("--seed", type=int, default=7)
+    l_.add_argument("--client-seed", type=int, default=None, help="seed the conversations and user turns apart from the system prompts (off by default)")
     l_.add_argument("--api", choices=("chat", "completions"), default="chat")
     a = p.parse_args()
     if a.cmd == "serve":

@@ -10,9 +10,10 @@ freshly started servers so every target begins with cold caches:
   chain         the platform: gateway (auth, budgets, audit) -> vllm-router cache_aware ->
                 servers, with the router flags the cluster renders (components/router.py)
   paired        one router and one gateway on the same servers, loaded at the same time by two
-                clients of half the concurrency each, one straight to the router and one
-                through the gateway: both halves see the same placements, caches and machine
-                load, so their ratio is what the gateway hop itself adds
+                clients of half the concurrency each (the same system prompts, each with its
+                own half of the conversations), one straight to the router and one through
+                the gateway: both halves see the same placements, caches and machine load,
+                so their ratio is what the gateway hop itself adds
   no_render     (opt-in) cache_aware in front of servers without vLLM's render API, as TGI
                 3.3.7 serves none: what a TGI model's router does
 
@@ -160,10 +161,18 @@ def server_counters(ports: list[int]) -> dict[str, float]:
             "max_server_share": round(max(served) / sum(served), 3) if sum(served) else 0.0}
 
 
-def load_command(url: str, args: argparse.Namespace, concurrency: int, key: str = "") -> list[str]:
+def load_command(url: str, args: argparse.Namespace, concurrency: int, key: str = "",
+                 extra: tuple[str, ...] = ()) -> list[str]:
     return [sys.executable, str(SIM), "load", "--url", url, "--model", MODEL, "--groups", str(args.groups),
             "--concurrency", str(concurrency), "--seconds", str(args.seconds),
-            *(["--key", key] if key else [])]
+            *(["--key", key] if key else []), *extra]
+
+
+def half(client_seed: int) -> tuple[str, ...]:
+    """One half of the paired load: the same system prompts (--seed), its own 100 of the
+    workload's 200 conversations and its own user turns (--client-seed), so the halves never
+    replay each other's requests."""
+    return ("--conversations", "100", "--client-seed", str(client_seed))
 
 
 def loads(commands: list[list[str]]) -> list[dict]:
@@ -210,9 +219,9 @@ def measure(target: str, args: argparse.Namespace) -> dict:
                      **({"gateway": started[args.servers + 1].pid} if gated else {})}
             before = {name: cpu_seconds(pid) for name, pid in layer.items()}
             if target == "paired":  # half the clients straight to the router, half through the gateway
-                half = max(1, args.concurrency // 2)
-                direct, chained = loads([load_command(router_url, args, half),
-                                         load_command(gateway_url, args, half, key=KEY)])
+                clients = max(1, args.concurrency // 2)
+                direct, chained = loads([load_command(router_url, args, clients, extra=half(1)),
+                                         load_command(gateway_url, args, clients, key=KEY, extra=half(2))])
                 result = {**chained, "requests": direct["requests"] + chained["requests"],
                           "errors": direct["errors"] + chained["errors"],
                           "rps": direct["rps"] + chained["rps"],
