@@ -234,7 +234,10 @@ def measure(target: str, args: argparse.Namespace) -> dict:
             result.update(server_counters(ports))
             for name, pid in layer.items():
                 used = cpu_seconds(pid) - before[name]
-                result[f"{name}_cpu_ms_per_request"] = 1000 * used / max(1, result["requests"])
+                served = result["requests"]
+                if name == "gateway":  # in the paired target it served only its half
+                    served = result.get("chain_requests", served)
+                result[f"{name}_cpu_ms_per_request"] = 1000 * used / max(1, served)
     return {"target": target, **{k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}}
 
 
