@@ -8,9 +8,10 @@ moves it), for plain (/generate) and streaming (/generate_stream) requests.
     .venv/bin/python bench/gateway.py [--requests 2000] [--concurrency 32] [--baseline DIR]
 
 `--baseline DIR` runs a second gateway from another checkout (e.g. `git worktree add
-/tmp/base main`) in the same run, measured interleaved with this one, so a change is judged
-against its baseline under the same noise. Ratios, not absolute numbers, are the point:
-this machine is shared and noisy.
+/tmp/base main`) in the same run, measured interleaved with this one (the loaded run in slices,
+each target in turn), so a change is judged against its baseline under the same noise.
+`--loops` runs this checkout's gateway once per event loop (uvloop, asyncio). Ratios, not
+absolute numbers, are the point: this machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -50,15 +51,21 @@ def run_upstream(port: int) -> None:
                 host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def run_gateway(config_path: str, port: int, code_root: str) -> None:
+def run_gateway(config_path: str, port: int, code_root: str, loop: str) -> None:
+    """The gateway as `llmops gateway` runs it (its listener, caps and drain: server.py), on
+    the event loop named."""
     sys.path.insert(0, code_root)  # this checkout, or the baseline's
-    from aiohttp import web
-
     from serving.gateway.app import create_app
     from serving.gateway.config import load_config
+    from serving.gateway.server import serve_until_signalled
 
-    web.run_app(create_app(load_config(Path(config_path))), host="127.0.0.1", port=port,
-                access_log=None, print=None)
+    app = create_app(load_config(Path(config_path)))
+    serving = serve_until_signalled(app, "127.0.0.1", port, 1.0)
+    if loop == "uvloop":
+        import uvloop
+        uvloop.run(serving)
+    else:
+        asyncio.run(serving)
 
 
 async def wait_until_up(url: str) -> None:
@@ -125,8 +132,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int, concurrency: int) -> None:
-    """`gateways`: name -> (url, pid); every number is taken interleaved with the others."""
+async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int, concurrency: int,
+                  slices: int = 10) -> None:
+    """`gateways`: name -> (url, pid); every number is taken interleaved with the others: the
+    loaded run is cut into `slices`, each target getting its slice in turn, so a change in the
+    machine's other load falls on all of them alike."""
     for label, path in (("plain", "/generate"), ("stream", "/generate_stream")):
         for target in (direct, *(url for url, _ in gateways.values())):  # warm the pools
             await drive(target, path, 50, 4)
@@ -134,20 +144,31 @@ async def measure(direct: str, gateways: dict[str, tuple[str, int]], total: int,
         # between direct and each gateway so all of them see the same noise
         latencies = await alternate({"direct": direct, **{n: u for n, (u, _) in gateways.items()}},
                                     path, total // 4)
-        direct_rps, direct_loaded = await drive(direct, path, total, concurrency)
+        targets = {"direct": (direct, None), **gateways}
+        elapsed = dict.fromkeys(targets, 0.0)
+        cpu = dict.fromkeys(targets, 0.0)
+        loaded: dict[str, list[float]] = {name: [] for name in targets}
+        per_slice = max(concurrency, total // slices)
+        for _ in range(slices):
+            for name, (url, pid) in targets.items():
+                before = cpu_seconds(pid) if pid else 0.0
+                rps, lat = await drive(url, path, per_slice, concurrency)
+                elapsed[name] += per_slice / rps
+                cpu[name] += (cpu_seconds(pid) - before) if pid else 0.0
+                loaded[name] += lat
+        sent = per_slice * slices
+        direct_rps = sent / elapsed["direct"]
         direct_p50 = percentile(latencies["direct"], 50)
-        for name, (url, pid) in gateways.items():
-            cpu = cpu_seconds(pid)
-            rps, loaded = await drive(url, path, total, concurrency)
-            cpu_us = (cpu_seconds(pid) - cpu) / total * 1e6
+        for name in gateways:
+            rps = sent / elapsed[name]
             lat = latencies[name]
             added = {q: (percentile(lat, q) - percentile(latencies["direct"], q)) * 1000 for q in (50, 99)}
-            loaded_added = (percentile(loaded, 50) - percentile(direct_loaded, 50)) * 1000
-            print(f"{label:6} {name:9} direct {direct_rps:6.0f} req/s, via gateway {rps:6.0f} req/s, "
+            loaded_added = (percentile(loaded[name], 50) - percentile(loaded["direct"], 50)) * 1000
+            print(f"{label:6} {name:14} direct {direct_rps:6.0f} req/s, via gateway {rps:6.0f} req/s, "
                   f"ratio {rps / direct_rps:4.2f} | unloaded p50 direct {direct_p50 * 1000:5.2f} ms, "
                   f"gateway {percentile(lat, 50) * 1000:5.2f} ms -> added p50 {added[50]:5.2f} ms, "
                   f"p99 {added[99]:5.2f} ms | at c={concurrency} added p50 {loaded_added:5.2f} ms | "
-                  f"gateway CPU {cpu_us:4.0f} us/request")
+                  f"gateway CPU {cpu[name] / sent * 1e6:4.0f} us/request")
 
 
 def main() -> None:
@@ -155,14 +176,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--baseline", type=Path, help="another checkout to measure alongside")
+    parser.add_argument("--loops", default="uvloop,asyncio",
+                        help="event loops to run this checkout's gateway on, each its own process "
+                        "(default: %(default)s; the baseline runs on the first)")
     args = parser.parse_args()
 
     from serving.gateway.auth import hash_key
 
     upstream_port = free_port()
-    roots = {"this": str(ROOT)}
+    loops = args.loops.split(",")
+    roots = {f"this/{loop}": (str(ROOT), loop) for loop in loops}
     if args.baseline:
-        roots["baseline"] = str(args.baseline.resolve())
+        roots[f"base/{loops[0]}"] = (str(args.baseline.resolve()), loops[0])
     ports = {name: free_port() for name in roots}
     config = {"models": {"bench": {"backends": {"stable": {"url": f"http://127.0.0.1:{upstream_port}"}}}},
               "keys": [{"id": "bench", "sha256": hash_key(KEY), "models": ["*"],
@@ -172,8 +197,8 @@ def main() -> None:
         yaml.safe_dump(config, handle)
     context = multiprocessing.get_context("spawn")
     upstream = context.Process(target=run_upstream, args=(upstream_port,), daemon=True)
-    gateways = {name: context.Process(target=run_gateway, args=(handle.name, ports[name], root),
-                                      daemon=True) for name, root in roots.items()}
+    gateways = {name: context.Process(target=run_gateway, args=(handle.name, ports[name], *where),
+                                      daemon=True) for name, where in roots.items()}
     processes = [upstream, *gateways.values()]
     for process in processes:
         process.start()

@@ -85,7 +85,8 @@ class Soak:
         while self.running():
             _, writer = await asyncio.open_connection(*self.address)
             body = BODY if rng.random() < 0.5 else BODY[: rng.randrange(len(BODY))]
-            writer.write(b"POST /generate_stream HTTP/1.1\r\nHost: soak\r\nX-Model: m\r\n"
+            expect = b"Expect: 100-continue\r\n" if rng.random() < 0.25 else b""
+            writer.write(b"POST /generate_stream HTTP/1.1\r\nHost: soak\r\nX-Model: m\r\n" + expect
                          + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(BODY)}\r\n\r\n".encode()
                          + body)
             await asyncio.sleep(rng.random() * 0.05)
@@ -114,6 +115,9 @@ class Soak:
             b"POST /generate HTTP/1.1\r\nHost: s\r\nAuthorization: Bearer wrong\r\nExpect: 100-continue"
             b"\r\nContent-Length: 10\r\n\r\n",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(rng.randrange(256) for _ in range(40)),
+            *(b"POST /generate HTTP/1.1\r\nHost: s\r\nAuthorization: Bearer " + KEY.encode()
+              + b"\r\nContent-Encoding: %s\r\nContent-Length: 4\r\n\r\n\x28\xb5\x2f\xfd" % coding
+              for coding in (b"br", b"zstd")),
         ]
         while self.running():
             data = rng.choice(garbage)
@@ -179,6 +183,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the gateway's event loop (llmops gateway --loop)")
     args = parser.parse_args()
 
     from serving.gateway.auth import hash_key
@@ -196,12 +202,14 @@ def main() -> None:
     upstream.start()
     stderr = open(workdir / "gateway.log", "w")  # noqa: SIM115
     gateway = subprocess.Popen([sys.executable, "-m", "llmops.cli", "gateway", "--config",
-                                str(workdir / "config.yaml"), "--port", str(port), "--drain-seconds", "5"],
+                                str(workdir / "config.yaml"), "--port", str(port), "--drain-seconds", "5",
+                                "--loop", args.loop],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         asyncio.run(wait_until_up(url))
-        print(f"soak: {args.seconds:.0f} s, {args.concurrency} good clients, 3 leavers, 3 bad clients, "
+        print(f"soak ({args.loop}, load average {os.getloadavg()[0]:.1f}): {args.seconds:.0f} s, "
+              f"{args.concurrency} good clients, 3 leavers, 3 bad clients, "
               f"20 half-open idlers; gateway pid {gateway.pid}, log {workdir / 'gateway.log'}")
         run = asyncio.run(soak(url, gateway.pid, args.seconds, args.concurrency))
     finally:
@@ -219,6 +227,10 @@ def main() -> None:
     first, last = run.samples[0], run.samples[-1]
     print(f"gateway-caused 5xx seen by clients: {five}; in its metrics: {counted:.0f}")
     print(f"tracebacks in its log: {log.count('Traceback')}; ERROR lines: {log.count(' ERROR ')}")
+    with open(workdir / "audit.jsonl") as lines:
+        outcomes = collections.Counter((line["status"], line["outcome"]) for line in map(json.loads, lines))
+    print("audit lines by status and outcome: " + ", ".join(
+        f"{status} {outcome} {n}" for (status, outcome), n in sorted(outcomes.items())))
     print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MB (max {max(s[1] for s in run.samples):.1f}); "
           f"fds {first[2]} -> {last[2]} (max {max(s[2] for s in run.samples)})")
 

@@ -32,15 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-inflight", type=int, metavar="N",
                         help="requests in flight per process (default: the config's "
                         "limits.maxInflightRequests); beyond it 503 with Retry-After")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="event loop (default: %(default)s, the faster; asyncio: Python's own)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
     from serving.gateway.app import create_app
     from serving.gateway.config import load_config
     from serving.gateway.logs import configure_logging
+    from serving.gateway.server import run as run_loop
     from serving.gateway.server import serve_until_signalled
 
     config = load_config(args.config)  # GatewayConfigError -> clean message, exit 1
@@ -52,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
             update={"max_inflight_requests": args.max_inflight})})
     configure_logging()
     try:
-        asyncio.run(serve_until_signalled(create_app(config), args.host, args.port,
-                                          args.drain_seconds, args.max_connections))
+        run_loop(serve_until_signalled(create_app(config), args.host, args.port,
+                                       args.drain_seconds, args.max_connections), args.loop)
     except OSError as exc:
         reason = ("address already in use" if exc.errno == errno.EADDRINUSE
                   else (exc.strerror or str(exc)).lower())

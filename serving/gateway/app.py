@@ -30,6 +30,7 @@ from serving.gateway.audit import AuditLog
 from serving.gateway.auth import KeyStore
 from serving.gateway.cache import ResponseCache, cache_key, is_deterministic
 from serving.gateway.call import UPSTREAM_CUT, Call, Endings
+from serving.gateway.codings import DECODED
 from serving.gateway.config import ApiKey, GatewayConfig
 from serving.gateway.engines import VLLM, model_error, route_refusal
 from serving.gateway.errors import ClientGone, Refusal, shown
@@ -162,14 +163,18 @@ class Gateway:
                               "internal", "internal_error")
             call.refused(refusal)
             return call.response if call.response is not None else refusal.response()
-        finally:
-            self.inflight -= 1
-            self._stop_waiting(call)
-            self.endings.end(call)
+        finally:  # in flight until it has ended: its audit line is written before a drain
+            try:      # (or anything else counting requests in flight) can see it gone
+                self._stop_waiting(call)
+                self.endings.end(call)
+            finally:
+                self.inflight -= 1
 
     async def _handle(self, request: web.Request, call: Call) -> web.StreamResponse:
         call.model_hint = request.headers.get("X-Model", "")[:100] or None
         call.key = self._authenticate(request)
+        if request.transport is None or request.transport.is_closing():
+            raise ClientGone  # it closed right after its headers: nothing to forward or answer
         shed = self._shed(request)
         if shed is not None:
             self.metrics.shed.labels("inflight" if shed.reason == "overloaded" else "draining").inc()
@@ -236,7 +241,12 @@ class Gateway:
             return await self.handle_inference(request)
         if self._shed(request) is not None:
             return await self.handle_inference(request)
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        except ConnectionError:  # the client already closed (its FIN or reset came with the
+            # headers): end it where every request ends (client_gone), not as aiohttp's
+            # "Error handling request" (http_writer.py `_write` raises on a closing transport)
+            return await self.handle_inference(request)
         request.writer.output_size = 0  # as aiohttp's own handler does: the body starts after
         return None
 
@@ -608,15 +618,9 @@ class Gateway:
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-#: The content codings aiohttp decodes (http_parser.py `parse_headers`, aiohttp 3.14.5: gzip,
-#: deflate, br, zstd; br and zstd only with their libraries, else its parser refuses them with
-#: its own 400); any other is passed on undecoded, so the gateway refuses it.
-DECODED = frozenset({"gzip", "deflate", "br", "zstd", "identity"})
-
-
 def _check_framing(request: web.Request) -> None:
     """Refuse what aiohttp would hand over unread: an unknown `Expect` (HTTP/1.1) and a
-    `Content-Encoding` it does not decode (RFC 9110 15.5.16: 415)."""
+    `Content-Encoding` the gateway does not decode (codings.py; RFC 9110 15.5.16: 415)."""
     expect = request.headers.get("Expect")
     if expect is not None and request.version == HttpVersion11 and expect.lower() != "100-continue":
         raise Refusal(417, f"unknown Expect {shown(expect, 40)}; only 100-continue is supported",

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from serving.gateway.codings import NotDecodable, TooLarge, decode
 from serving.gateway.errors import ClientGone, Refusal, invalid, shown
 
 OPENAI_ROUTES = ("/v1/chat/completions", "/v1/completions")
@@ -29,26 +30,31 @@ MAX_COPIES = 128
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
     """The whole body, at most `limit` bytes, within `timeout_s` (a stalled client is cut off).
 
-    A body aiohttp cannot decode (a `Content-Encoding` that lies, broken chunked framing) is a
-    400; a client that leaves mid-body raises `ClientGone`. aiohttp 3.14 delivers both as the
-    payload's exception (web_protocol.py: `RequestPayloadError` from the parser,
-    `ConnectionResetError("Connection lost")` from `connection_lost`)."""
+    Broken chunked framing is a 400, and so is a body that is not what its `Content-Encoding`
+    (gzip or deflate, decoded here: codings.py) says; a client that leaves mid-body raises
+    `ClientGone`. aiohttp 3.14 delivers both as the payload's exception (web_protocol.py:
+    `RequestPayloadError` from the parser, `ConnectionResetError("Connection lost")` from
+    `connection_lost`)."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     try:
-        return await _read(request.content, limit, timeout_s)
-    except (RequestPayloadError, HttpProcessingError) as exc:
-        raise Refusal(400, f"the request body could not be read: {_payload_problem(request, exc)}",
-                      "validation", "validation", close=True) from None
+        raw = await _read(request.content, limit, timeout_s)
+    except (RequestPayloadError, HttpProcessingError):
+        raise Refusal(400, "the request body could not be read: its framing is invalid "
+                      "(Content-Length or chunked encoding)", "validation", "validation",
+                      close=True) from None
     except ConnectionError:
         raise ClientGone from None
-
-
-def _payload_problem(request: web.Request, exc: Exception) -> str:
-    encoding = request.headers.get("Content-Encoding")
-    if encoding and "encoding" in str(exc).lower():
-        return f"it is not valid {shown(encoding, 30)} (Content-Encoding)"
-    return "its framing is invalid (Content-Length or chunked encoding)"
+    coding = request.headers.get("Content-Encoding")
+    if coding is None:
+        return raw
+    try:
+        return decode(raw, coding.strip().lower(), limit)
+    except TooLarge:
+        raise _too_large(limit) from None
+    except NotDecodable:
+        raise Refusal(400, f"the request body could not be read: it is not valid "
+                      f"{shown(coding, 30)} (Content-Encoding)", "validation", "validation") from None
 
 
 async def _read(content, limit: int, timeout_s: float) -> bytes:

@@ -26,10 +26,11 @@ import logging
 import resource
 import signal
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_parser, web
 
 from serving.gateway.app import APP_STATE
 from serving.gateway.logs import quiet_parser_errors
@@ -111,8 +112,10 @@ class ConnectionCap:
         self.server, self.cap, self._on_shed = server, cap, on_shed
         self._answer = _overloaded_answer(retry_after, cap)
         self.open = 0
+        self.accepted = 0  # every connection accepted, refused ones included
 
     def __call__(self) -> asyncio.Protocol:
+        self.accepted += 1
         if self.open >= self.cap:
             self._on_shed()
             return _Refuse(self._answer)
@@ -211,9 +214,11 @@ async def start_server(app: web.Application, host: str, port: int,
     # answer is written; aiohttp would otherwise read and discard that body for up to 10 s
     # first, even when the response says `Connection: close` (web_protocol.py `start`, the
     # "lingering close" branch, which only `RequestHandler.force_close` skips), 3.14.5
+    # auto_decompress=False: the gateway decodes request bodies itself (codings.py), so a
+    # coding aiohttp cannot decode reaches it to be refused in its own shape
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                            keepalive_timeout=limits.idle_timeout_s, shutdown_timeout=1.0,
-                           lingering_time=0)
+                           lingering_time=0, auto_decompress=False)
     await runner.setup()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog())
@@ -224,12 +229,36 @@ async def start_server(app: web.Application, host: str, port: int,
     return GatewayServer(app, runner, listener, cap, factory)
 
 
+def run(main: Coroutine[Any, Any, None], loop: str = "uvloop") -> None:
+    """Run the gateway's main coroutine to its end on the named event loop: uvloop (libuv),
+    production's, which took 12-20 % off the gateway's CPU per request in bench/gateway.py's
+    same-run comparisons (docs/gateway.md, Performance), or asyncio's own.
+
+    The loops differ when accept() fails. asyncio logs it (`AcceptErrorLog` rate-limits that)
+    and retries a second later. libuv handles EMFILE/ENFILE itself (libuv src/unix/stream.c
+    `uv__server_io`, `uv__emfile_trick`: it frees a reserved descriptor, accepts and closes
+    the waiting connections, and keeps listening) and logs nothing; any other accept error
+    reaches uvloop, which closes the listener (uvloop 0.23.0 handles/streamserver.pyx
+    `UVStreamServer._fatal_error`), so /health fails on it and the kubelet restarts the pod.
+    The connection cap keeps the process below its descriptor limit on either loop."""
+    if loop == "uvloop":
+        import uvloop
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 async def serve_until_signalled(app: web.Application, host: str, port: int, drain_s: float,
                                 max_connections: int | None = None) -> None:
     """Run until SIGTERM/SIGINT, then drain for up to `drain_s` and stop."""
     server = await start_server(app, host, port, max_connections)
     print(f"llmops gateway listening on {server.url} (at most {server.max_connections} "
-          "connections)", flush=True)
+          f"connections; {type(asyncio.get_running_loop()).__module__.split('.')[0]} event loop)",
+          flush=True)
+    # http_parser.py defines HttpRequestParserC only when its C extension loads
+    if getattr(http_parser, "HttpRequestParserC", None) is not http_parser.HttpRequestParser:
+        LOG.warning("aiohttp's C HTTP parser (llhttp) is not in use: every request is parsed "
+                    "in Python, several times slower")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,6 +4,7 @@ blocking clients (requests, text-generation's sync Client) can talk to them."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,11 +24,35 @@ KEYS = {"full": "sk-full-0123456789", "small-only": "sk-small-0123456789",
         "tokens40": "sk-tokens40-0123456789"}
 
 
+#: The event loop the gateway runs on in these tests: asyncio's (the default) or uvloop, the
+#: one `llmops gateway` runs on in production (`GATEWAY_TEST_LOOP=uvloop`).
+TEST_LOOP = os.environ.get("GATEWAY_TEST_LOOP", "asyncio")
+
+
+def new_event_loop(kind: str = TEST_LOOP) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 class Loop:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, kind: str = TEST_LOOP) -> None:
+        self.kind = kind
+        self.loop = new_event_loop(kind)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
+
+    def stop(self) -> None:
+        """Cancel what is left on the loop (keep-alive handlers of servers cleaned up), stop it."""
+        async def cancel_leftovers() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.run(cancel_leftovers())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
     def run(self, coro, timeout: float = 30):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -111,14 +136,7 @@ def gateway_config(urls: dict[str, str], audit_log: str, **overrides) -> Gateway
 def loop() -> Iterator[Loop]:
     loop = Loop()
     yield loop
-
-    async def cancel_leftovers() -> None:  # keep-alive handlers of servers already cleaned up
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    loop.run(cancel_leftovers())
-    loop.loop.call_soon_threadsafe(loop.loop.stop)
+    loop.stop()
 
 
 @pytest.fixture

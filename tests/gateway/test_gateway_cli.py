@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from serving.gateway.auth import hash_key
@@ -134,7 +135,9 @@ def test_logs_never_carry_an_api_key_even_from_malformed_requests(tmp_path):
     assert "bad HTTP request from 127.0.0.1 (BadHttpMessage); request line and headers not logged" in err
 
 
-def test_sigterm_drains_readiness_first_then_503_while_streams_finish_then_exit_0(tmp_path, loop):
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])  # production's, and Python's own
+def test_sigterm_drains_readiness_first_then_503_while_streams_finish_then_exit_0(tmp_path, loop,
+                                                                                  event_loop):
     import json
     import signal
     import threading
@@ -149,7 +152,7 @@ def test_sigterm_drains_readiness_first_then_503_while_streams_finish_then_exit_
     config = {**GOOD, "models": {"m": {"backends": {"stable": {"url": upstream_url}}}}}
     process = subprocess.Popen([sys.executable, "-m", "llmops.cli", "gateway", "--config",
                                 str(_config(tmp_path, config)), "--port", str(port),
-                                "--drain-seconds", "20"], cwd=ROOT,
+                                "--drain-seconds", "20", "--loop", event_loop], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {SECRET}"}
     events: list[bytes] = []
@@ -178,10 +181,11 @@ def test_sigterm_drains_readiness_first_then_503_while_streams_finish_then_exit_
         refused = requests.post(f"{url}/generate", json={"inputs": "q"}, headers=headers, timeout=5)
         assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1")
         streaming.join(20)
-        _, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=30)
     finally:
         process.kill()
         loop.run(runner.cleanup())
     assert json.loads(events[-1][5:])["generated_text"] == "one two three four five six"
     assert process.returncode == 0 and "Traceback" not in err, err
     assert "draining: readiness fails, new requests get 503" in err
+    assert f"connections; {event_loop} event loop)" in out  # it ran on the loop asked for
