@@ -1,4 +1,4 @@
-"""What a GPU node leaves for pods, and how big a model server may be on it.
+"""What a node leaves for pods, and how big a model server may be on a GPU node.
 
 A pod fits a node when its requests fit the node's *allocatable*: capacity minus
 kube-reserved minus the hard eviction threshold. Karpenter launches a node for a pending pod
@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from vocabulary.cpu_instances import NodeShape
 from vocabulary.gpu_instances import GpuInstance
 
 #: chart values.yaml settings.vmMemoryOverheadPercent at v1.14.1 (the project keeps the default)
@@ -63,7 +64,7 @@ class Resources:
         return f"{self.cpu_m}m CPU / {self.memory_mi}Mi"
 
 
-def kube_reserved(instance: GpuInstance) -> Resources:
+def kube_reserved(instance: NodeShape) -> Resources:
     """nodeadm's (and Karpenter's) kube-reserved for this instance type."""
     millicores, reserved = instance.vcpu * 1000, 0.0
     for start, end, share in ((0, 1000, 0.06), (1000, 2000, 0.01), (2000, 4000, 0.005),
@@ -73,7 +74,7 @@ def kube_reserved(instance: GpuInstance) -> Resources:
     return Resources(int(reserved), 11 * instance.max_pods + 255)
 
 
-def node_allocatable(instance: GpuInstance) -> Resources:
+def node_allocatable(instance: NodeShape) -> Resources:
     """Allocatable CPU and memory as Karpenter models it before launching (the stricter of
     its view and kubelet's: it takes the VM overhead off first)."""
     memory = instance.memory_gib * 1024

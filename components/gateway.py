@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.nodepools import TRAFFIC_NODES, TRAFFIC_TOLERATION
 from components.pod_security import GATEWAY_LEVEL, namespace_labels
 from components.workload_roles import LOAD_BALANCER_CONTROLLER_ACCOUNT
 from vocabulary.config.gateway import GatewayConfig
@@ -48,6 +49,9 @@ class GatewayArgs:
     api_keys: pulumi.Input[str]         # secret: the key file (hashed keys -> allowed models)
     load_balancer_controller_role_arn: pulumi.Input[str]  # IRSA role from the platform stack
     resource_tags: dict[str, str]       # cost tags for the load balancers the controller creates
+    #: the NodePool the gateway's pods need (components/gpu_nodes.py traffic_pool): its rollout
+    #: waits for it, not for Karpenter's releases to come up within the rollout's own await
+    node_pool: pulumi.Resource | None = None
 
 
 class Gateway(pulumi.ComponentResource):
@@ -124,7 +128,7 @@ class Gateway(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         automount_service_account_token=False,
                         termination_grace_period_seconds=PRE_STOP_SECONDS + STREAM_SECONDS + 15,
-                        node_selector={"llmops.io/node-role": "system"},
+                        node_selector=dict(TRAFFIC_NODES), tolerations=[TRAFFIC_TOLERATION],
                         containers=[container],
                         volumes=[config_volume, k8s.core.v1.VolumeArgs(
                             name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi"))],
@@ -132,7 +136,7 @@ class Gateway(pulumi.ComponentResource):
                             max_skew=1, topology_key="topology.kubernetes.io/zone",
                             when_unsatisfiable="ScheduleAnyway",
                             label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels))]))),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, *filter(None, [args.node_pool])],
                                         ignore_changes=["spec.replicas"]))
         service = k8s.core.v1.Service(
             f"{name}-svc", metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=NAMESPACE, labels=labels),

@@ -1,6 +1,7 @@
 """GPU capacity by Karpenter: the controller (its chart and CRDs from one pinned release), the
 NVIDIA device plugin, and per GPU pool an EC2NodeClass and a NodePool (plus an on-demand floor
-NodePool where the pool has one).
+NodePool where the pool has one); and the `traffic` NodePool, on-demand CPU nodes for the
+request path's autoscaled pods (gateway, routers), since nothing scales the system node group.
 
 A NodePool buys its shape's instance types on reserved capacity first (when the pool lists
 reservations), then spot, then on-demand: Karpenter launches the cheapest offering it can get,
@@ -35,14 +36,17 @@ from components.nodepools import (  # noqa: F401  (re-exported: what serving and
     NODEPOOL_LABEL,
     POOL_LABEL,
     REGISTRATION_TIMEOUT_S,
+    TRAFFIC_POOL,
     capacity_spread,
     longest_await_s,
     node_class_name,
     node_class_spec,
     node_pool_specs,
+    traffic_node_class_spec,
+    traffic_node_pool_spec,
 )
 from components.workload_roles import KARPENTER_ACCOUNT
-from vocabulary.config.cluster import HelmPin, KarpenterPin
+from vocabulary.config.cluster import HelmPin, KarpenterPin, TrafficNodes
 from vocabulary.config.gpu import GpuPool
 from vocabulary.config.serving import ModelConfig
 
@@ -84,6 +88,8 @@ class GpuCapacityArgs:
     resource_tags: dict[str, str]
     #: the models that run on the pools: their awaits size each NodePool's drain grace
     models: Sequence[ModelConfig] = ()
+    #: the request path's CPU NodePool (gateway, routers); None: no such NodePool
+    traffic: TrafficNodes | None = None
 
 
 class GpuCapacity(pulumi.ComponentResource):
@@ -137,4 +143,20 @@ class GpuCapacity(pulumi.ComponentResource):
                     f"{name}-{pool_name}", api_version="karpenter.sh/v1", kind="NodePool",
                     metadata=k8s.meta.v1.ObjectMetaArgs(name=pool_name), spec=spec,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, controller, node_class])))
+        self.traffic_pool: pulumi.Resource | None = None
+        if args.traffic:
+            traffic_class = k8s.apiextensions.CustomResource(
+                f"{name}-traffic-class", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=TRAFFIC_POOL),
+                spec=pulumi.Output.from_input(args.node_role_name).apply(
+                    lambda role: traffic_node_class_spec(
+                        cluster_name=args.cluster_name, role_name=role, pin=args.karpenter,
+                        tags=args.resource_tags)),
+                opts=after)
+            #: what the gateway and the routers wait for: the NodePool their pods need
+            self.traffic_pool = k8s.apiextensions.CustomResource(
+                f"{name}-traffic", api_version="karpenter.sh/v1", kind="NodePool",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=TRAFFIC_POOL),
+                spec=traffic_node_pool_spec(args.traffic),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, controller, traffic_class]))
         self.register_outputs({})

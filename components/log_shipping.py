@@ -22,6 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.gpu_nodes import GPU_TAINT_KEY
+from components.nodepools import TRAFFIC_TAINT
 from components.workload_roles import LOG_SHIPPER_ACCOUNT
 
 CHART, CHART_VERSION = "aws-for-fluent-bit", "0.2.0"  # appVersion 3.2.1
@@ -59,8 +60,10 @@ def fluent_bit_values(region: str, log_group: pulumi.Input[str],
         **{output: {"enabled": False} for output in OTHER_OUTPUTS},
         "serviceAccount": {"create": True, "name": LOG_SHIPPER_ACCOUNT[1],
                            "annotations": {ROLE_ANNOTATION: role_arn}},
-        # every node: system nodes (the gateway) carry no taint, GPU nodes (TGI) this one
-        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        # every node: system nodes carry no taint, GPU nodes (TGI) the first, traffic nodes
+        # (the gateway, the routers) the second
+        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+                        {"key": TRAFFIC_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
         "priorityClassName": "system-node-critical",
         "containerSecurityContext": {"allowPrivilegeEscalation": False,
                                      "seccompProfile": {"type": "RuntimeDefault"}},

@@ -1,6 +1,7 @@
-"""The GPU NodePools and EC2NodeClasses as data: labels, taints, limits and the specs the
-workloads stack applies (components/gpu_nodes.py), with no Pulumi import, so the offline
-tools (cost, deploy checks) read the very specs that are deployed.
+"""The NodePools and EC2NodeClasses as data (the GPU pools' and the CPU traffic pool's): labels,
+taints, limits, disruption budgets and the specs the workloads stack applies
+(components/gpu_nodes.py), with no Pulumi import, so the offline tools (cost, deploy checks)
+read the very specs that are deployed.
 
 Fields as in aws/karpenter-provider-aws v1.14.1 pkg/apis/crds/ (copied to
 components/data/crds/, which the plan validates every object against).
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.engines.pod import NODE_PROVISION_S, start_budgets
-from vocabulary.config.cluster import KarpenterPin
+from vocabulary.config.cluster import KarpenterPin, TrafficNodes
 from vocabulary.config.gpu import GpuPool
 from vocabulary.config.placement import pools_of_shape
 from vocabulary.config.serving import ModelConfig
@@ -38,6 +39,14 @@ MIN_TERMINATION_GRACE_S = 30 * 60
 #: a NodeClaim that has not registered 15 minutes after launch is deleted and retried.
 REGISTRATION_TIMEOUT_S = 15 * 60
 ROOT_DEVICE = "/dev/xvda"  # AL2023 EKS AMIs
+#: The NodePool (and EC2NodeClass) of the request path's CPU pods: the gateway and the routers
+#: select its label and tolerate its taint; nothing else does.
+TRAFFIC_POOL = "traffic"
+TRAFFIC_NODES = {"llmops.io/node-role": "traffic"}
+TRAFFIC_TAINT = {"key": "llmops.io/node-role", "value": "traffic", "effect": "NoSchedule"}
+TRAFFIC_TOLERATION = {"key": "llmops.io/node-role", "operator": "Equal", "value": "traffic",
+                      "effect": "NoSchedule"}
+TRAFFIC_ROOT_GIB = 50
 
 
 def longest_await_s(pool: GpuPool, pools: Sequence[GpuPool], models: Sequence[ModelConfig]) -> int:
@@ -72,13 +81,11 @@ def floor_name(pool: GpuPool) -> str:
     return f"{pool.name}-floor"
 
 
-def node_class_spec(pool: GpuPool, *, cluster_name: str, role_name: str, pin: KarpenterPin,
-                    tags: dict[str, str]) -> dict[str, Any]:
-    """IMDSv2 with one hop (pods cannot take the node role), an encrypted gp3 root, and the
-    instance-store NVMe as a RAID0 that nodeadm mounts at /mnt/k8s-disks/0, where kubelet,
-    containerd and the node-shared weights cache (components/model_cache.py) live."""
+def _node_class(*, cluster_name: str, role_name: str, pin: KarpenterPin, tags: dict[str, str],
+                root_gib: int) -> dict[str, Any]:
+    """IMDSv2 with one hop (pods cannot take the node role) and an encrypted gp3 root."""
     discovery = [{"tags": {"karpenter.sh/discovery": cluster_name}}]
-    spec: dict[str, Any] = {
+    return {
         "role": role_name,
         "amiSelectorTerms": [{"alias": ami_alias(pin)}],
         "subnetSelectorTerms": discovery,
@@ -86,10 +93,19 @@ def node_class_spec(pool: GpuPool, *, cluster_name: str, role_name: str, pin: Ka
         "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
                             "httpPutResponseHopLimit": 1, "httpTokens": "required"},
         "blockDeviceMappings": [{"deviceName": ROOT_DEVICE, "rootVolume": True, "ebs": {
-            "volumeSize": f"{pool.root_volume}Gi", "volumeType": "gp3", "encrypted": True,
+            "volumeSize": f"{root_gib}Gi", "volumeType": "gp3", "encrypted": True,
             "deleteOnTermination": True, "iops": 3000, "throughput": 125}}],
         "tags": dict(tags),
     }
+
+
+def node_class_spec(pool: GpuPool, *, cluster_name: str, role_name: str, pin: KarpenterPin,
+                    tags: dict[str, str]) -> dict[str, Any]:
+    """The shared node class, and the instance-store NVMe as a RAID0 that nodeadm mounts at
+    /mnt/k8s-disks/0, where kubelet, containerd and the node-shared weights cache
+    (components/model_cache.py) live."""
+    spec = _node_class(cluster_name=cluster_name, role_name=role_name, pin=pin, tags=tags,
+                       root_gib=pool.root_volume)
     if pool.has_local_nvme:
         spec["instanceStorePolicy"] = "RAID0"
     if pool.capacity_reservations:
@@ -101,6 +117,22 @@ def node_limits(instances: list[GpuInstance], nodes: int) -> dict[str, str]:
     """The NodePool's limits: `nodes` of the largest allowed type's GPUs and vCPUs."""
     return {"nvidia.com/gpu": str(nodes * max(t.gpus for t in instances)),
             "cpu": str(nodes * max(t.vcpu for t in instances))}
+
+
+def disruption_budgets(pool: GpuPool) -> list[dict[str, Any]]:
+    """The pool's share for every reason (Empty, Drifted, Underutilized), and, where the pool
+    has an underutilizedWindow, no `Underutilized` disruption outside it: replacing a node that
+    runs a model server evicts a Ready replica (its PDB allows one), which then pays a cold
+    start while the others serve alone. Karpenter takes, per reason, the minimum of the active
+    budgets that list it or list no reason; a scheduled budget is active for `duration` after
+    each `schedule` hit, in UTC (kubernetes-sigs/karpenter v1.14.1 pkg/apis/v1/nodepool.go
+    GetAllowedDisruptionsByReason, Budget.IsActive)."""
+    budgets: list[dict[str, Any]] = [{"nodes": pool.disruption_budget}]
+    window = pool.underutilized_window
+    if window:
+        budgets.append({"nodes": "0", "reasons": ["Underutilized"],
+                        "schedule": window.closed_from, "duration": window.closed_for})
+    return budgets
 
 
 def node_pool_specs(pool: GpuPool, longest_await: int = 0) -> dict[str, dict[str, Any]]:
@@ -129,13 +161,53 @@ def node_pool_specs(pool: GpuPool, longest_await: int = 0) -> dict[str, dict[str
             # (on-demand back to spot), a share of the pool at a time
             "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized",
                            "consolidateAfter": pool.consolidate_after,
-                           "budgets": [{"nodes": pool.disruption_budget}]},
+                           "budgets": disruption_budgets(pool)},
             "limits": node_limits(pool.instances, nodes),
         }
     specs = {pool.name: spec(pool.capacity, "flex", pool.max_nodes, 50)}
     if pool.on_demand_floor:
         specs[floor_name(pool)] = spec(["on-demand"], "floor", pool.on_demand_floor.max_nodes, 10)
     return specs
+
+
+def traffic_node_class_spec(*, cluster_name: str, role_name: str, pin: KarpenterPin,
+                            tags: dict[str, str]) -> dict[str, Any]:
+    """The traffic nodes' class: AL2023 at the pinned release (the standard variant for CPU
+    types), no instance store, a 50 GiB root for the images of the gateway and the routers."""
+    return _node_class(cluster_name=cluster_name, role_name=role_name, pin=pin, tags=tags,
+                       root_gib=TRAFFIC_ROOT_GIB)
+
+
+def traffic_node_pool_spec(nodes: TrafficNodes) -> dict[str, Any]:
+    """The NodePool of the request path's CPU pods (gateway, routers): on-demand (a spot reclaim
+    would cut live token streams), limited to `maxNodes` of its largest type, tainted so that
+    only those pods land there (the controllers stay on the system node group, and Karpenter
+    never runs on a node it manages), consolidated when empty or underused. They are stateless
+    and start in seconds, so nodes expire after 30 days (fresh AMIs) and drain within 30
+    minutes, their PDBs honoured."""
+    largest = max(nodes.instances, key=lambda t: (t.vcpu, t.memory_gib))
+    return {
+        "weight": 10,
+        "template": {
+            "metadata": {"labels": dict(TRAFFIC_NODES)},
+            "spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                 "name": TRAFFIC_POOL},
+                "requirements": [
+                    {"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": list(nodes.instance_types)},
+                    {"key": CAPACITY_LABEL, "operator": "In", "values": ["on-demand"]},
+                    {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                    {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}],
+                "taints": [dict(TRAFFIC_TAINT)],
+                "expireAfter": "720h",
+                "terminationGracePeriod": "30m",
+            },
+        },
+        "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "5m",
+                       "budgets": [{"nodes": "10%"}]},
+        "limits": {"cpu": str(nodes.max_nodes * largest.vcpu),
+                   "memory": f"{nodes.max_nodes * largest.memory_gib}Gi"},
+    }
 
 
 def capacity_spread(pool: GpuPool, replicas_min: int) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.engines import engine_of
+from components.nodepools import TRAFFIC_NODES, TRAFFIC_TOLERATION
 from components.pod_security import hardened_container, runtime_default_pod
 from vocabulary.config.serving import ModelConfig
 
@@ -169,7 +170,7 @@ class PrefixRouter(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=account, automount_service_account_token=True,
                         security_context=runtime_default_pod(),
-                        node_selector={"llmops.io/node-role": "system"},
+                        node_selector=dict(TRAFFIC_NODES), tolerations=[TRAFFIC_TOLERATION],
                         termination_grace_period_seconds=30,
                         topology_spread_constraints=spread, containers=[container]))),
             opts=child)

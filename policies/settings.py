@@ -21,6 +21,7 @@ import yaml
 from policies.catalog import ALL_RULES
 from policies.rules import LEVELS, Level, Rule
 from vocabulary.errors import LlmopsError
+from vocabulary.strict_yaml import duplicate_keys, read_utf8
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 JSON_TYPES = {"array": list, "string": str, "boolean": bool, "integer": int,
@@ -73,10 +74,17 @@ def load_config(stack: str, config_dir: Path = CONFIG_DIR,
         known = ", ".join(available_configs(config_dir)) or "none"
         raise PolicyConfigError(f"no policy config for stack {stack!r}: {source} does not exist; "
                                 f"configured stacks: {known}")
+    text = read_utf8(path, source)
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise PolicyConfigError(f"{source} is not valid YAML: {exc}") from None
+    # PyYAML keeps the last of two equal keys: a policy written twice would silently take
+    # the level (or budget) of whichever block comes last
+    repeated = duplicate_keys(text)
+    if repeated:
+        raise PolicyConfigError(f"{source} has {len(repeated)} problem(s):\n"
+                                + "\n".join(f"  - {p}" for p in repeated))
     return parse_config(document, source, rules)
 
 

@@ -78,7 +78,8 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
         cluster_endpoint=platform.require_output("clusterEndpoint"), karpenter=cfg.cluster.karpenter,
         device_plugin=cfg.cluster.nvidia_device_plugin, controller_role_arn=roles["karpenter"],
         interruption_queue=karpenter["interruptionQueue"], node_role_name=karpenter["nodeRoleName"],
-        resource_tags=cfg.resource_tags(), models=cfg.models), opts=in_cluster)
+        resource_tags=cfg.resource_tags(), models=cfg.models, traffic=cfg.cluster.traffic_nodes),
+        opts=in_cluster)
     serving = ModelServing("serving", ModelServingArgs(
         serving=cfg.serving, models=cfg.models, pools=cfg.gpu_pools,
         access=RegistryAccess(
@@ -101,7 +102,7 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
             lambda routes: routing_document(routes, cfg.models)),
         api_keys=pulumi.Output.secret(cfg.gateway_api_keys),
         load_balancer_controller_role_arn=roles["loadBalancerController"],
-        resource_tags=cfg.resource_tags()), opts=in_cluster)
+        resource_tags=cfg.resource_tags(), node_pool=gpu.traffic_pool), opts=in_cluster)
     # the gateway's HPA scales on CPU (metrics.k8s.io); its host resolves through external-dns
     MetricsServer("metrics", cfg.cluster.metrics_server, opts=in_cluster)
     ExternalDns("dns", ExternalDnsArgs(

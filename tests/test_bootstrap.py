@@ -153,7 +153,7 @@ def test_bad_bootstrap_config_lists_every_problem_with_its_key(tmp_path):
 def test_llmops_plan_plans_the_bootstrap_and_checks_it(capsys):
     assert main(["plan", "--stack", "bootstrap"]) == 0
     out = capsys.readouterr().out
-    assert "Offline plan of stack 'bootstrap' (us-east-1): 20 resources" in out
+    assert "Offline plan of stack 'bootstrap' (us-east-1): 26 resources" in out
     assert "Policies: no violations in stack 'bootstrap'" in out
 
 

@@ -21,7 +21,9 @@ NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 
 
 def _pools(plan):
-    return {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in plan.of_type(NODE_POOL)}
+    """The GPU NodePools (tests/test_system_pods.py covers the traffic pool)."""
+    return {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in plan.of_type(NODE_POOL)
+            if "llmops.io/gpu-pool" in p.inputs["spec"]["template"]["metadata"]["labels"]}
 
 
 def _requirement(spec, key):
@@ -103,7 +105,8 @@ def test_system_node_group_is_small_and_on_demand(plans):
 @pytest.mark.parametrize(("stack", "capacity"), [
     ("dev", {"gpu24-x1": ["spot"]}),
     ("staging", {"gpu24-x1": ["spot"], "gpu24-x4": ["spot"]}),
-    ("prod", {"gpu24-x4": ["spot", "on-demand"], "gpu24-x4-floor": ["on-demand"]})])
+    ("prod", {"gpu24-x1": ["spot", "on-demand"], "gpu24-x1-floor": ["on-demand"],
+              "gpu24-x4": ["spot", "on-demand"], "gpu24-x4-floor": ["on-demand"]})])
 def test_gpu_nodepools_buy_the_capacity_their_environment_asks_for(plans, stack, capacity):
     pools = _pools(plans[stack])
     assert {name: _requirement(spec, "karpenter.sh/capacity-type")
@@ -114,14 +117,17 @@ def test_gpu_nodepools_buy_the_capacity_their_environment_asks_for(plans, stack,
 @pytest.mark.parametrize("stack", STACKS)
 def test_gpu_nodepools_are_tainted_limited_diversified_and_consolidate(plans, stack):
     # 20 min provisioning + 2 x the longest await of the pool's models (1800 s on x1, 1860 s on x4)
-    grace = {"gpu24-x1": "80m", "gpu24-x4": "90m", "gpu24-x4-floor": "90m"}
+    grace = {"gpu24-x1": "80m", "gpu24-x1-floor": "80m", "gpu24-x4": "90m", "gpu24-x4-floor": "90m"}
     for name, spec in _pools(plans[stack]).items():
         node = spec["template"]["spec"]
         assert node["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
         assert len(_requirement(spec, "node.kubernetes.io/instance-type")) >= 2
         assert set(spec["limits"]) == {"nvidia.com/gpu", "cpu"}
         assert spec["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
-        assert spec["disruption"]["budgets"] == [{"nodes": "10%"}]
+        # 10% for every reason; nodes still running pods are replaced only 04:00-08:00 UTC
+        assert spec["disruption"]["budgets"] == [
+            {"nodes": "10%"},
+            {"nodes": "0", "reasons": ["Underutilized"], "schedule": "0 8 * * *", "duration": "20h"}]
         # the drain outlasts a replacement's start (node_termination_grace); no forceful expiry:
         # AMIs roll by drift (karpenter-provider-aws v1.14.1 concepts/disruption.md)
         assert node["terminationGracePeriod"] == grace[name] and node["expireAfter"] == "Never"
@@ -130,13 +136,17 @@ def test_gpu_nodepools_are_tainted_limited_diversified_and_consolidate(plans, st
 
 def test_prod_limits_are_the_configured_nodes_in_gpus_and_vcpus(plans):
     pools = _pools(plans["prod"])
-    assert pools["gpu24-x4"]["limits"] == {"nvidia.com/gpu": "32", "cpu": "384"}  # 8 x g5.12xlarge
-    assert pools["gpu24-x4-floor"]["limits"] == {"nvidia.com/gpu": "16", "cpu": "192"}
+    assert pools["gpu24-x4"]["limits"] == {"nvidia.com/gpu": "16", "cpu": "192"}  # 4 x g5.12xlarge
+    assert pools["gpu24-x4-floor"]["limits"] == {"nvidia.com/gpu": "8", "cpu": "96"}
+    assert pools["gpu24-x1"]["limits"] == {"nvidia.com/gpu": "12", "cpu": "96"}  # 12 x g5.2xlarge
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_gpu_node_classes_pin_the_ami_use_imdsv2_one_hop_and_raid_the_nvme(plans, stack):
+    gpu_classes = {spec["template"]["spec"]["nodeClassRef"]["name"] for spec in _pools(plans[stack]).values()}
     for node_class in plans[stack].of_type(NODE_CLASS):
+        if node_class.inputs["metadata"]["name"] not in gpu_classes:
+            continue
         spec = node_class.inputs["spec"]
         assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20260724"}]
         assert spec["metadataOptions"]["httpTokens"] == "required"

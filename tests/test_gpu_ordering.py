@@ -15,7 +15,8 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_model_deployment_waits_for_the_nodepools_and_the_device_plugin(plans, stack):
     plan = plans[stack]
-    pools = {p.urn for p in plan.of_type(NODE_POOL)}
+    pools = {p.urn for p in plan.of_type(NODE_POOL)
+             if "llmops.io/gpu-pool" in p.inputs["spec"]["template"]["metadata"]["labels"]}
     [plugin] = [r for r in plan.of_type(RELEASE) if r.inputs["chart"] == "nvidia-device-plugin"]
     servers = [d for d in plan.of_type("kubernetes:apps/v1:Deployment")
                if any(t.get("key") == "nvidia.com/gpu"

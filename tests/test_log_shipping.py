@@ -151,7 +151,7 @@ def test_the_shipper_role_may_only_write_streams_of_the_application_group(plans,
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_fluent_bit_tolerates_every_node_group_taint(plans, stack):
-    """The gateway runs on the system nodes, TGI on Karpenter's GPU nodes: the DaemonSet must too."""
+    """The gateway runs on Karpenter's traffic nodes, TGI on its GPU nodes: the DaemonSet must too."""
     plan = plans[stack]
     tolerated = {(t["key"], t["effect"]) for t in _release(plan).inputs["values"]["tolerations"]
                  if t["operator"] == "Exists"}

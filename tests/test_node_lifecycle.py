@@ -29,6 +29,12 @@ def _with_grace(plan, grace):
                                                 for r in plan.resources])
 
 
+def _gpu_pools(plan):
+    """The GPU NodePools (the CPU traffic pool's pods start in seconds: tests/test_system_pods.py)."""
+    return [p for p in plan.of_type(NODE_POOL)
+            if "llmops.io/gpu-pool" in p.inputs["spec"]["template"]["metadata"]["labels"]]
+
+
 def _longest_gpu_await(plan) -> int:
     """The longest await of a Deployment whose pods tolerate the GPU taint (the model servers)."""
     return max(await_seconds(d) or 0 for d in plan.of_type("kubernetes:apps/v1:Deployment")
@@ -48,7 +54,7 @@ def test_every_gpu_nodepool_drains_longer_than_its_models_take_to_start(plans, s
     assert _grace_findings(plan) == []
     longest = _longest_gpu_await(plan)
     assert longest >= NODE_PROVISION_S
-    for pool in plan.of_type(NODE_POOL):
+    for pool in _gpu_pools(plan):
         node = pool.inputs["spec"]["template"]["spec"]
         assert parse_duration(node["terminationGracePeriod"]) > longest
         assert node["expireAfter"] == "Never"
@@ -57,7 +63,7 @@ def test_every_gpu_nodepool_drains_longer_than_its_models_take_to_start(plans, s
 def test_the_old_30_minute_grace_is_found_on_every_pool_a_model_runs_on(plans):
     plan = _with_grace(plans["prod"], "30m")
     findings = _grace_findings(plan)
-    assert {f.resource for f in findings} == {p.inputs["metadata"]["name"] for p in plan.of_type(NODE_POOL)}
+    assert {f.resource for f in findings} == {p.inputs["metadata"]["name"] for p in _gpu_pools(plan)}
     longest = _longest_gpu_await(plans["prod"])
     assert any(f"terminationGracePeriod 30m (1800 s) does not exceed the {longest} s" in str(f)
                for f in findings)

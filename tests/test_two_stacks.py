@@ -143,7 +143,7 @@ def test_gateway_rollouts_do_not_drop_connections(plans):
 PLACEMENT_ERRORS = [
     ({"llmops:gpuPools.0.capacityTypes": ["spot"], "llmops:gpuPools.0.onDemandFloor": None},
      "llmops:models[0] (llama-3-8b).gpuShape: llmops:serving.onDemandFallback is on but pool "
-     "'gpu24-x4' of shape '24gib-x4' buys no on-demand"),
+     "'gpu24-x1' of shape '24gib-x1' buys no on-demand"),
     ({"llmops:gpuPools.0.onDemandFloor": None},
      "llmops:models[0] (llama-3-8b).replicas.min: 2 replicas could all sit on spot"),
     ({"llmops:models.1.replicas.min": 1},

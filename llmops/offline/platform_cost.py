@@ -10,6 +10,7 @@ reported as unpriced rather than priced as another region.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -271,6 +272,39 @@ def _node_groups(p: _Pricer, groups: list[RecordedResource]) -> None:
               tuple(n * hourly * HOURS_PER_MONTH for n in nodes))  # type: ignore[arg-type]
 
 
+def _cpu_node_pools(p: _Pricer, pools: list[RecordedResource], resources: list[RecordedResource]) -> None:
+    """A CPU NodePool (the traffic pool) at on-demand: min and typical are the nodes its pods
+    need at their minimum replicas, on its cheapest type's allocatable CPU; the max is its CPU
+    limit at the priciest price per vCPU among its types (llmops/offline/cost.py prices the
+    GPU NodePools)."""
+    from components.allocatable import node_allocatable
+    from llmops.offline.deploy_checks.base import WORKLOADS, _pod_spec, _pools_for
+    from llmops.offline.deploy_checks.capacity import cpu_m, pod_requests
+    from vocabulary.cpu_instances import node_instances
+
+    facts = node_instances()
+    for r in pools:
+        spec = r.inputs.get("spec") or {}
+        limits = spec.get("limits") or {}
+        if "nvidia.com/gpu" in limits or "cpu" not in limits:
+            continue
+        types = next((q.get("values", []) for q in spec.get("template", {}).get("spec", {}).get(
+            "requirements", []) if q.get("key") == "node.kubernetes.io/instance-type"), [])
+        hourly = {t: p.table("ec2OnDemandHourly", t, r.name) for t in types}
+        per_vcpu, priciest = max((hourly[t] / facts[t].vcpu, t) for t in types)
+        cheapest = min(types, key=lambda t: hourly[t])
+        requested = sum(pod_requests(_pod_spec(w)).cpu_m * int(w.inputs.get("spec", {}).get("replicas") or 1)
+                        for w in resources if w.type in WORKLOADS and _pools_for(w, [r]))
+        nodes = math.ceil(requested / node_allocatable(facts[cheapest]).cpu_m)
+        low = nodes * hourly[cheapest] * HOURS_PER_MONTH
+        vcpus = cpu_m(limits["cpu"]) // 1000
+        name = (r.inputs.get("metadata") or {}).get("name") or r.name
+        p.add("CPU NodePool (Karpenter)", f"{name} ({nodes} x {cheapest}; limit {vcpus} vCPU)",
+              f"{cheapest} ${_num(hourly[cheapest])}/h on demand for its pods' min replicas; max: "
+              f"its limit at {priciest}'s ${_num(round(per_vcpu, 4))}/vCPU-h",
+              (low, low, vcpus * per_vcpu * HOURS_PER_MONTH))
+
+
 def _storage(p: _Pricer, buckets: list[RecordedResource], repos: list[RecordedResource]) -> None:
     for r in buckets:
         gb = p.assume("modelWeightsGb" if "models" in r.name else "otherBucketGb")
@@ -315,6 +349,7 @@ def platform_cost(region: str, resources: list[RecordedResource]) -> PlatformCos
     for r in of("aws:eks/cluster:Cluster"):
         _cluster(p, r)
     _node_groups(p, of("aws:eks/nodeGroup:NodeGroup"))
+    _cpu_node_pools(p, of("kubernetes:karpenter.sh/v1:NodePool"), resources)
     _nat(p, of("aws:ec2/natGateway:NatGateway"), of("aws:ec2/eip:Eip"))
     _endpoints(p, of("aws:ec2/vpcEndpoint:VpcEndpoint"))
     _albs(p, of("kubernetes:networking.k8s.io/v1:Ingress"), of("aws:ec2/subnet:Subnet"))

@@ -1,5 +1,5 @@
-"""The bootstrap program: GitHub's OIDC provider, the EC2 Spot service-linked role, the deploy
-and preview roles of every environment, and (stateBackend: s3) the state bucket and the secrets
+"""The bootstrap program: GitHub's OIDC provider, the EC2 Spot service-linked role, the deploy,
+preview and release roles of every environment, and (stateBackend: s3) the state bucket and the secrets
 key. Its outputs are what the repository's settings need (docs/deploy.md, "1. Bootstrap")."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from components.deploy_roles import DeployRoles, DeployRolesArgs
 from components.github_oidc import GitHubOidcProvider
+from components.release_roles import ReleaseRoles, ReleaseRolesArgs
 from components.spot_role import SpotServiceLinkedRole
 from components.state_backend import StateBackend
 from components.tagging import register_default_tags
@@ -26,10 +27,13 @@ def build_bootstrap(cfg: BootstrapConfig) -> dict[str, pulumi.Input]:
         repository=cfg.github_repository, environments=cfg.environments,
         account_id=identity.account_id, github_provider_arn=provider.arn,
         readable_objects=[state.bucket_arn.apply(lambda arn: f"{arn}/*")] if state else ()))
+    release = ReleaseRoles("release", ReleaseRolesArgs(
+        repository=cfg.github_repository, environments=cfg.environments,
+        account_id=identity.account_id, github_provider_arn=provider.arn))
     outputs: dict[str, pulumi.Input] = {
         "accountId": identity.account_id, "githubOidcProviderArn": provider.arn,
         "deployRoleArns": roles.deploy_role_arns, "previewRoleArns": roles.preview_role_arns,
-        "spotServiceLinkedRole": spot.name}
+        "releaseRoleArns": release.release_role_arns, "spotServiceLinkedRole": spot.name}
     if state is not None:
         for env in cfg.environments:
             state.grant(f"deploy-{env}", roles.deploy_roles[env].name, write=True)

@@ -110,13 +110,13 @@ def test_cost_prices_pools_and_models_from_the_instance_table():
     assert run.returncode == 0
     assert run.first_line.startswith("GPU cost of stack 'prod' (us-east-1), per month of 730 h")
     flex = next(line.split() for line in run.stdout.splitlines() if line.strip().startswith("gpu24-x4 "))
-    # the spot-first NodePool: its models' floor (2 nodes) at the spot estimate 2.27/h, its
-    # limit (8 nodes) at on-demand 5.672/h, where it falls back: 8 x 5.672 x 730 = 33,124
-    assert flex[1] == "spot+on-demand" and flex[3:6] == ["2", "/", "2"]
-    assert flex[-6:] == ["$3,314", "/", "$3,314", "/", "$33,124", "60%"]
+    # the spot-first NodePool: its model's flex half (1 node) at the spot estimate 2.27/h, its
+    # limit (4 nodes) at on-demand 5.672/h, where it falls back: 4 x 5.672 x 730 = 16,562
+    assert flex[1] == "spot+on-demand" and flex[3:6] == ["1", "/", "1"]
+    assert flex[-6:] == ["$1,657", "/", "$1,657", "/", "$16,562", "60%"]
     floor = next(line.split() for line in run.stdout.splitlines()
                  if line.strip().startswith("gpu24-x4-floor"))
-    assert floor[1] == "on-demand" and floor[-2:] == ["$16,562", "-"]
+    assert floor[1] == "on-demand" and floor[-2:] == ["$8,281", "-"]
     assert "Budget: $60,000/month (policies/config/prod.yaml)" in run.stdout
     assert "qwen-2-5-32b  vllm    24gib-x4  2-4" in run.stdout  # the engine beside each model
 
@@ -163,8 +163,8 @@ def test_cold_start_shows_each_models_start_and_the_budgets_its_pods_really_get(
     assert table.first_line.startswith("Cold start of stack 'prod'")
     llama = next(line.split() for line in table.stdout.splitlines()
                  if line.strip().startswith("llama-3-8b"))
-    assert llama[:4] == ["llama-3-8b", "tgi", "g5.12xlarge", "16.0"]
-    assert "1800 s" in " ".join(llama) and llama[-2] == "23/2935"
+    assert llama[:4] == ["llama-3-8b", "tgi", "g5.2xlarge", "16.0"]
+    assert "1800 s" in " ".join(llama) and llama[-2] == "23/316"
 
 
 def test_a_reader_that_stops_early_gets_no_error_message():

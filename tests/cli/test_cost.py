@@ -34,8 +34,8 @@ def test_cost_prints_the_platform_table_next_to_the_gpu_nodepools(prod_text):
     sections = [line for line in prod_text.splitlines() if line and not line.startswith(" ")]
     assert sections[1:] == [
         "GPU NodePools:",
-        "Budget: $60,000/month (policies/config/prod.yaml); the largest fleet the limits allow, $49,687, "
-        "is within it (83%).",
+        "Budget: $60,000/month (policies/config/prod.yaml); the largest fleet the limits allow, $40,769, "
+        "is within it (68%).",
         "Models (each alone on its GPU shape; canary/blue-green tracks and schedules not included):",
         "Platform (us-east-1; prices from components/data/aws_prices.yaml, checked 2026-12-08; "
         "from the plan's resources):",

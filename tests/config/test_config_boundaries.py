@@ -382,7 +382,9 @@ def test_a_model_without_dtype_or_quantize_is_sized_as_bfloat16():
 
 @pytest.mark.parametrize(("shards", "ok"), [(1, True), (2, True), (4, True), (3, False), (8, False)])
 def test_shards_divide_the_gpus_of_the_node(shards, ok):
-    found = problems({"llmops:models.0.shards": shards}, stack="prod")
+    # prod's first model moved to a 24gib-x1 pool; put it back on the 4-GPU shape
+    found = problems({"llmops:models.0.gpuShape": "24gib-x4", "llmops:models.0.replicas.max": 4,
+                      "llmops:models.0.shards": shards}, stack="prod")
     assert found == ([] if ok else [
         f"llmops:models[0] (llama-3-8b).shards: {shards} must divide the 4 GPU(s) per node of shape "
         "'24gib-x4'"])
@@ -392,9 +394,10 @@ def test_shards_are_bounded_and_add_gpu_memory():
     assert "less than or equal to 8" in refused({f"{MODEL}.shards": 9})
     assert "greater than or equal to 1" in refused({f"{MODEL}.shards": 0})
     # 4 A10G x 24 GiB x 0.8 = 76.8 GiB: a 41B bf16 model (76.4 GiB) fits sharded 4 ways
-    assert problems({"llmops:models.0.shards": 4, "llmops:models.0.paramsBillion": 41}, stack="prod") == []
-    assert "leave 76.8 GiB" in refused({"llmops:models.0.shards": 4, "llmops:models.0.paramsBillion": 41.3},
-                                       stack="prod")
+    on_x4 = {"llmops:models.0.gpuShape": "24gib-x4", "llmops:models.0.shards": 4,
+             "llmops:models.0.replicas.max": 4}
+    assert problems({**on_x4, "llmops:models.0.paramsBillion": 41}, stack="prod") == []
+    assert "leave 76.8 GiB" in refused({**on_x4, "llmops:models.0.paramsBillion": 41.3}, stack="prod")
 
 
 def test_a_model_names_a_gpu_shape_some_pool_has():

@@ -19,7 +19,8 @@ def problems(stack: str, overrides: dict) -> list[str]:
 
 def test_the_shipped_pools_capacity_is_every_nodepool_at_its_limit():
     config = parse_platform_config(read_stack_config("prod").values, project=PRODUCT, stack="prod")
-    assert pools_gpu_capacity(config.gpu_pools) == 8 * 4 + 4 * 4  # flex 8 + on-demand floor 4 nodes of 4
+    # gpu24-x1: flex 12 + floor 6 nodes of 1 GPU; gpu24-x4: flex 4 + floor 2 nodes of 4
+    assert pools_gpu_capacity(config.gpu_pools) == (12 + 6) * 1 + (4 + 2) * 4
 
 
 def test_replicas_up_to_the_pools_capacity_pass_and_one_more_is_refused():
@@ -32,13 +33,13 @@ def test_replicas_up_to_the_pools_capacity_pass_and_one_more_is_refused():
 
 
 def test_shards_count_as_gpus_per_replica_over_all_pools_of_the_shape():
-    # prod: qwen-2-5-32b has 4 shards on 24gib-x4; the shape's pools hold 48 GPUs = 12 replicas
-    assert problems("prod", {"llmops:models.1.replicas.max": 12}) == []
-    found = problems("prod", {"llmops:models.1.replicas.max": 13})
+    # prod: qwen-2-5-32b has 4 shards on 24gib-x4; the shape's pools hold 24 GPUs = 6 replicas
+    assert problems("prod", {"llmops:models.1.replicas.max": 6}) == []
+    found = problems("prod", {"llmops:models.1.replicas.max": 7})
     assert found == [
-        "llmops:models[1] (qwen-2-5-32b).replicas.max: 13 replicas x 4 GPU(s) each need 52 GPUs "
-        "but the pools of shape '24gib-x4' (gpu24-x4) hold at most 48; "
-        "lower replicas.max to 12 or raise the pools' maxNodes"]
+        "llmops:models[1] (qwen-2-5-32b).replicas.max: 7 replicas x 4 GPU(s) each need 28 GPUs "
+        "but the pools of shape '24gib-x4' (gpu24-x4) hold at most 24; "
+        "lower replicas.max to 6 or raise the pools' maxNodes"]
 
 
 def test_it_is_reported_with_field_errors_elsewhere_in_one_round():

@@ -182,8 +182,9 @@ def test_unreachable_aws_is_a_failed_check_not_a_traceback(tmp_path, aws, capsys
 
 @pytest.mark.parametrize(("stack", "expected"), [
     ("dev", [("G and VT", "SPOT", 12)]),
-    # prod: the flex NodePool (8 x 48 vCPU) on spot or all on-demand, plus the floor (4 x 48)
-    ("prod", [("G and VT", "ON_DEMAND", 576), ("G and VT", "SPOT", 384)]),
+    # prod: the flex NodePools (12 x 8 and 4 x 48 vCPU) on spot or all on-demand, plus the
+    # floors (6 x 8 and 2 x 48)
+    ("prod", [("G and VT", "ON_DEMAND", 432), ("G and VT", "SPOT", 288)]),
 ])
 def test_gpu_needs_are_each_nodepool_at_its_limit_on_its_largest_type(stack, expected):
     file = yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]

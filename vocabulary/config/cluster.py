@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from vocabulary.config.base import Section, size_order_problem
 from vocabulary.config.network import RetentionDays, parse_cidr
+from vocabulary.cpu_instances import CpuInstance, cpu_instances
 
 #: EKS versions in standard support that this platform is tested against.
 SUPPORTED_VERSIONS = ("1.32", "1.33", "1.34")
@@ -87,6 +88,31 @@ class SystemNodes(Section):
         return self
 
 
+class TrafficNodes(Section):
+    """A Karpenter NodePool (on-demand CPU nodes) for the request path's pods, the gateway and
+    the routers, which autoscale: the system node group has a fixed size (nothing scales it),
+    so it keeps the controllers only. Its nodes carry a taint only those pods tolerate."""
+
+    instance_types: list[str] = Field(default=["m6i.large", "m6a.large", "m6i.xlarge", "m6a.xlarge"],
+                                      min_length=2)
+    max_nodes: int = Field(default=6, ge=1, le=100, description="the NodePool's limits: this many "
+                           "of its largest type's vCPUs and memory (what `llmops cost` prices)")
+
+    @field_validator("instance_types")
+    @classmethod
+    def _known_cpu_types(cls, values: list[str]) -> list[str]:
+        known = cpu_instances()
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            raise ValueError(f"unknown CPU instance types {unknown}; known: {', '.join(sorted(known))} "
+                             "(vocabulary/data/cpu_instances.yaml)")
+        return values
+
+    @property
+    def instances(self) -> list[CpuInstance]:
+        return [cpu_instances()[t] for t in self.instance_types]
+
+
 class ClusterConfig(Section):
     """The EKS cluster. Endpoint access is private; public access only from listed CIDRs."""
 
@@ -97,6 +123,7 @@ class ClusterConfig(Section):
     log_types: list[str] = list(CONTROL_PLANE_LOGS)
     log_retention_days: RetentionDays = 90
     system_nodes: SystemNodes = SystemNodes()
+    traffic_nodes: TrafficNodes = TrafficNodes()
     addons: AddonVersions
     karpenter: KarpenterPin
     nvidia_device_plugin: HelmPin

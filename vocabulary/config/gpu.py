@@ -27,6 +27,27 @@ class OnDemandFloor(Section):
     max_nodes: int = Field(ge=1, le=100)
 
 
+class ConsolidationWindow(Section):
+    """The daily hours (UTC: Karpenter's budget schedules have no time zone) in which
+    consolidation may replace a node that still runs pods (Karpenter's `Underutilized`
+    reason). A replaced node's model server pays a cold start (minutes of weights load) while
+    its other replicas serve alone, so this is the quiet part of the day. Empty nodes go and
+    drifted ones roll at any hour, within the pool's disruptionBudget."""
+
+    start_hour_utc: int = Field(ge=0, le=23)
+    hours: int = Field(ge=1, le=23, description="how long the window lasts (it may pass midnight)")
+
+    @property
+    def closed_from(self) -> str:
+        """The cron schedule (minute hour * * *) at which the window closes."""
+        return f"0 {(self.start_hour_utc + self.hours) % 24} * * *"
+
+    @property
+    def closed_for(self) -> str:
+        """How long the window stays closed, as a NodePool budget duration (hours)."""
+        return f"{24 - self.hours}h"
+
+
 class GpuPool(Section):
     """One GPU shape (GPU count and memory per node): the instance types that give it, the
     capacity types it may buy, and how many nodes it may have (the NodePool's limits).
@@ -59,6 +80,10 @@ class GpuPool(Section):
                               "roll by drift instead (the pinned amiVersion changes)")
     disruption_budget: str = Field(default="10%", pattern=r"^(\d{1,2}%|100%|\d+)$",
                                    description="nodes (or share) Karpenter may disrupt at once")
+    underutilized_window: ConsolidationWindow | None = Field(
+        default=ConsolidationWindow(start_hour_utc=4, hours=4),
+        description="when consolidation may replace nodes that still run model servers (UTC); "
+        "null: at any hour. Default 04:00-08:00 UTC")
 
     @field_validator("name")
     @classmethod

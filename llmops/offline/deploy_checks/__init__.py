@@ -17,16 +17,21 @@ from llmops.offline.deploy_checks import (
     ci,
     cluster_services,
     core,
+    disruption,
+    gpu_packing,
     identity,
     keda_and_order,
     node_lifecycle,
+    system_pods,
 )
 from llmops.offline.deploy_checks.base import Finding, Rule, await_seconds, parse_duration
 from llmops.offline.deploy_checks.core import verified_charts
 from llmops.offline.plan import Plan
 
 RULES: tuple[Rule, ...] = (*core.RULES, *ci.RULES, *keda_and_order.RULES, *identity.RULES,
-                           *cluster_services.RULES, *capacity.RULES, *node_lifecycle.RULES)
+                           *cluster_services.RULES, *capacity.RULES, *node_lifecycle.RULES,
+                           *disruption.RULES, *gpu_packing.RULES,
+                           *system_pods.RULES)
 
 __all__ = ["RULES", "Finding", "await_seconds", "check", "parse_duration", "render", "verified_charts"]
 

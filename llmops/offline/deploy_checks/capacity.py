@@ -36,7 +36,7 @@ from llmops.offline.deploy_checks.base import (
 )
 from llmops.offline.plan import Plan
 from llmops.offline.recorder import RecordedResource
-from vocabulary.gpu_instances import gpu_instances
+from vocabulary.cpu_instances import node_instances
 
 #: Helm charts that run a DaemonSet on every node they tolerate, and where their values keep
 #: its container requests and tolerations (the values the plan sets for them).
@@ -125,7 +125,7 @@ def pod_fits_node(plan: Plan) -> Iterator[Finding]:
     """Every workload Karpenter may provision for fits every instance type of every NodePool
     it may land on, after that node's DaemonSets."""
     pools = plan.of_type(NODE_POOL)
-    table = gpu_instances()
+    table = node_instances()
     for resource in (r for r in plan.resources if r.type in WORKLOADS and r.type != DAEMONSET):
         matching = _pools_for(resource, pools)
         if not matching:
