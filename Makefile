@@ -46,8 +46,9 @@ test: setup promtool lint
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 ## Mutation testing per area (a development tool, not part of `make test` or CI):
-## `make mutate AREAS="config alerts"`; reports in .mutation/<area>/report.txt.
-AREAS ?= config policies isolation alerts gateway registry
+## every area (hours), or `make mutate AREAS="config alerts"`; `python -m mutation.run --help`
+## lists them; reports in .mutation/<area>/report.txt.
+AREAS ?=
 mutate: setup promtool
 	nice -n 10 $(BIN)/python -m mutation.run $(AREAS)
 

@@ -31,8 +31,8 @@ def test_the_gateway_alb_scheme_is_the_configured_one(plans, stack):
     assert ingress["metadata"]["annotations"][SCHEME] == plan.config.gateway.scheme
 
 
-def test_an_internet_facing_gateway_is_asked_for_not_defaulted():
-    assert run_plan("dev").config.gateway.scheme == "internal"
+def test_an_internet_facing_gateway_is_asked_for_not_defaulted(plans):
+    assert plans["dev"].config.gateway.scheme == "internal"
     public = run_plan("dev", overrides={"llmops:gateway.scheme": "internet-facing"})
     assert public.one(INGRESS, "gateway-ingress").inputs["metadata"]["annotations"][SCHEME] == (
         "internet-facing")

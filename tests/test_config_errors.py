@@ -93,7 +93,7 @@ def test_config_error_is_a_clean_pulumi_run_error():
     assert issubclass(ConfigError, pulumi.RunError)
 
 
-def test_secret_keys_are_required_for_a_real_run_and_stood_in_for_offline():
+def test_secret_keys_are_required_for_a_real_run_and_stood_in_for_offline(plans):
     from vocabulary.config import parse_platform_config, secret_config_keys
     from vocabulary.stackfile import read_stack_config
 
@@ -109,7 +109,7 @@ def test_secret_keys_are_required_for_a_real_run_and_stood_in_for_offline():
     assert caught.value.problems == [
         "llmops:gatewayApiKeys is not set; set it with `pulumi config set --secret "
         "llmops:gatewayApiKeys < keys.yaml` in stacks/workloads"]
-    plan = run_plan("prod")
+    plan = plans["prod"]
     secret = plan.one("kubernetes:core/v1:Secret", "gateway-keys")
     assert "stringData" in secret.secret_paths
     assert secret.to_json()["inputs"]["stringData"] == "[secret]"

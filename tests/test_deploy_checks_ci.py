@@ -16,7 +16,6 @@ from llmops.offline.deploy_checks.ci import (
     path_findings,
     runner_image_findings,
 )
-from llmops.offline.plan import run_plan
 from vocabulary.config.ci import RunnerConfig
 from vocabulary.stackfile import PROJECT_ROOT
 
@@ -41,9 +40,9 @@ SETUP_PYTHON = {"uses": "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16
                 "with": {"python-version": "3.11"}}
 
 
-def test_the_shipped_workflows_pass_both_checks_in_every_environment():
+def test_the_shipped_workflows_pass_both_checks_in_every_environment(plans):
     for stack in ("dev", "prod"):
-        assert [f for f in check(run_plan(stack)) if f.rule.startswith("ci-")] == []
+        assert [f for f in check(plans[stack]) if f.rule.startswith("ci-")] == []
 
 
 def test_the_runner_defaults_to_an_image_whose_tools_are_known_and_run_every_step():

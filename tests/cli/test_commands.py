@@ -17,7 +17,7 @@ from vocabulary.stackfile import read_stack_config
 
 
 def test_outputs_shows_plain_ssm_values_and_masks_only_secrets():
-    run = llmops("outputs", "--stack", "dev")
+    run = llmops("outputs", "--stack", "dev", process=True)  # exit 0 from a real process
     assert run.returncode == 0
     assert run.first_line.startswith("Outputs of stack 'dev' (us-west-2)")
     lines = run.stdout.splitlines()

@@ -17,7 +17,8 @@ from tests.cli.conftest import ROOT, edit_config, llmops
 def test_more_zones_than_the_region_offers_is_one_config_error(stacks_dir: Path):
     edit_config(stacks_dir / "Pulumi.dev.yaml",
                 lambda c: c["llmops:network"].update(azCount=5))
-    run = llmops("plan", "--stack", "dev", "--stacks-dir", str(stacks_dir))
+    # a real process: the program fails mid-run, and the interpreter's teardown stays quiet
+    run = llmops("plan", "--stack", "dev", "--stacks-dir", str(stacks_dir), process=True)
     assert run.returncode == 2
     assert run.first_line == ("error: llmops:network.azCount is 5 but us-west-2 offers only 4 "
                               "available zones: us-west-2a, us-west-2b, us-west-2c, us-west-2d")
@@ -126,7 +127,7 @@ def test_help_documents_the_exit_codes_and_version_prints_the_package_version():
     for line in ("0    success", "2    bad stack configuration", "3    a mandatory policy",
                  "130  interrupted"):
         assert line in help_text
-    run = llmops("--version")
+    run = llmops("--version", process=True)
     assert run.returncode == 0
     assert run.first_line == f"llmops {version('llmops-platform')}"
 

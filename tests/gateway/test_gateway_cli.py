@@ -15,14 +15,16 @@ import yaml
 
 from serving.gateway.auth import hash_key
 from serving.gateway.config import load_config
+from tests.cli.conftest import Run, llmops
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-operator-secret-0123456789"
 
 
-def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llmops.cli", "gateway", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+def _cli(*args: str, process: bool = False) -> Run:
+    """`llmops gateway ARGS`: in this process (config errors, --help), or as a real process
+    where the server starts (tests/cli/conftest.py)."""
+    return llmops("gateway", *args, process=process)
 
 
 def _config(tmp_path: Path, config: dict, keys: dict | None = None) -> Path:
@@ -47,7 +49,7 @@ def test_a_port_in_use_is_one_error_line_and_exit_1(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = _cli("--config", str(_config(tmp_path, GOOD)), "--port", str(port))
+        result = _cli("--config", str(_config(tmp_path, GOOD)), "--port", str(port), process=True)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[0] == (

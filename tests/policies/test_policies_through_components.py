@@ -21,9 +21,9 @@ CASES = [
 
 @pytest.mark.parametrize(("stack", "overrides", "policy", "resource"), CASES,
                          ids=[c[2] + "-" + c[0] for c in CASES])
-def test_a_bad_setting_through_the_real_components_is_a_mandatory_violation(stack, overrides, policy,
+def test_a_bad_setting_through_the_real_components_is_a_mandatory_violation(plans, stack, overrides, policy,
                                                                              resource):
-    clean = {v.policy for v in evaluate(run_plan(stack).resources, stack)}
+    clean = {v.policy for v in evaluate(plans[stack].resources, stack)}
     assert policy not in clean
     violations = [v for v in evaluate(run_plan(stack, overrides=overrides).resources, stack)
                   if v.policy == policy]

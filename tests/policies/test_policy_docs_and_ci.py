@@ -50,16 +50,14 @@ def test_every_pulumi_run_uses_the_pack_and_its_stack_s_generated_config_from_it
     assert jobs["preview"]["permissions"]["id-token"] == "write"  # the platform: AWS through OIDC
 
 
-def test_the_workloads_run_on_the_in_vpc_runner_after_the_platform():
+def test_the_workloads_run_on_the_in_vpc_runner_after_the_platform(plans):
     """The Kubernetes API is private (prod) or office-only: only the runner the platform
     stack creates inside the VPC can reach it, and only once the platform is up."""
-    from llmops.offline.plan import run_plan
-
     pulumi = yaml.safe_load((ROOT / ".github" / "workflows" / "pulumi.yml").read_text())["jobs"]
     deploy = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"]
     assert deploy["workloads"]["needs"] == "publish" and deploy["publish"]["needs"] == "platform"
     assert pulumi["workloads-preview"]["needs"] == "preview"
-    runs_on = run_plan("prod").stack_outputs["platform"]["ciRunsOn"]
+    runs_on = plans["prod"].stack_outputs["platform"]["ciRunsOn"]
     for job, expression in ((pulumi["workloads-preview"], "${{ matrix.stack }}"),
                             (deploy["workloads"], "${{ inputs.stack }}")):
         assert job["runs-on"].replace(expression, "prod") == runs_on

@@ -19,12 +19,12 @@ class Servers:
     def run(self, coro, timeout: float = 30):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def serve(self, app: web.Application) -> str:
-        """Start the app on a free loopback port; returns its base URL."""
+    def serve(self, app: web.Application, port: int = 0) -> str:
+        """Start the app on a loopback port (0: a free one); returns its base URL."""
         async def start() -> str:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
             self.runners.append(runner)
             return f"http://127.0.0.1:{runner.addresses[0][1]}"
         return self.run(start())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,17 +15,23 @@ import requests
 import yaml
 
 from llmops.cli import main
+from serving.gateway.app import create_app
 from serving.release.errors import ReleaseError
 from serving.release.prometheus import Prometheus
 from tests.gateway.fake_tgi import FakeBehaviour
-from tests.release.conftest import KEY, gateway_config, start_gateway
+from tests.release.conftest import KEY, gateway_config
 from tests.release.fakes import fake_model
-from tests.release.prometheus_server import running_prometheus
+from tests.release.prometheus_server import SharedPrometheus, running_prometheus, shared_prometheus
+from tests.release.servers import Servers
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "llama-3-8b"
 REQUESTS = 160
 BASE_DELAY_S = 0.1  # every fake model takes this long: both tracks' p95 sit in one bucket
+#: what Prometheus scrapes, with the labels the stack's PodMonitors give each target
+TARGETS = {"gateway": {"job": "llm-gateway"},
+           "stable": {"job": "tgi", "model": MODEL, "track": "stable"},
+           "canary": {"job": "tgi", "model": MODEL, "track": "canary"}}
 
 
 def stack_dir(tmp_path: Path) -> Path:
@@ -59,33 +66,44 @@ def wait_for_scrape(prometheus: str, expected: int, timeout_s: float = 30) -> No
     pytest.fail(f"Prometheus did not see {expected} requests within {timeout_s} s", pytrace=False)
 
 
-def analyze(servers, tmp_path: Path, canary: FakeBehaviour, canary_delay_s: float,
-            breaker_threshold: int) -> tuple[int, dict]:
-    stable_url = servers.serve(fake_model(FakeBehaviour(name="stable", reply="fine answer here"),
-                                          extra_delay_s=BASE_DELAY_S))
-    canary_url = servers.serve(fake_model(canary, extra_delay_s=canary_delay_s))
-    gateway = start_gateway(servers, gateway_config(MODEL, stable_url, canary_url, weight=50,
-                                                    breaker_threshold=breaker_threshold, cache=False))
-    targets = [(gateway, {"job": "llm-gateway"}),
-               (stable_url, {"job": "tgi", "model": MODEL, "track": "stable"}),
-               (canary_url, {"job": "tgi", "model": MODEL, "track": "canary"})]
-    with running_prometheus(tmp_path / "prometheus", targets) as prometheus:
-        # first request per track creates the series; let Prometheus see them before the load,
-        # so increase() over the window counts the load from a first sample
-        warm = drive(gateway, 8)
-        wait_for_scrape(prometheus, len(warm))
-        time.sleep(1.5)
-        sent = len(warm) + len(drive(gateway, REQUESTS))
-        wait_for_scrape(prometheus, sent)
-        report = tmp_path / "analysis.json"
-        code = main(["canary", "analyze", "--prometheus", prometheus, "--model", MODEL,
-                     "--stack", "staging", "--stacks-dir", str(stack_dir(tmp_path)),
-                     "--json", str(report)])
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory) -> Iterator[SharedPrometheus]:
+    """One Prometheus for the module's analyses: each serves the same three targets in turn,
+    on an emptied TSDB (tests/release/prometheus_server.py says why)."""
+    with shared_prometheus(tmp_path_factory.mktemp("prometheus"), TARGETS) as shared:
+        yield shared
+
+
+def analyze(prometheus: SharedPrometheus, tmp_path: Path, canary: FakeBehaviour,
+            canary_delay_s: float, breaker_threshold: int) -> tuple[int, dict]:
+    with prometheus.serve() as ports:
+        servers = Servers()
+        try:
+            stable_url = servers.serve(fake_model(FakeBehaviour(name="stable", reply="fine answer here"),
+                                                  extra_delay_s=BASE_DELAY_S), ports["stable"])
+            canary_url = servers.serve(fake_model(canary, extra_delay_s=canary_delay_s), ports["canary"])
+            servers.serve(create_app(gateway_config(MODEL, stable_url, canary_url, weight=50,
+                                                    breaker_threshold=breaker_threshold, cache=False)),
+                          ports["gateway"])
+            gateway = f"http://127.0.0.1:{ports['gateway']}"
+            # first request per track creates the series; let Prometheus see them before the
+            # load, so increase() over the window counts the load from a first sample
+            warm = drive(gateway, 8)
+            wait_for_scrape(prometheus.url, len(warm))
+            time.sleep(1.5)
+            sent = len(warm) + len(drive(gateway, REQUESTS))
+            wait_for_scrape(prometheus.url, sent)
+            report = tmp_path / "analysis.json"
+            code = main(["canary", "analyze", "--prometheus", prometheus.url, "--model", MODEL,
+                         "--stack", "staging", "--stacks-dir", str(stack_dir(tmp_path)),
+                         "--json", str(report)])
+        finally:
+            servers.close()  # before the ports are held again
     return code, json.loads(report.read_text())
 
 
-def test_a_canary_that_errors_is_rolled_back(servers, tmp_path, capsys):
-    code, report = analyze(servers, tmp_path, FakeBehaviour(name="canary", fail=True),
+def test_a_canary_that_errors_is_rolled_back(prometheus, tmp_path, capsys):
+    code, report = analyze(prometheus, tmp_path, FakeBehaviour(name="canary", fail=True),
                               BASE_DELAY_S, breaker_threshold=100_000)
     out = capsys.readouterr().out
     assert code == 4, out
@@ -97,16 +115,16 @@ def test_a_canary_that_errors_is_rolled_back(servers, tmp_path, capsys):
     assert "decision: ROLLBACK" in out
 
 
-def test_a_canary_cut_off_by_the_gateway_breaker_is_rolled_back(servers, tmp_path, capsys):
-    code, report = analyze(servers, tmp_path, FakeBehaviour(name="canary", fail=True),
+def test_a_canary_cut_off_by_the_gateway_breaker_is_rolled_back(prometheus, tmp_path, capsys):
+    code, report = analyze(prometheus, tmp_path, FakeBehaviour(name="canary", fail=True),
                               BASE_DELAY_S, breaker_threshold=5)
     assert code == 4, capsys.readouterr().out
     assert report["tracks"]["canary"]["breaker_tripped"] is True
     assert "circuit breaker for the canary opened" in report["reason"]
 
 
-def test_a_slow_canary_is_rolled_back_on_latency_and_time_per_token(servers, tmp_path, capsys):
-    code, report = analyze(servers, tmp_path, FakeBehaviour(name="canary", reply="fine answer here"),
+def test_a_slow_canary_is_rolled_back_on_latency_and_time_per_token(prometheus, tmp_path, capsys):
+    code, report = analyze(prometheus, tmp_path, FakeBehaviour(name="canary", reply="fine answer here"),
                               0.6, breaker_threshold=100_000)
     assert code == 4, capsys.readouterr().out
     failed = {c["name"] for c in report["checks"] if c["status"] == "fail"}
@@ -116,8 +134,8 @@ def test_a_slow_canary_is_rolled_back_on_latency_and_time_per_token(servers, tmp
     assert canary["time_per_token_s"] > 2 * stable["time_per_token_s"]
 
 
-def test_a_healthy_canary_is_promoted(servers, tmp_path, capsys):
-    code, report = analyze(servers, tmp_path, FakeBehaviour(name="canary", reply="fine answer here"),
+def test_a_healthy_canary_is_promoted(prometheus, tmp_path, capsys):
+    code, report = analyze(prometheus, tmp_path, FakeBehaviour(name="canary", reply="fine answer here"),
                               BASE_DELAY_S, breaker_threshold=100_000)
     out = capsys.readouterr().out
     assert code == 0, out
