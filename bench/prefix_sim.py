@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# ruff: noqa: E501, RUF100  (a verbatim copy of ../shared/sim/prefix_sim.py, behaviour unchanged)
+# ruff: noqa: E501, RUF100  (a copy of ../shared/sim/prefix_sim.py, behaviour unchanged; opt-in flags added: serve --no-render, load --client-seed)
 """A model-server simulator with a prefix cache, for judging prefix-aware routing offline.
 
 Each server speaks the OpenAI API as vLLM does (POST /v1/chat/completions and /v1/completions,
@@ -10,7 +10,7 @@ request at a time per server (a single compute queue) and costs --prefill-ms-per
 uncached block; then --out-tokens tokens stream at --decode-ms each. TTFT therefore grows with
 uncached prefix and with queueing, as on a real engine.
 
-    prefix_sim.py serve --port 9001 [--cache-blocks 4000]
+    prefix_sim.py serve --port 9001 [--cache-blocks 4000] [--no-render]
     prefix_sim.py load --url http://127.0.0.1:8000 --groups 12 --concurrency 16 --seconds 20
 """
 from __future__ import annotations
@@ -122,8 +122,9 @@ def serve(a: argparse.Namespace) -> None:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", e.handle)
     app.router.add_post("/v1/completions", e.handle)
-    app.router.add_post("/v1/chat/completions/render", e.render)
-    app.router.add_post("/v1/completions/render", e.render)
+    if not a.no_render:  # --no-render: a server without vLLM's render API, as TGI 3.3.7 (404)
+        app.router.add_post("/v1/chat/completions/render", e.render)
+        app.router.add_post("/v1/completions/render", e.render)
     app.router.add_get("/health", lambda _: web.Response(text="ok"))
     app.router.add_get("/v1/models", lambda _: web.json_response({"object": "list", "data": [{"id": a.model, "object": "model"}]}))
     app.router.add_get("/metrics", e.metrics)
@@ -133,6 +134,8 @@ def serve(a: argparse.Namespace) -> None:
 async def load(a: argparse.Namespace) -> dict:
     rnd = random.Random(a.seed)
     systems = [f"[system prompt {g}] " + "".join(rnd.choice("abcdefghij klmnop") for _ in range(a.system_chars)) for g in range(a.groups)]
+    if a.client_seed is not None:  # opt-in: the same system prompts, other conversations and user turns
+        rnd = random.Random(a.client_seed)
     convs = [{"g": rnd.randrange(a.groups), "turns": []} for _ in range(a.conversations)]
     ttft, errors, done = [], 0, 0
     headers = {"Authorization": f"Bearer {a.key}"} if a.key else {}
@@ -184,6 +187,7 @@ def main() -> None:
     s.add_argument("--prefill-ms-per-block", type=float, default=1.0)
     s.add_argument("--decode-ms", type=float, default=2.0)
     s.add_argument("--out-tokens", type=int, default=16)
+    s.add_argument("--no-render", action="store_true", help="serve no render API (as TGI 3.3.7); off by default")
     l_ = sub.add_parser("load")
     l_.add_argument("--url", required=True)
     l_.add_argument("--model", default="sim")
@@ -196,6 +200,7 @@ def main() -> None:
     l_.add_argument("--concurrency", type=int, default=16)
     l_.add_argument("--seconds", type=float, default=20)
     l_.add_argument("--seed", type=int, default=7)
+    l_.add_argument("--client-seed", type=int, default=None, help="seed the conversations and user turns apart from the system prompts (off by default)")
     l_.add_argument("--api", choices=("chat", "completions"), default="chat")
     a = p.parse_args()
     if a.cmd == "serve":

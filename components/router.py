@@ -2,8 +2,12 @@
 https://github.com/vllm-project/router, PyPI `vllm-router`), carried by the platform image
 (serving/Dockerfile pins it), as a Deployment per track that discovers the track's ready pods
 through the Kubernetes API and sends each request to the replica whose prefix cache already
-holds its prompt (policy `cache_aware`: a prefix tree of the prompt text per worker, balanced
-by load when the workers drift apart). Measured in bench/routing.py, chosen in docs/routing.md.
+holds its prompt (policy `cache_aware`: a prefix tree per worker of the prompt's token ids, which
+the router asks every worker's render API for on each request, src/backend/preprocess.rs
+`prepare_http_token_inputs`; a prompt no worker holds goes to the least-loaded one). vLLM serves
+that API with --enable-scale-out (components/engines/vllm.py renders it for routed models); TGI
+3.3.7 has none, so a TGI model's router places by load alone (docs/routing.md). Measured in
+bench/routing.py, chosen in docs/routing.md.
 
 Only for models that may run more than one replica (replicas.max > 1): with one replica there
 is nothing to choose. Each track (stable | canary | blue | green) has its own router selecting

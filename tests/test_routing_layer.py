@@ -124,7 +124,9 @@ def test_blue_green_sends_the_stable_track_to_the_live_colours_router(plans):
 
 def test_openai_routes_go_to_the_router_and_tgi_routes_to_the_model_service(plans):
     """vllm-router 0.1.17 rewrites a /generate body into SGLang's shape and drops TGI's `inputs`,
-    so TGI's own routes keep going to the Service; its OpenAI routes are routed on prompt text."""
+    and places /generate_stream by load alone (no token ids for that route), so TGI's own routes
+    keep going to the Service; its OpenAI routes go to the router (docs/routing.md: placed by
+    load there too, as TGI serves no render API)."""
     config = GatewayConfig.model_validate({"models": _routing(plans["prod"])})
     backend = Router(config.models, config.breaker, 8).backends[("llama-3-8b", "stable")]
     assert str(backend.url_for("/v1/completions")) == "http://router-llama-3-8b.llm-serving.svc:8100/v1/completions"
@@ -172,3 +174,19 @@ def test_only_the_gateway_reaches_a_router_and_the_router_reaches_only_model_ser
     assert not allowed(policies, router, External("203.0.113.7"), 443)   # no way out of the VPC
     assert not allowed(policies, router, gateway, 8000)
     assert allowed(policies, router, External(ip(40)), 443)  # the API server's ENIs: discovery
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])  # dev serves no model on vLLM
+def test_routed_vllm_replicas_serve_the_render_api_the_router_keys_its_prefix_tree_on(plans, stack):
+    """vllm-router's cache_aware asks each replica's render API for the prompt's token ids;
+    vLLM 0.34.0 answers it 403 without --enable-scale-out, and the router then places every
+    request by load alone (tests/routing/test_router_inputs.py shows both)."""
+    plan = plans[stack]
+    models = {m.name: m for m in plan.config.models}
+    servers = [d.inputs for d in plan.of_type(DEPLOYMENT)
+               if d.inputs["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "vllm"]
+    assert servers
+    for server in servers:
+        model = models[server["spec"]["selector"]["matchLabels"]["llmops.io/model"]]
+        args = server["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert ("--enable-scale-out" in args) == is_routed(model), model.name

@@ -56,6 +56,16 @@ class Vllm(Engine):
             "--shutdown-timeout", str(self.graceful_shutdown_s),
             "--disable-uvicorn-access-log",              # the gateway writes the audit log
         ]
+        if model.replicas.max > 1:  # routed (components/router.py `is_routed`)
+            # vllm-router's cache_aware keys its prefix tree on the token ids each replica's
+            # render API returns (router 0.1.17 src/backend/preprocess.rs
+            # `prepare_http_token_inputs`). vLLM 0.34.0 answers /v1/chat/completions/render and
+            # /v1/completions/render 403 unless --enable-scale-out (entrypoints/scale_out/
+            # factories.py `register_scale_out_api_routers`), which the router takes as
+            # "no tokens" and then places by load only. The endpoints it adds share port 8000
+            # with the generation routes, so only what already reaches those reaches them
+            # (components/network_policies.py); the gateway forwards no route but its own list.
+            args += ["--enable-scale-out"]
         if model.quantize:
             args += ["--quantization", QUANTIZATION[model.quantize]]
         else:

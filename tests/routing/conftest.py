@@ -84,12 +84,15 @@ class Cluster:
 
     processes: list[subprocess.Popen] = field(default_factory=list)
     router_port: int = 0
+    metrics_port: int = 0
     router_process: subprocess.Popen | None = None
 
-    def sim(self, decode_ms: float = 2.0, out_tokens: int = 16) -> Sim:
+    def sim(self, decode_ms: float = 2.0, out_tokens: int = 16, render: bool = True) -> Sim:
+        """A replica; `render=False`: one without vLLM's render API (as TGI 3.3.7)."""
         port = free_port()
         process = subprocess.Popen([sys.executable, str(SIM), "serve", "--port", str(port),
-                                    "--decode-ms", str(decode_ms), "--out-tokens", str(out_tokens)],
+                                    "--decode-ms", str(decode_ms), "--out-tokens", str(out_tokens),
+                                    *([] if render else ["--no-render"])],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes.append(process)
         sim = Sim(port, process)
@@ -101,9 +104,10 @@ class Cluster:
         if not Path(ROUTER).exists():
             pytest.skip("vllm-router is not installed (pyproject's dev extras pin 0.1.17)")
         self.router_port = self.router_port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
         self.router_process = subprocess.Popen(
             [ROUTER, "--host", "127.0.0.1", "--port", str(self.router_port), "--prometheus-host", "127.0.0.1",
-             "--prometheus-port", str(free_port()), *router_args(workers=[w.url for w in workers])],
+             "--prometheus-port", str(self.metrics_port), *router_args(workers=[w.url for w in workers])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes.append(self.router_process)
         wait_until(lambda: answers(self.router_url + "/liveness"), "the router answering")
@@ -117,6 +121,17 @@ class Cluster:
     @property
     def router_url(self) -> str:
         return f"http://127.0.0.1:{self.router_port}"
+
+    def router_counter(self, name: str, **labels: str) -> float:
+        """The sum of the router's own series `name` whose labels include `labels` (0 if none)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")
+            if series.startswith(name + "{") and all(f'{k}="{v}"' in series for k, v in labels.items()):
+                total += float(value)
+        return total
 
 
 @pytest.fixture
