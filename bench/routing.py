@@ -15,7 +15,10 @@ freshly started servers so every target begins with cold caches:
                 the gateway: both halves see the same placements, caches and machine load,
                 so their ratio is what the gateway hop itself adds
   no_render     (opt-in) cache_aware in front of servers without vLLM's render API, as TGI
-                3.3.7 serves none: what a TGI model's router does
+                3.3.7 serves none: what cache_aware would do for a TGI model (load alone)
+  tgi_chain     (opt-in) what the platform deploys for a TGI model: gateway with
+                routerAffinity prompt-prefix -> vllm-router consistent_hash -> servers without
+                the render API (serving/gateway/affinity.py, components/router.py policy_of)
 
 vllm-router 0.1.17's cache_aware asks every worker's render API for the prompt's token ids
 (src/backend/preprocess.rs `prepare_http_token_inputs`) and places a prompt no worker holds on
@@ -119,7 +122,7 @@ def router_command(port: int, workers: list[str], policy: str) -> list[str]:
             *router_args(policy=policy, workers=workers)]
 
 
-def gateway_files(backend: str, directory: str) -> Path:
+def gateway_files(backend: str, directory: str, affinity: bool = False) -> Path:
     from serving.gateway.auth import hash_key
 
     keys = Path(directory, "keys.yaml")
@@ -127,7 +130,8 @@ def gateway_files(backend: str, directory: str) -> Path:
                                               "requestsPerMinute": 10**9, "tokensPerMinute": 10**12}]}))
     config = Path(directory, "gateway.yaml")
     config.write_text(yaml.safe_dump({
-        "models": {MODEL: {"engine": "vllm", "backends": {"stable": {"url": backend}}}},
+        "models": {MODEL: {"engine": "vllm", "backends": {"stable": {"url": backend, **(
+            {"router": backend, "routerAffinity": "prompt-prefix"} if affinity else {})}}}},
         "keysFile": "keys.yaml", "cache": {"enabled": False}, "auditLog": os.devnull}))
     return config
 
@@ -199,14 +203,15 @@ def measure(target: str, args: argparse.Namespace) -> dict:
     ports = [free_port() for _ in range(args.servers)]
     workers = [f"http://127.0.0.1:{p}" for p in ports]
     router_port, gateway_port = free_port(), free_port()
-    policy = "round_robin" if target == "round_robin" else "cache_aware"
-    gated = target in ("chain", "paired")
-    commands = [*sim_commands(ports, args.cache_blocks, render=target != "no_render"),
+    policy = {"round_robin": "round_robin", "tgi_chain": "consistent_hash"}.get(target, "cache_aware")
+    gated = target in ("chain", "paired", "tgi_chain")
+    commands = [*sim_commands(ports, args.cache_blocks, render=target not in ("no_render", "tgi_chain")),
                 router_command(router_port, workers, policy)]
     with tempfile.TemporaryDirectory() as directory:
         router_url, gateway_url = f"http://127.0.0.1:{router_port}", f"http://127.0.0.1:{gateway_port}"
         if gated:
-            commands.append(gateway_command(gateway_files(router_url, directory), gateway_port))
+            config = gateway_files(router_url, directory, affinity=target == "tgi_chain")
+            commands.append(gateway_command(config, gateway_port))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with processes(commands, env=env) as started:
             for w in workers:
@@ -229,7 +234,7 @@ def measure(target: str, args: argparse.Namespace) -> dict:
                           "chain_requests": chained["requests"], "direct_requests": direct["requests"]}
                 result["chain_over_direct_ttft_p50"] = result["ttft_p50_ms"] / result["direct_ttft_p50_ms"]
             else:
-                url = gateway_url if target == "chain" else router_url
+                url = gateway_url if gated else router_url
                 result = loads([load_command(url, args, args.concurrency, key=KEY if gated else "")])[0]
             result.update(server_counters(ports))
             for name, pid in layer.items():
@@ -262,7 +267,7 @@ def per_round_ratio(runs: dict[str, list[dict]], over: str, under: str) -> float
                                    for a, b in zip(runs[over], runs[under], strict=True)), 3)
 
 
-TARGETS = ("round_robin", "cache_aware", "chain", "paired", "no_render")
+TARGETS = ("round_robin", "cache_aware", "chain", "paired", "no_render", "tgi_chain")
 
 
 def targets_of(text: str) -> list[str]:
@@ -310,6 +315,10 @@ def main() -> None:
         rr, ca = results["round_robin"], results["cache_aware"]
         ratios |= {"round_robin_over_cache_aware_ttft_p50": round(rr["ttft_p50_ms"] / ca["ttft_p50_ms"], 3),
                    "cache_aware_over_round_robin_rps": round(ca["rps"] / rr["rps"], 3)}
+    if {"tgi_chain", "no_render"} <= results.keys():
+        tgi, only = results["tgi_chain"], results["no_render"]
+        ratios |= {"tgi_chain_over_no_render_ttft_p50": round(tgi["ttft_p50_ms"] / only["ttft_p50_ms"], 3),
+                   "tgi_chain_over_no_render_ttft_p95": round(tgi["ttft_p95_ms"] / only["ttft_p95_ms"], 3)}
     if "paired" in results:
         ratios["paired_chain_over_direct_ttft_p50"] = results["paired"]["chain_over_direct_ttft_p50"]
     verdict = {}

@@ -10,6 +10,7 @@ import yaml
 
 from components.cold_start import estimate
 from components.engines.pod import engine_facts
+from components.router import affinity_of
 from vocabulary.config.serving import ModelConfig
 
 #: The gateway holds a request for a scaled-to-zero model at most this long (its ColdStart
@@ -38,6 +39,8 @@ def routing_document(routes: dict[str, dict[str, Any]], models: list[ModelConfig
         # each track's prefix-aware router (components/router.py), for the OpenAI routes
         for track, router in route.get("routers", {}).items():
             entry["backends"][track]["router"] = router
+            if affinity_of(model):  # the key a consistent_hash router places on (TGI)
+                entry["backends"][track]["routerAffinity"] = affinity_of(model)
         if model.replicas.min == 0:
             entry["coldStart"] = {"holdSeconds": cold_start_hold_s(model)}
         document["models"][model.name] = entry

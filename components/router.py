@@ -6,7 +6,8 @@ holds its prompt (policy `cache_aware`: a prefix tree per worker of the prompt's
 the router asks every worker's render API for on each request, src/backend/preprocess.rs
 `prepare_http_token_inputs`; a prompt no worker holds goes to the least-loaded one). vLLM serves
 that API with --enable-scale-out (components/engines/vllm.py renders it for routed models); TGI
-3.3.7 has none, so a TGI model's router places by load alone (docs/routing.md). Measured in
+3.3.7 has none, so a TGI model's router uses `consistent_hash` instead, on a key of the prompt's
+leading text that the gateway sets (docs/routing.md "TGI models"). Measured in
 bench/routing.py, chosen in docs/routing.md.
 
 Only for models that may run more than one replica (replicas.max > 1): with one replica there
@@ -70,11 +71,32 @@ def worker_selector(model: ModelConfig, track: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": engine_of(model).name, MODEL_LABEL: model.name, TRACK_LABEL: track}
 
 
-def router_args(*, policy: str = "cache_aware", workers: list[str] | None = None,
+#: engines whose servers answer the render API `cache_aware` keys on (vLLM with
+#: --enable-scale-out, components/engines/vllm.py). TGI 3.3.7 has none: its router uses
+#: `consistent_hash` on the `x-session-id` the gateway derives from the prompt's leading text
+#: (`routerAffinity: prompt-prefix`, serving/gateway/affinity.py; docs/routing.md "TGI models")
+RENDERING_ENGINES = frozenset({"vllm"})
+PROMPT_PREFIX = "prompt-prefix"  # serving/gateway/affinity.py's setting
+
+
+def policy_of(model: ModelConfig) -> str:
+    """The router's `--policy` for the model's engine (both names from `vllm-router --help`)."""
+    return "cache_aware" if model.engine in RENDERING_ENGINES else "consistent_hash"
+
+
+def affinity_of(model: ModelConfig) -> str | None:
+    """The gateway's `routerAffinity` for the model's routed tracks: the prompt-prefix key for
+    a router that hashes it, none for one that keys on token ids."""
+    return PROMPT_PREFIX if policy_of(model) == "consistent_hash" else None
+
+
+def router_args(*, policy: str | None = None, workers: list[str] | None = None,
                 model: ModelConfig | None = None, track: str = "stable", namespace: str = "") -> list[str]:
     """vllm-router's flags (checked against `vllm-router --help` of 0.1.17): the routing
-    policy at the release's defaults (the ones bench/routing.py measures), and either static
-    `workers` (the bench) or Kubernetes discovery of the track's ready pods (the cluster)."""
+    policy (the model's engine's, `policy_of`, unless named) at the release's defaults (the ones
+    bench/routing.py measures), and either static `workers` (the bench) or Kubernetes
+    discovery of the track's ready pods (the cluster)."""
+    policy = policy or (policy_of(model) if model is not None else "cache_aware")
     flags = ["--policy", policy, "--health-check-interval-secs", str(HEALTH_CHECK_INTERVAL_S),
              "--cb-failure-threshold", str(BREAKER_FAILURES), "--cb-timeout-duration-secs",
              str(BREAKER_OPEN_S)]

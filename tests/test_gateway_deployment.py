@@ -35,7 +35,8 @@ def test_routing_config_carries_the_canary_split_from_stack_config(plans):
     backends = routing["models"]["llama-3-8b"]["backends"]
     assert backends["stable"]["url"] == "http://tgi-llama-3-8b.llm-serving.svc:8080"
     assert backends["canary"] == {"url": "http://tgi-llama-3-8b-canary.llm-serving.svc:8080", "weight": 5,
-                                  "router": "http://router-llama-3-8b-canary.llm-serving.svc:8100"}
+                                  "router": "http://router-llama-3-8b-canary.llm-serving.svc:8100",
+                                  "routerAffinity": "prompt-prefix"}  # TGI: consistent_hash on it
 
 
 def test_api_keys_are_a_secret_and_never_in_plain_plan_output(plans):

@@ -63,7 +63,9 @@ def test_prod_routers_run_two_replicas_from_the_platform_image_at_the_pinned_rel
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == ["vllm-router"]
         assert container["image"].endswith("/llm-gateway:" + plans["prod"].config.serving.weights_image_tag)
-        assert _flag(container["args"], "--policy") == ["cache_aware"]
+        model = deployment["metadata"]["labels"]["llmops.io/model"]
+        assert _flag(container["args"], "--policy") == [
+            "cache_aware" if model == "qwen-2-5-32b" else "consistent_hash"], name  # qwen: vLLM
     assert "vllm-router==0.1.17" in (ROOT / "serving" / "Dockerfile").read_text()
 
 
@@ -132,6 +134,39 @@ def test_openai_routes_go_to_the_router_and_tgi_routes_to_the_model_service(plan
     assert str(backend.url_for("/v1/completions")) == "http://router-llama-3-8b.llm-serving.svc:8100/v1/completions"
     assert str(backend.url_for("/generate")) == "http://tgi-llama-3-8b.llm-serving.svc:8080/generate"
     assert str(backend.url_for("/generate_stream")).startswith("http://tgi-llama-3-8b.llm-serving.svc:8080/")
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_tgi_routers_hash_the_gateways_prompt_prefix_key_and_vllm_routers_keep_cache_aware(plans, stack):
+    """TGI 3.3.7 serves no render API, so cache_aware would place its requests by load alone: its
+    routers run consistent_hash, and the gateway sets the x-session-id they hash from the
+    prompt's leading text (serving/gateway/affinity.py); vLLM's keep their token-id prefix tree."""
+    plan = plans[stack]
+    engines = {m.name: m.engine for m in plan.config.models}
+    routing = _routing(plan)
+    config = GatewayConfig.model_validate({"models": routing})
+    gateway = Router(config.models, config.breaker, 8)
+    chat = {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}
+    seen = set()
+    for name, deployment in _routers(plan).items():
+        model = deployment["metadata"]["labels"]["llmops.io/model"]
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        policy = _flag(args, "--policy")
+        seen.add(engines[model])
+        backends = routing[model]["backends"]
+        if engines[model] == "tgi":
+            assert policy == ["consistent_hash"], name
+            assert all(b["routerAffinity"] == "prompt-prefix" for b in backends.values() if "router" in b)
+            headers = gateway.backends[(model, "stable")].headers_for("/v1/chat/completions", chat)
+            assert len(headers["x-session-id"]) == 32
+            assert "x-session-id" not in gateway.backends[(model, "stable")].headers_for(
+                "/generate", {"inputs": "hi"})  # TGI's own routes go to the Service
+        else:
+            assert policy == ["cache_aware"], name
+            assert not any("routerAffinity" in b for b in backends.values())
+            assert "x-session-id" not in gateway.backends[(model, "stable")].headers_for(
+                "/v1/chat/completions", chat)
+    assert seen == {"tgi", "vllm"}
 
 
 def test_a_model_with_one_replica_at_most_keeps_its_service_and_gets_no_router():

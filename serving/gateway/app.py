@@ -50,7 +50,6 @@ PASS_HEADERS = ("x-compute-time", "x-total-time", "x-validation-time", "x-queue-
                 "x-compute-type")
 APP_STATE = web.AppKey("gateway", object)
 LOG = logging.getLogger("llmops.gateway")
-JSON_HEADERS = {"Content-Type": "application/json"}
 #: Faults that mean "no replica is there (yet)": what a cold-start hold waits out.
 COLD_FAULTS = ("down", "not_ready")
 INFERENCE_PATHS = ("/generate", "/generate_stream", "/", *OPENAI_ROUTES)
@@ -436,7 +435,7 @@ class Gateway:
         try:
             try:
                 upstream = await self.session.post(backend.url_for(call.route), data=payload,
-                                                   headers=JSON_HEADERS)
+                                                   headers=backend.headers_for(call.route, call.body))
                 self._stop_waiting(call)
                 streaming = (call.stream and upstream.status == 200
                              and upstream.content_type == "text/event-stream")

@@ -32,6 +32,16 @@ class Backend(Section):
                                "prefix-cache-aware router (components/router.py): the OpenAI routes go "
                                "there; TGI's own routes go to url (vllm-router 0.1.17 rewrites a "
                                "/generate body into SGLang's shape, dropping TGI's `inputs`)")
+    router_affinity: Literal["prompt-prefix"] | None = Field(
+        default=None, description="`prompt-prefix`: the gateway sets the header the router's "
+        "consistent_hash policy hashes (x-session-id) from the prompt's leading text "
+        "(serving/gateway/affinity.py), for an engine without the render API cache_aware keys on (TGI)")
+
+    @model_validator(mode="after")
+    def _affinity_needs_router(self) -> Backend:
+        if self.router_affinity is not None and self.router is None:
+            raise ValueError("routerAffinity needs a router: it sets the header the router hashes")
+        return self
 
 
 class Backends(Section):

@@ -8,13 +8,16 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from yarl import URL
 
+from serving.gateway.affinity import SESSION_HEADER, affinity_key
 from serving.gateway.config import Breaker, ModelRoute
 from serving.gateway.request import OPENAI_ROUTES
 
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class CircuitBreaker:
@@ -84,10 +87,18 @@ class BackendState:
     max_inflight: int
     inflight: int = 0
     router: str | None = None  # the track's prefix-aware router, for the OpenAI routes
+    affinity: str | None = None  # "prompt-prefix": the router hashes a key of the prompt's start
     _urls: dict[tuple[str, str], URL] = field(default_factory=dict)
 
     def has_room(self) -> bool:
         return self.inflight < self.max_inflight
+
+    def headers_for(self, route: str, body: dict[str, Any]) -> dict[str, str]:
+        """The upstream request's headers: with affinity, the key the router places on (always
+        the gateway's own, so a client cannot pick the replica; serving/gateway/affinity.py)."""
+        if self.affinity and self.router and route in OPENAI_ROUTES:
+            return {**JSON_HEADERS, SESSION_HEADER: affinity_key(route, body)}
+        return JSON_HEADERS
 
     def url_for(self, route: str) -> URL:
         """The parsed URL of a route on this backend (parsed once, not per request)."""
@@ -115,7 +126,7 @@ class Router:
                 if backend is not None:
                     self.backends[(name, track)] = BackendState(
                         name, track, backend.url, CircuitBreaker(breaker, clock), max_inflight,
-                        router=backend.router)
+                        router=backend.router, affinity=backend.router_affinity)
 
     def pick_track(self, model: str, key_id: str) -> str:
         route = self.routes[model]

@@ -45,7 +45,7 @@ def _details(tokens: list[str]) -> dict:
 def create_fake_tgi(b: FakeBehaviour) -> web.Application:
     async def generate(request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        b.requests.append({"path": request.path, "body": body})
+        b.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
         if b.overloaded:
             return _error(429, "Model is overloaded", "overloaded")
         if b.fail:

@@ -99,15 +99,17 @@ class Cluster:
         wait_until(lambda: answers(sim.url + "/health"), f"simulator on {port} answering")
         return sim
 
-    def start_router(self, workers: list[Sim]) -> str:
-        """The router with the cluster's routing flags (components/router.py), static workers."""
+    def start_router(self, workers: list[Sim], policy: str | None = None) -> str:
+        """The router with the cluster's routing flags (components/router.py), static workers;
+        `policy` as the cluster renders it for an engine (components/router.py policy_of)."""
         if not Path(ROUTER).exists():
             pytest.skip("vllm-router is not installed (pyproject's dev extras pin 0.1.17)")
         self.router_port = self.router_port or free_port()
         self.metrics_port = self.metrics_port or free_port()
         self.router_process = subprocess.Popen(
             [ROUTER, "--host", "127.0.0.1", "--port", str(self.router_port), "--prometheus-host", "127.0.0.1",
-             "--prometheus-port", str(self.metrics_port), *router_args(workers=[w.url for w in workers])],
+             "--prometheus-port", str(self.metrics_port),
+             *router_args(policy=policy, workers=[w.url for w in workers])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes.append(self.router_process)
         wait_until(lambda: answers(self.router_url + "/liveness"), "the router answering")
@@ -146,12 +148,13 @@ def cluster() -> Iterator[Cluster]:
                 p.wait(10)
 
 
-def chat(url: str, system: str, user: str = "hello", stream: bool = True) -> tuple[int, str]:
+def chat(url: str, system: str, user: str = "hello", stream: bool = True,
+         headers: dict[str, str] | None = None, **fields) -> tuple[int, str]:
     """One chat completion; (status, body). Streamed bodies are read to their end."""
     body = json.dumps({"model": "sim", "stream": stream, "max_tokens": 8, "messages": [
-        {"role": "system", "content": system}, {"role": "user", "content": user}]}).encode()
+        {"role": "system", "content": system}, {"role": "user", "content": user}], **fields}).encode()
     request = urllib.request.Request(url + "/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=DEADLINE_S) as response:
             return response.status, response.read().decode()
