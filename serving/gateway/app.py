@@ -445,8 +445,8 @@ class Gateway:
                 fault = fault_of(exc, answered=upstream is not None)
                 if not (route.cold_start and fault.kind == "down"):  # scaled to zero: expected
                     settled = True
-                    # a timeout counts once per failure run per body, as a model's 5xx does:
-                    # one key repeating a slow request cannot open the breaker for every key
+                    # a timeout counts once per failure run per body, as a model's 5xx does,
+                    # and needs a second key's: one key's slow requests cannot open the breaker
                     self._backend_failed(backend, call,
                                          cause=hash(payload) if fault.kind == "timeout" else None)
                 raise fault from None
@@ -541,8 +541,8 @@ class Gateway:
 
     def _backend_failed(self, backend: BackendState, call: Call, cause: int | None = None) -> None:
         """Count a failure against the backend's breaker (the request's outcome is counted
-        once, where it ends)."""
-        if backend.breaker.failure(cause):
+        once, where it ends); a failure with a `cause` is attributed to the call's key."""
+        if backend.breaker.failure(cause, call.key.id):
             self.metrics.breaker_opened.labels(backend.model, backend.track).inc()
 
     # -- responses -------------------------------------------------------------------------

@@ -22,9 +22,11 @@ class CircuitBreaker:
 
     Every admission is settled: `success()`, `failure()`, or `release()` for a request that
     ended without a verdict (client gone, gateway error), so a probe can never be lost and
-    leave the breaker refusing forever. A model's answer that fails for one request body is
-    counted once per failure run (`cause`), so one client cannot open it for everyone by
-    repeating a request the model chokes on.
+    leave the breaker refusing forever. A failure a client's request can provoke (a timeout,
+    the model's own 5xx: `cause`, the body) is counted once per failure run per body, and such
+    failures open the breaker only when at least two keys (`key`) had them in the run: one
+    client cannot open it for everyone, neither by repeating a request the model chokes on
+    nor by sending different slow ones. Failures no request can provoke always count.
     """
 
     def __init__(self, config: Breaker, clock: Callable[[], float] = time.monotonic):
@@ -34,6 +36,8 @@ class CircuitBreaker:
         self.opened_at: float | None = None
         self._probing = False
         self._causes: set[int] = set()
+        self._keys: set[str | None] = set()   # keys with provoked failures in this run
+        self._unprovoked = False              # a transport failure in this run
 
     @property
     def state(self) -> int:
@@ -61,15 +65,22 @@ class CircuitBreaker:
     def success(self) -> None:
         self.failures, self.opened_at, self._probing = 0, None, False
         self._causes.clear()
+        self._keys.clear()
+        self._unprovoked = False
 
-    def failure(self, cause: int | None = None) -> bool:
+    def failure(self, cause: int | None = None, key: str | None = None) -> bool:
         """Record a failure; True when this failure opened the breaker."""
         if cause is not None and not self._probing:
             if cause in self._causes:
                 return False
             self._causes.add(cause)
+        if cause is None:
+            self._unprovoked = True
+        else:
+            self._keys.add(key)
         self.failures += 1
-        if self._probing or (self.opened_at is None and self.failures >= self._threshold):
+        blamed = self._unprovoked or len(self._keys) >= 2
+        if self._probing or (self.opened_at is None and self.failures >= self._threshold and blamed):
             self.opened_at, self._probing = self._clock(), False
             return True
         return False
