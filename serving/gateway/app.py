@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -641,20 +642,30 @@ class Gateway:
     async def handle_other(self, request: web.Request) -> web.Response:
         """Every other method and path: `GET /v1/models` (the `openai` client's
         `models.list()`: the models this key may use), else TGI-shaped 404/405. Authenticated
-        first, like every inference route, and audited; the metrics' route label is fixed
-        ("/v1/models" or "unknown") so client paths cannot add series."""
+        first, like every inference route, audited, and charged to the key's requests per
+        minute (each writes an audit line); the metrics' route label is fixed ("/v1/models" or
+        "unknown") so client paths cannot add series."""
         listing = request.path == "/v1/models" and request.method in ("GET", "HEAD")
         call = Call("/v1/models" if listing else "unknown")
         close = not request.content.is_eof()  # the body is never read
         try:
-            call.key = self._authenticate(request)
+            key = call.key = self._authenticate(request)
+            # requests only: a listing or a 404 generates nothing, so no token budget applies
+            limited = self.limiter.check(key.id, key.requests_per_minute, sys.maxsize)
+            if limited:
+                self.metrics.rate_limited.labels("unknown", limited[0]).inc()
+                raise Refusal(429, f"rate limit exceeded: requests per minute for key {key.id!r}",
+                              "overloaded", "rate_limited", {"Retry-After": str(limited[1])},
+                              close=close)
             if listing:
-                models = [m for m in self.config.models if self.keys.allows(call.key, m)]
+                models = [m for m in self.config.models if self.keys.allows(key, m)]
+                call.admitted = True
                 call.finish(200, "ok")
                 return web.json_response({"object": "list", "data": [
                     {"id": m, "object": "model", "owned_by": "llmops"} for m in models]})
             path = request.path
-            allowed = "POST" if path in INFERENCE_PATHS else "GET" if path in OPEN_PATHS else None
+            allowed = ("POST" if path in INFERENCE_PATHS else
+                       "GET" if path in OPEN_PATHS or path == "/v1/models" else None)
             if allowed:
                 raise Refusal(405, f"{shown(request.method, 20)} is not allowed on {request.path}; "
                               f"use {allowed}", "validation", "validation", {"Allow": allowed}, close=close)
@@ -720,6 +731,12 @@ def _token_texts_refused(model: str, field_name: str) -> Refusal:
                    f"per-token texts; remove {field_name!r}", "validation", "validation")
 
 
+async def _never_continue(_request: web.Request) -> None:
+    """`Expect: 100-continue` on a route that never reads a body: the answer (404, 405, the
+    model list) is sent without inviting the body; aiohttp's default handler would invite it."""
+    return None
+
+
 def _gone() -> web.Response:
     """What a handler returns for a client that left: aiohttp's write of it fails quietly
     (web_protocol.py `finish_response` treats ConnectionError as a premature disconnect)."""
@@ -779,5 +796,6 @@ def create_app(config: GatewayConfig) -> web.Application:
     app.router.add_get("/ready", gateway.ready)
     app.router.add_get("/info", gateway.info)
     app.router.add_get("/metrics", gateway.metrics_endpoint)
-    app.router.add_route("*", "/{tail:.*}", gateway.handle_other)  # last: everything else
+    app.router.add_route("*", "/{tail:.*}", gateway.handle_other,  # last: everything else;
+                         expect_handler=_never_continue)   # its body is never read
     return app

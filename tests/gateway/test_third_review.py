@@ -1,0 +1,62 @@
+"""Defects a third adversarial review of the gateway found, one test each, every one failing on
+the gateway before its fix: the route handler's wrong status for other methods on /v1/models,
+its audit line, requests it did not charge to the key, and the body it invited on an unknown
+route (D5)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import requests
+
+from tests.gateway import rawhttp
+from tests.gateway.conftest import KEYS
+
+
+def _audit(stack) -> list[dict]:
+    with open(stack.gateway.config.audit_log) as lines:
+        return [json.loads(line) for line in lines]
+
+
+# -- D5. the route handler: 405 on /v1/models, its audit line, the key's rate, no 100 ----------
+
+@pytest.mark.parametrize("method", ["POST", "OPTIONS", "DELETE"])
+def test_other_methods_on_the_model_list_are_405_allowing_get(stack, method):
+    response = requests.request(method, f"{stack.url}/v1/models", headers=stack.headers(), timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET"
+    assert response.json() == {"error": f"'{method}' is not allowed on /v1/models; use GET",
+                               "error_type": "validation"}
+
+
+def test_a_served_model_list_is_audited_as_allowed(stack):
+    assert requests.get(f"{stack.url}/v1/models", headers=stack.headers(), timeout=10).status_code == 200
+    [line] = _audit(stack)
+    seen = (line["key_id"], line["action"], line["allowed"], line["status"])
+    assert seen == ("full", "/v1/models", True, 200)
+
+
+def test_unknown_routes_and_model_lists_are_charged_to_the_keys_requests_per_minute(stack):
+    # key "tight" may send 2 requests per minute: each of these writes an audit line
+    headers = stack.headers("tight")
+    assert requests.get(f"{stack.url}/nope", headers=headers, timeout=10).status_code == 404
+    assert requests.get(f"{stack.url}/v1/models", headers=headers, timeout=10).status_code == 200
+    refused = requests.get(f"{stack.url}/nope", headers=headers, timeout=10)
+    assert refused.status_code == 429
+    assert refused.json() == {"error": "rate limit exceeded: requests per minute for key 'tight'",
+                              "error_type": "overloaded"}
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert requests.post(f"{stack.url}/generate", headers=stack.headers("tight", "small"),
+                         json={"inputs": "q"}, timeout=10).status_code == 429  # one rate for both
+
+
+def test_expect_100_continue_on_an_unknown_route_is_answered_404_without_inviting_the_body(stack):
+    head = rawhttp.post("/v1/embeddings", b"", {"Authorization": f"Bearer {KEYS['full']}",
+                                                 "Expect": "100-continue"}, length=20)
+    with socket.create_connection(rawhttp.address(stack.url), timeout=5) as sock:
+        sock.sendall(head)
+        first = sock.recv(1024)
+    assert first.startswith(b"HTTP/1.1 404 ")
+    assert _audit(stack)[-1]["status"] == 404
