@@ -1,7 +1,7 @@
 """Defects a third adversarial review of the gateway found, one test each, every one failing on
 the gateway before its fix: the route handler's wrong status for other methods on /v1/models,
 its audit line, requests it did not charge to the key, and the body it invited on an unknown
-route (D5)."""
+route (D5); PII written with JSON escapes inside tool-call arguments (D2)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import requests
 
 from tests.gateway import rawhttp
 from tests.gateway.conftest import KEYS
+from tests.gateway.test_vllm_engine import engines  # noqa: F401  (the fixture)
 
 
 def _audit(stack) -> list[dict]:
@@ -60,3 +61,28 @@ def test_expect_100_continue_on_an_unknown_route_is_answered_404_without_invitin
         first = sock.recv(1024)
     assert first.startswith(b"HTTP/1.1 404 ")
     assert _audit(stack)[-1]["status"] == 404
+
+
+# -- D2. PII written with JSON escapes inside tool-call arguments ------------------------------
+
+def _chat_private(url: str, stream: bool = False) -> requests.Response:
+    body = {"model": "private", "messages": [{"role": "user", "content": "x"}], "stream": stream}
+    return requests.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {KEYS['full']}"},
+                         json=body, timeout=15, stream=stream)
+
+
+def test_escaped_pii_in_tool_call_arguments_is_redacted_whole_and_streamed(engines):  # noqa: F811
+    fake = engines.fakes["private"]
+    # the arguments a model may write: `@` and `.` as JSON escapes, one escape split across pieces
+    fake.tool_arguments = ('{"to": "carol\\u00', '40example\\u002eorg", "n": "\\u0022"}')
+    whole = _chat_private(engines.url).json()["choices"][0]["message"]["tool_calls"][0]
+    assert whole["function"]["arguments"] == '{"to": "[REDACTED_EMAIL]", "n": "\\u0022"}'
+    streamed = _chat_private(engines.url, stream=True).content
+    arguments = ""
+    for line in streamed.split(b"\n"):
+        if line.startswith(b"data: {"):
+            for choice in json.loads(line[6:]).get("choices", []):
+                for call in choice.get("delta", {}).get("tool_calls") or []:
+                    arguments += call["function"]["arguments"]
+    assert arguments == '{"to": "[REDACTED_EMAIL]", "n": "\\u0022"}'
+    assert json.loads(arguments) == {"to": "[REDACTED_EMAIL]", "n": '"'}
