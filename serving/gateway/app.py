@@ -57,10 +57,15 @@ COLD_FAULTS = ("down", "not_ready")
 INFERENCE_PATHS = ("/generate", "/generate_stream", "/", *OPENAI_ROUTES)
 OPEN_PATHS = ("/health", "/ready", "/info", "/metrics")
 UPSTREAM_KEEPALIVE_S = 4.0
-#: The event a stream gets when the drain window ends before it does (TGI's error shape).
+#: The event a stream gets when the drain window ends before it does: TGI's error shape on
+#: TGI's routes, OpenAI's error object on the OpenAI routes (the shape vLLM streams, engines.py).
+_CUT_MESSAGE = ("this gateway replica shut down before the generation finished (its drain window "
+                "ended); retry")
 CUT_BY_DRAIN = (b"\ndata:" + json.dumps({
-    "error": "this gateway replica shut down before the generation finished (its drain window "
-             "ended); retry", "error_type": "unavailable"}).encode() + b"\n\n")
+    "error": _CUT_MESSAGE, "error_type": "unavailable"}).encode() + b"\n\n")
+CUT_BY_DRAIN_OPENAI = (b"\ndata:" + json.dumps({"error": {
+    "message": _CUT_MESSAGE, "type": "ServiceUnavailableError", "param": None, "code": 503}}).encode()
+    + b"\n\n")
 #: What a token count too long to read stands for: more than any reservation (settled at it).
 ABSURD_COUNT = 10**18
 
@@ -180,7 +185,7 @@ class Gateway:
             elif self.draining and call.outcome == "streaming":  # the client saw its 200
                 call.finish(200, "cut_by_drain", "the drain window ended mid-stream")
                 if call.cut:
-                    await _end_cut_stream(call.response)
+                    await _end_cut_stream(call.response, call.route in OPENAI_ROUTES)
             call.gone()
             raise
         except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
@@ -745,11 +750,11 @@ def _gone() -> web.Response:
     return response
 
 
-async def _end_cut_stream(response: web.StreamResponse) -> None:
+async def _end_cut_stream(response: web.StreamResponse, openai: bool) -> None:
     """The drain's error event (after a blank line, in case the cut fell inside an event) and
     the chunked body's end; a client that left already is not an error."""
     with contextlib.suppress(ConnectionError, RuntimeError):
-        await response.write(CUT_BY_DRAIN)
+        await response.write(CUT_BY_DRAIN_OPENAI if openai else CUT_BY_DRAIN)
         await response.write_eof()
 
 

@@ -1,18 +1,25 @@
 """Defects a third adversarial review of the gateway found, one test each, every one failing on
 the gateway before its fix: the route handler's wrong status for other methods on /v1/models,
 its audit line, requests it did not charge to the key, and the body it invited on an unknown
-route (D5); PII written with JSON escapes inside tool-call arguments (D2)."""
+route (D5); PII written with JSON escapes inside tool-call arguments (D2); the drain's error
+event in TGI's shape on the OpenAI routes (D6)."""
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 
 import pytest
 import requests
 
+from serving.gateway.app import create_app
+from serving.gateway.auth import hash_key
+from serving.gateway.config import GatewayConfig
 from tests.gateway import rawhttp
 from tests.gateway.conftest import KEYS
+from tests.gateway.fake_vllm import VllmBehaviour, create_fake_vllm
 from tests.gateway.test_vllm_engine import engines  # noqa: F401  (the fixture)
 
 
@@ -86,3 +93,36 @@ def test_escaped_pii_in_tool_call_arguments_is_redacted_whole_and_streamed(engin
                     arguments += call["function"]["arguments"]
     assert arguments == '{"to": "[REDACTED_EMAIL]", "n": "\\u0022"}'
     assert json.loads(arguments) == {"to": "[REDACTED_EMAIL]", "n": '"'}
+
+
+# -- D6. the drain's error event on an OpenAI route is OpenAI's error object --------------------
+
+def test_an_openai_stream_cut_by_the_drain_window_ends_with_an_openai_error_object(loop, tmp_path):
+    upstream = VllmBehaviour(served="chat", token_delay_s=0.5)
+    runner, upstream_url = loop.run(loop.serve(create_fake_vllm(upstream)))
+    config = GatewayConfig.model_validate({
+        "models": {"chat": {"engine": "vllm", "backends": {"stable": {"url": upstream_url}}}},
+        "keys": [{"id": "full", "sha256": hash_key(KEYS["full"]), "models": ["*"]}],
+        "auditLog": str(tmp_path / "audit.jsonl")})
+    server, url = loop.run(loop.serve_gateway(create_app(config)))
+    got: dict = {}
+
+    def stream() -> None:
+        body = {"model": "chat", "messages": [{"role": "user", "content": "x"}], "stream": True}
+        response = requests.post(f"{url}/v1/chat/completions", json=body, stream=True, timeout=15,
+                                 headers={"Authorization": f"Bearer {KEYS['full']}"})
+        got["lines"] = [line for line in response.iter_lines() if line.startswith(b"data:")]
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not upstream.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert loop.run(server.drain(0.2)) is False
+        loop.run(server.close())
+        streaming.join(20)
+    finally:
+        loop.run(runner.cleanup())
+    assert json.loads(got["lines"][-1][5:]) == {"error": {
+        "message": "this gateway replica shut down before the generation finished (its drain window "
+                   "ended); retry", "type": "ServiceUnavailableError", "param": None, "code": 503}}
