@@ -195,8 +195,9 @@ class StreamRedaction:
                 out["text"] = text
             return out
         holder = dict(delta)
-        for key in MESSAGE_TEXTS:
-            if key in holder or (key == "content" and last):
+        for key in MESSAGE_TEXTS:  # the last event releases every held text of its choice,
+            # so nothing follows the event that says the choice is finished
+            if key in holder or (last and (key == "content" or (index, key) in self._choices)):
                 text = self._text((index, key), holder.get(key), last)
                 if text is not None:
                     holder[key] = text
@@ -205,6 +206,12 @@ class StreamRedaction:
                 _tool_call(c, lambda t, c=c: self._text(
                     (index, "tool", c.get("index", 0)), t, last) or "")
                 for c in holder["tool_calls"]]
+        if last:
+            held = [(tool, self._text(where, None, True)) for where in list(self._choices)
+                    if where[:2] == (index, "tool") for tool in where[2:]]
+            calls = [{"index": tool, "function": {"arguments": text}} for tool, text in held if text]
+            if calls:
+                holder["tool_calls"] = [*(holder.get("tool_calls") or []), *calls]
         out["delta"] = holder
         return out
 

@@ -2,7 +2,8 @@
 the gateway before its fix: the route handler's wrong status for other methods on /v1/models,
 its audit line, requests it did not charge to the key, and the body it invited on an unknown
 route (D5); PII written with JSON escapes inside tool-call arguments (D2); the drain's error
-event in TGI's shape on the OpenAI routes (D6)."""
+event in TGI's shape on the OpenAI routes (D6); held-back reasoning and tool-call text sent
+after the event that finished its choice (D3)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import requests
 from serving.gateway.app import create_app
 from serving.gateway.auth import hash_key
 from serving.gateway.config import GatewayConfig
+from serving.gateway.redaction import StreamRedaction
 from tests.gateway import rawhttp
 from tests.gateway.conftest import KEYS
 from tests.gateway.fake_vllm import VllmBehaviour, create_fake_vllm
@@ -126,3 +128,29 @@ def test_an_openai_stream_cut_by_the_drain_window_ends_with_an_openai_error_obje
     assert json.loads(got["lines"][-1][5:]) == {"error": {
         "message": "this gateway replica shut down before the generation finished (its drain window "
                    "ended); retry", "type": "ServiceUnavailableError", "param": None, "code": 503}}
+
+
+# -- D3. a choice's held-back texts are released with its last event, not after it -------------
+
+def _event(delta: dict, finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return b"data: " + json.dumps({"choices": [choice]}).encode()
+
+
+def _arguments(text: str) -> dict:
+    return {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
+
+
+def test_held_back_reasoning_and_tool_text_is_released_with_the_choices_last_event():
+    redaction = StreamRedaction()
+    sent = [redaction.line(_event({"reasoning_content": "mail bob@exa"})),
+            redaction.line(_event(_arguments('{"to": "carol@'))),
+            redaction.line(_event({"reasoning_content": "mple.com"})),
+            redaction.line(_event(_arguments("example.org"))),
+            redaction.line(_event({}, finish="stop"))]
+    assert redaction.rest() == []          # nothing is left to send after the finishing event
+    deltas = [json.loads(line[6:])["choices"][0]["delta"] for line in sent]
+    reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
+    arguments = "".join(c["function"]["arguments"] for d in deltas for c in d.get("tool_calls") or [])
+    assert reasoning == "mail [REDACTED_EMAIL]"
+    assert arguments == '{"to": "[REDACTED_EMAIL]'
