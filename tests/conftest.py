@@ -17,6 +17,16 @@ from tests.shipped_plans import STACKS, share_through, shipped_plan
 __all__ = ["STACKS"]  # tests import it from here
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests (marked `long_pole`) go first: pytest-xdist hands them out before the
+    rest, so the run's last seconds are short tests spread over every worker, not one long
+    test running alone while the other cores idle. A stable sort: order within each group and
+    a module's grouping (its module-scoped fixtures) stay as collected. Serial runs (a
+    mutant's, a debugger's) keep the collected order, where fast-first files stop sooner."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("long_pole") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _shipped_plans_shared_by_workers(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Under pytest-xdist, each shipped stack is planned by one worker for all of them."""

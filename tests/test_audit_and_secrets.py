@@ -58,6 +58,7 @@ def test_environments_keep_audit_logs_for_different_periods(plans):
     assert kept["prod"][0] >= 365 and kept["prod"][1] >= 365
 
 
+@pytest.mark.long_pole
 def test_a_retention_change_in_config_reaches_the_log_groups():
     plan = run_plan("dev", overrides={"llmops:cluster.logRetentionDays": 7,
                                       "llmops:network.flowLogs.retentionDays": 3})

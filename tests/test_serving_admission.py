@@ -188,6 +188,7 @@ pod_specs = st.fixed_dictionaries({"containers": containers}, optional={
 })
 
 
+@pytest.mark.long_pole
 @settings(max_examples=300, deadline=None)
 @given(pod=pod_specs)
 def test_the_policy_admits_exactly_what_baseline_admits_plus_the_cache(admission, pod):

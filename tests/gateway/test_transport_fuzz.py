@@ -194,6 +194,7 @@ def _send(url: str, data: bytes, cut: int | None) -> tuple[int, bool]:
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=not EXPLORE,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
+@pytest.mark.long_pole
 def test_no_transport_abuse_causes_a_5xx_a_traceback_a_lost_audit_line_or_a_leak(fuzz_stack, caplog,
                                                                                  request):
     server, url, audit = fuzz_stack

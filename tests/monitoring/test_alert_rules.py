@@ -39,6 +39,7 @@ def test_every_rule_file_passes_promtool_check(promtool, path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.long_pole
 @pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
 def test_promtool_unit_tests_pass(promtool, path):
     result = promtool("test", "rules", path)

@@ -24,6 +24,8 @@ from tests.release.fakes import fake_model
 from tests.release.prometheus_server import SharedPrometheus, running_prometheus, shared_prometheus
 from tests.release.servers import Servers
 
+pytestmark = pytest.mark.long_pole  # a real Prometheus per module: start it early
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "llama-3-8b"
 REQUESTS = 160
