@@ -453,8 +453,9 @@ class Gateway:
                     settled = True
                     # a timeout counts once per failure run per body, as a model's 5xx does,
                     # and needs a second key's: one key's slow requests cannot open the breaker
-                    self._backend_failed(backend, call,
-                                         cause=hash(payload) if fault.kind == "timeout" else None)
+                    timeout = fault.kind == "timeout"
+                    self._backend_failed(backend, call, cause=hash(payload) if timeout else None,
+                                         key=call.key.id if timeout else None)
                 raise fault from None
             if upstream.status == 429:
                 settled = True
@@ -545,10 +546,11 @@ class Gateway:
         call.finish(502, "upstream_error", message)
         return web.json_response({"error": message, "error_type": "unavailable"}, status=502)
 
-    def _backend_failed(self, backend: BackendState, call: Call, cause: int | None = None) -> None:
+    def _backend_failed(self, backend: BackendState, call: Call, cause: int | None = None,
+                        key: str | None = None) -> None:
         """Count a failure against the backend's breaker (the request's outcome is counted
-        once, where it ends); a failure with a `cause` is attributed to the call's key."""
-        if backend.breaker.failure(cause, call.key.id):
+        once, where it ends)."""
+        if backend.breaker.failure(cause, key):
             self.metrics.breaker_opened.labels(backend.model, backend.track).inc()
 
     # -- responses -------------------------------------------------------------------------

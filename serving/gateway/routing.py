@@ -22,11 +22,11 @@ class CircuitBreaker:
 
     Every admission is settled: `success()`, `failure()`, or `release()` for a request that
     ended without a verdict (client gone, gateway error), so a probe can never be lost and
-    leave the breaker refusing forever. A failure a client's request can provoke (a timeout,
-    the model's own 5xx: `cause`, the body) is counted once per failure run per body, and such
-    failures open the breaker only when at least two keys (`key`) had them in the run: one
-    client cannot open it for everyone, neither by repeating a request the model chokes on
-    nor by sending different slow ones. Failures no request can provoke always count.
+    leave the breaker refusing forever. A failure one request body may cause (a timeout, the
+    model's own 5xx: `cause`, the body) is counted once per failure run per body, so one client
+    cannot open it for everyone by repeating a request the model chokes on. Timeouts also name
+    the `key`: they count only once at least two keys had them in the run, so one client's
+    different slow requests cannot open it either (a server slow for everyone still does).
     """
 
     def __init__(self, config: Breaker, clock: Callable[[], float] = time.monotonic):
@@ -36,8 +36,8 @@ class CircuitBreaker:
         self.opened_at: float | None = None
         self._probing = False
         self._causes: set[int] = set()
-        self._keys: set[str | None] = set()   # keys with provoked failures in this run
-        self._unprovoked = False              # a transport failure in this run
+        self._keys: set[str] = set()   # keys with keyed failures (timeouts) in this run
+        self._keyed = 0                # failures of this run counted only with two keys
 
     @property
     def state(self) -> int:
@@ -66,7 +66,7 @@ class CircuitBreaker:
         self.failures, self.opened_at, self._probing = 0, None, False
         self._causes.clear()
         self._keys.clear()
-        self._unprovoked = False
+        self._keyed = 0
 
     def failure(self, cause: int | None = None, key: str | None = None) -> bool:
         """Record a failure; True when this failure opened the breaker."""
@@ -74,13 +74,12 @@ class CircuitBreaker:
             if cause in self._causes:
                 return False
             self._causes.add(cause)
-        if cause is None:
-            self._unprovoked = True
-        else:
-            self._keys.add(key)
         self.failures += 1
-        blamed = self._unprovoked or len(self._keys) >= 2
-        if self._probing or (self.opened_at is None and self.failures >= self._threshold and blamed):
+        if key is not None:
+            self._keys.add(key)
+            self._keyed += 1
+        counted = self.failures - (self._keyed if len(self._keys) < 2 else 0)
+        if self._probing or (self.opened_at is None and counted >= self._threshold):
             self.opened_at, self._probing = self._clock(), False
             return True
         return False
