@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,10 +56,15 @@ COLD_FAULTS = ("down", "not_ready")
 INFERENCE_PATHS = ("/generate", "/generate_stream", "/", *OPENAI_ROUTES)
 OPEN_PATHS = ("/health", "/ready", "/info", "/metrics")
 UPSTREAM_KEEPALIVE_S = 4.0
-#: The event a stream gets when the drain window ends before it does (TGI's error shape).
+#: The event a stream gets when the drain window ends before it does: TGI's error shape on
+#: TGI's routes, OpenAI's error object on the OpenAI routes (the shape vLLM streams, engines.py).
+_CUT_MESSAGE = ("this gateway replica shut down before the generation finished (its drain window "
+                "ended); retry")
 CUT_BY_DRAIN = (b"\ndata:" + json.dumps({
-    "error": "this gateway replica shut down before the generation finished (its drain window "
-             "ended); retry", "error_type": "unavailable"}).encode() + b"\n\n")
+    "error": _CUT_MESSAGE, "error_type": "unavailable"}).encode() + b"\n\n")
+CUT_BY_DRAIN_OPENAI = (b"\ndata:" + json.dumps({"error": {
+    "message": _CUT_MESSAGE, "type": "ServiceUnavailableError", "param": None, "code": 503}}).encode()
+    + b"\n\n")
 #: What a token count too long to read stands for: more than any reservation (settled at it).
 ABSURD_COUNT = 10**18
 
@@ -178,7 +184,7 @@ class Gateway:
             elif self.draining and call.outcome == "streaming":  # the client saw its 200
                 call.finish(200, "cut_by_drain", "the drain window ended mid-stream")
                 if call.cut:
-                    await _end_cut_stream(call.response)
+                    await _end_cut_stream(call.response, call.route in OPENAI_ROUTES)
             call.gone()
             raise
         except Exception:  # a gateway bug: log it, answer in TGI's shape if nothing was sent
@@ -444,10 +450,11 @@ class Gateway:
                 fault = fault_of(exc, answered=upstream is not None)
                 if not (route.cold_start and fault.kind == "down"):  # scaled to zero: expected
                     settled = True
-                    # a timeout counts once per failure run per body, as a model's 5xx does:
-                    # one key repeating a slow request cannot open the breaker for every key
-                    self._backend_failed(backend, call,
-                                         cause=hash(payload) if fault.kind == "timeout" else None)
+                    # a timeout counts once per failure run per body, as a model's 5xx does,
+                    # and needs a second key's: one key's slow requests cannot open the breaker
+                    timeout = fault.kind == "timeout"
+                    self._backend_failed(backend, call, cause=hash(payload) if timeout else None,
+                                         key=call.key.id if timeout else None)
                 raise fault from None
             if upstream.status == 429:
                 settled = True
@@ -538,10 +545,11 @@ class Gateway:
         call.finish(502, "upstream_error", message)
         return web.json_response({"error": message, "error_type": "unavailable"}, status=502)
 
-    def _backend_failed(self, backend: BackendState, call: Call, cause: int | None = None) -> None:
+    def _backend_failed(self, backend: BackendState, call: Call, cause: int | None = None,
+                        key: str | None = None) -> None:
         """Count a failure against the backend's breaker (the request's outcome is counted
         once, where it ends)."""
-        if backend.breaker.failure(cause):
+        if backend.breaker.failure(cause, key):
             self.metrics.breaker_opened.labels(backend.model, backend.track).inc()
 
     # -- responses -------------------------------------------------------------------------
@@ -640,20 +648,30 @@ class Gateway:
     async def handle_other(self, request: web.Request) -> web.Response:
         """Every other method and path: `GET /v1/models` (the `openai` client's
         `models.list()`: the models this key may use), else TGI-shaped 404/405. Authenticated
-        first, like every inference route, and audited; the metrics' route label is fixed
-        ("/v1/models" or "unknown") so client paths cannot add series."""
+        first, like every inference route, audited, and charged to the key's requests per
+        minute (each writes an audit line); the metrics' route label is fixed ("/v1/models" or
+        "unknown") so client paths cannot add series."""
         listing = request.path == "/v1/models" and request.method in ("GET", "HEAD")
         call = Call("/v1/models" if listing else "unknown")
         close = not request.content.is_eof()  # the body is never read
         try:
-            call.key = self._authenticate(request)
+            key = call.key = self._authenticate(request)
+            # requests only: a listing or a 404 generates nothing, so no token budget applies
+            limited = self.limiter.check(key.id, key.requests_per_minute, sys.maxsize)
+            if limited:
+                self.metrics.rate_limited.labels("unknown", limited[0]).inc()
+                raise Refusal(429, f"rate limit exceeded: requests per minute for key {key.id!r}",
+                              "overloaded", "rate_limited", {"Retry-After": str(limited[1])},
+                              close=close)
             if listing:
-                models = [m for m in self.config.models if self.keys.allows(call.key, m)]
+                models = [m for m in self.config.models if self.keys.allows(key, m)]
+                call.admitted = True
                 call.finish(200, "ok")
                 return web.json_response({"object": "list", "data": [
                     {"id": m, "object": "model", "owned_by": "llmops"} for m in models]})
             path = request.path
-            allowed = "POST" if path in INFERENCE_PATHS else "GET" if path in OPEN_PATHS else None
+            allowed = ("POST" if path in INFERENCE_PATHS else
+                       "GET" if path in OPEN_PATHS or path == "/v1/models" else None)
             if allowed:
                 raise Refusal(405, f"{shown(request.method, 20)} is not allowed on {request.path}; "
                               f"use {allowed}", "validation", "validation", {"Allow": allowed}, close=close)
@@ -719,6 +737,12 @@ def _token_texts_refused(model: str, field_name: str) -> Refusal:
                    f"per-token texts; remove {field_name!r}", "validation", "validation")
 
 
+async def _never_continue(_request: web.Request) -> None:
+    """`Expect: 100-continue` on a route that never reads a body: the answer (404, 405, the
+    model list) is sent without inviting the body; aiohttp's default handler would invite it."""
+    return None
+
+
 def _gone() -> web.Response:
     """What a handler returns for a client that left: aiohttp's write of it fails quietly
     (web_protocol.py `finish_response` treats ConnectionError as a premature disconnect)."""
@@ -727,11 +751,11 @@ def _gone() -> web.Response:
     return response
 
 
-async def _end_cut_stream(response: web.StreamResponse) -> None:
+async def _end_cut_stream(response: web.StreamResponse, openai: bool) -> None:
     """The drain's error event (after a blank line, in case the cut fell inside an event) and
     the chunked body's end; a client that left already is not an error."""
     with contextlib.suppress(ConnectionError, RuntimeError):
-        await response.write(CUT_BY_DRAIN)
+        await response.write(CUT_BY_DRAIN_OPENAI if openai else CUT_BY_DRAIN)
         await response.write_eof()
 
 
@@ -778,5 +802,6 @@ def create_app(config: GatewayConfig) -> web.Application:
     app.router.add_get("/ready", gateway.ready)
     app.router.add_get("/info", gateway.info)
     app.router.add_get("/metrics", gateway.metrics_endpoint)
-    app.router.add_route("*", "/{tail:.*}", gateway.handle_other)  # last: everything else
+    app.router.add_route("*", "/{tail:.*}", gateway.handle_other,  # last: everything else;
+                         expect_handler=_never_continue)   # its body is never read
     return app

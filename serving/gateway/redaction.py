@@ -1,4 +1,4 @@
-"""The one redaction path: every shape of answer a model gives goes through `Redaction`.
+r"""The one redaction path: every shape of answer a model gives goes through `Redaction`.
 
 Whole answers (TGI's object and the compat list, `details.tokens`, `best_of_sequences`,
 OpenAI's `message.content` / `text`, the reasoning text and tool-call arguments) and stream
@@ -6,11 +6,17 @@ events (TGI tokens, OpenAI deltas) are all redacted by the same `StreamRedactor`
 texts always join up to the redacted `generated_text`. Per-token alternatives (logprobs, TGI's
 top tokens) cannot be redacted exactly and are refused on a redactPii model (app.py). Cached
 replays are recorded after this path, so they replay redacted bytes.
+
+Tool-call arguments are JSON text inside JSON: the model may write `\u0040` for `@` (or
+escape any other character of an address or number), which no pattern over the raw text
+sees. Their `\uXXXX` escapes of printable characters are decoded before matching (whole and
+streamed, a partial escape at a fragment's end held back), which keeps the text the same JSON.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from serving.gateway.pii import StreamRedactor, redact
@@ -18,6 +24,49 @@ from serving.gateway.pii import StreamRedactor, redact
 #: The texts an OpenAI message or delta carries besides tool calls: the answer and the
 #: reasoning (vLLM 0.34.0 chat_completion/protocol.py: `reasoning_content`; newer `reasoning`).
 MESSAGE_TEXTS = ("content", "reasoning_content", "reasoning")
+
+
+#: A JSON `\uXXXX` escape that is not itself escaped (an even run of backslashes before it).
+_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-fA-F]{4})")
+#: The end of a fragment that may be the start of such an escape (`\`, `\u`, `\u0`, ...).
+_PARTIAL = re.compile(r"(?<!\\)(?:\\\\)*\\(?:u[0-9a-fA-F]{0,3})?$")
+
+
+def _decoded(match: re.Match[str]) -> str:
+    char = chr(int(match.group(2), 16))
+    if char in '"\\' or not char.isprintable():  # these must stay escaped to stay JSON
+        return match.group(0)
+    return match.group(1) + char
+
+
+def unescape_json_text(text: str) -> str:
+    r"""JSON text with its `\uXXXX` escapes of printable characters decoded: the same JSON
+    value, in the characters the PII patterns match."""
+    return _ESCAPE.sub(_decoded, text) if "\\u" in text else text
+
+
+def redact_arguments(text: str) -> str:
+    """A whole tool call's arguments (JSON text), redacted with its escapes decoded."""
+    return redact(unescape_json_text(text))
+
+
+class JsonTextRedactor:
+    """A `StreamRedactor` for streamed JSON text (tool-call arguments): each fragment's escapes
+    are decoded before matching, a partial escape at its end held until the next one."""
+
+    def __init__(self) -> None:
+        self._inner, self._pending = StreamRedactor(), ""
+
+    def feed(self, text: str) -> str:
+        text = self._pending + text
+        partial = _PARTIAL.search(text)
+        cut = partial.start() if partial else len(text)
+        self._pending = text[cut:]
+        return self._inner.feed(unescape_json_text(text[:cut]))
+
+    def flush(self) -> str:
+        rest, self._pending = unescape_json_text(self._pending), ""
+        return self._inner.feed(rest) + self._inner.flush()
 
 
 def redact_tokens(tokens: list[Any]) -> list[Any]:
@@ -72,7 +121,7 @@ def _choice_whole(choice: Any) -> Any:
         message = {k: redact(v) if k in MESSAGE_TEXTS and isinstance(v, str) else v
                    for k, v in message.items()}
         if isinstance(message.get("tool_calls"), list):
-            message["tool_calls"] = [_tool_call(c, redact) for c in message["tool_calls"]]
+            message["tool_calls"] = [_tool_call(c, redact_arguments) for c in message["tool_calls"]]
         out["message"] = message
     if isinstance(out.get("text"), str):
         out["text"] = redact(out["text"])
@@ -94,7 +143,7 @@ class StreamRedaction:
 
     def __init__(self) -> None:
         self._tgi = StreamRedactor()
-        self._choices: dict[Any, StreamRedactor] = {}
+        self._choices: dict[Any, StreamRedactor | JsonTextRedactor] = {}
 
     def line(self, line: bytes) -> bytes:
         """A `data:` line, redacted; lines that are not JSON objects pass unchanged."""
@@ -126,7 +175,9 @@ class StreamRedaction:
     def _text(self, where: tuple, text: Any, last: bool) -> str | None:
         """The part of one text stream (a choice's content, reasoning or one tool call's
         arguments) that is safe to send now; None when there is nothing to carry."""
-        redactor = self._choices.setdefault(where, StreamRedactor())
+        redactor = self._choices.get(where)
+        if redactor is None:
+            redactor = self._choices[where] = JsonTextRedactor() if where[1] == "tool" else StreamRedactor()
         released = redactor.feed(text) if isinstance(text, str) else ""
         if last:
             released += redactor.flush()
@@ -144,8 +195,9 @@ class StreamRedaction:
                 out["text"] = text
             return out
         holder = dict(delta)
-        for key in MESSAGE_TEXTS:
-            if key in holder or (key == "content" and last):
+        for key in MESSAGE_TEXTS:  # the last event releases every held text of its choice,
+            # so nothing follows the event that says the choice is finished
+            if key in holder or (last and (key == "content" or (index, key) in self._choices)):
                 text = self._text((index, key), holder.get(key), last)
                 if text is not None:
                     holder[key] = text
@@ -154,6 +206,12 @@ class StreamRedaction:
                 _tool_call(c, lambda t, c=c: self._text(
                     (index, "tool", c.get("index", 0)), t, last) or "")
                 for c in holder["tool_calls"]]
+        if last:
+            held = [(tool, self._text(where, None, True)) for where in list(self._choices)
+                    if where[:2] == (index, "tool") for tool in where[2:]]
+            calls = [{"index": tool, "function": {"arguments": text}} for tool, text in held if text]
+            if calls:
+                holder["tool_calls"] = [*(holder.get("tool_calls") or []), *calls]
         out["delta"] = holder
         return out
 

@@ -25,9 +25,11 @@ class CircuitBreaker:
 
     Every admission is settled: `success()`, `failure()`, or `release()` for a request that
     ended without a verdict (client gone, gateway error), so a probe can never be lost and
-    leave the breaker refusing forever. A model's answer that fails for one request body is
-    counted once per failure run (`cause`), so one client cannot open it for everyone by
-    repeating a request the model chokes on.
+    leave the breaker refusing forever. A failure one request body may cause (a timeout, the
+    model's own 5xx: `cause`, the body) is counted once per failure run per body, so one client
+    cannot open it for everyone by repeating a request the model chokes on. Timeouts also name
+    the `key`: they count only once at least two keys had them in the run, so one client's
+    different slow requests cannot open it either (a server slow for everyone still does).
     """
 
     def __init__(self, config: Breaker, clock: Callable[[], float] = time.monotonic):
@@ -37,6 +39,8 @@ class CircuitBreaker:
         self.opened_at: float | None = None
         self._probing = False
         self._causes: set[int] = set()
+        self._keys: set[str] = set()   # keys with keyed failures (timeouts) in this run
+        self._keyed = 0                # failures of this run counted only with two keys
 
     @property
     def state(self) -> int:
@@ -64,15 +68,21 @@ class CircuitBreaker:
     def success(self) -> None:
         self.failures, self.opened_at, self._probing = 0, None, False
         self._causes.clear()
+        self._keys.clear()
+        self._keyed = 0
 
-    def failure(self, cause: int | None = None) -> bool:
+    def failure(self, cause: int | None = None, key: str | None = None) -> bool:
         """Record a failure; True when this failure opened the breaker."""
         if cause is not None and not self._probing:
             if cause in self._causes:
                 return False
             self._causes.add(cause)
         self.failures += 1
-        if self._probing or (self.opened_at is None and self.failures >= self._threshold):
+        if key is not None:
+            self._keys.add(key)
+            self._keyed += 1
+        counted = self.failures - (self._keyed if len(self._keys) < 2 else 0)
+        if self._probing or (self.opened_at is None and counted >= self._threshold):
             self.opened_at, self._probing = self._clock(), False
             return True
         return False

@@ -98,6 +98,24 @@ def test_one_failing_request_body_counts_once_per_failure_run():
     assert breaker.state == OPEN
 
 
+def test_one_keys_timeouts_never_open_the_breaker_until_a_second_key_times_out():
+    breaker = CircuitBreaker(Breaker(failureThreshold=2, resetAfterS=30), clock=Clock())
+    for body in range(10):                        # ten different slow bodies, one key
+        assert breaker.failure(cause=body, key="a") is False
+    assert breaker.state == CLOSED
+    assert breaker.failure(cause=99, key="b") is True
+    assert breaker.state == OPEN
+
+
+def test_one_keys_timeouts_do_not_help_other_failures_open_the_breaker():
+    breaker = CircuitBreaker(Breaker(failureThreshold=3, resetAfterS=30), clock=Clock())
+    assert breaker.failure(cause=1, key="a") is False
+    assert breaker.failure(cause=2, key="a") is False
+    assert breaker.failure() is False             # one unkeyed failure: 1 of 3
+    assert breaker.failure() is False
+    assert breaker.failure() is True              # three that are not one key's timeouts
+
+
 def test_transport_failures_always_count():
     breaker = CircuitBreaker(Breaker(failureThreshold=2, resetAfterS=30), clock=Clock())
     assert breaker.failure() is False

@@ -131,11 +131,22 @@ def test_one_keys_repeated_slow_request_cannot_make_another_keys_request_fail(ba
     assert other.status_code == 200 and other.json()["generated_text"] == "fine"
 
 
-def test_slow_requests_with_different_bodies_still_open_the_breaker(bad_stack):
-    bad_stack.lonely.mode = "slow_body"
-    for i in range(3):
-        assert _post(bad_stack.url, "/generate", {"inputs": f"slow {i}"}, model="lonely").status_code == 504
-    assert bad_stack.gateway.router.backends[("lonely", "stable")].breaker.state != CLOSED
+def test_one_keys_different_slow_requests_cannot_make_another_keys_request_fail(bad_stack):
+    bad_stack.flaky.mode = "slow_body"
+    for i in range(3):  # the threshold is 3: three different bodies time out, all from one key
+        assert _post(bad_stack.url, "/generate", {"inputs": f"slow {i}"}, model="flaky").status_code == 504
+    assert bad_stack.gateway.router.backends[("flaky", "stable")].breaker.state == CLOSED
+    bad_stack.flaky.mode = "ok"
+    other = _post(bad_stack.url, "/generate", {"inputs": "q"}, key="flaky-only", model="flaky")
+    assert other.status_code == 200 and other.json()["generated_text"] == "fine"  # not the fallback
+
+
+def test_slow_requests_from_two_keys_still_open_the_breaker(bad_stack):
+    bad_stack.flaky.mode = "slow_body"
+    for i, key in enumerate(["full", "full", "flaky-only"]):  # a server slow for everyone
+        response = _post(bad_stack.url, "/generate", {"inputs": f"slow {i}"}, key=key, model="flaky")
+        assert response.status_code == 504
+    assert bad_stack.gateway.router.backends[("flaky", "stable")].breaker.state != CLOSED
 
 
 # -- 4. no PII through logprobs, reasoning or tool-call arguments ------------------------------
