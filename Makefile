@@ -40,10 +40,13 @@ promtool:
 lint: setup
 	$(BIN)/ruff check .
 
-## Every core: tests are independent of order and of each other (worksteal evens out the
-## long ones). Serial, for a debugger: `.venv/bin/python -m pytest -q -p no:xdist`.
+## Every core plus one worker: tests are independent of order and of each other; about a
+## quarter of the run waits on real servers (Prometheus scrapes, loopback gateways), which the
+## extra worker fills (2 cores: -n 3 113 s, -n 2 141 s, -n 4 118 s; docs/testing.md).
+## Worksteal evens out the long ones. Serial, for a debugger: `.venv/bin/python -m pytest -q -p no:xdist`.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: setup promtool lint
-	$(BIN)/python -m pytest -q -n auto --dist worksteal
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 ## Mutation testing per area (a development tool, not part of `make test` or CI):
 ## every area (hours), or `make mutate AREAS="config alerts"`; `python -m mutation.run --help`
