@@ -124,6 +124,9 @@ class PrefixRouterArgs:
     namespace: str
     image: pulumi.Input[str]            # the platform image (carries vllm-router)
     after: tuple[pulumi.Resource, ...] = ()  # the serving Namespace
+    #: what the router pods need to be scheduled (the traffic NodePool, components/gpu_nodes.py):
+    #: the Deployments' rollout waits would otherwise run out while Karpenter is not up yet
+    node_capacity: tuple[pulumi.Resource, ...] = ()
 
 
 class PrefixRouter(pulumi.ComponentResource):
@@ -150,13 +153,15 @@ class PrefixRouter(pulumi.ComponentResource):
             subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=account, namespace=ns)], opts=child)
         self.urls = {}
         for track in args.tracks:
-            self._track(name, model, track, ns, account, args.image, child)
+            self._track(name, model, track, ns, account, args.image, child, pulumi.ResourceOptions(
+                parent=self, depends_on=[*args.after, *args.node_capacity]))
             self.urls[track] = pulumi.Output.from_input(
                 f"http://{router_name(model.name, track)}.{ns}.svc:{ROUTER_PORT}")
         self.register_outputs({"urls": self.urls})
 
     def _track(self, name: str, model: ModelConfig, track: str, ns: str, account: str,
-               image: pulumi.Input[str], child: pulumi.ResourceOptions) -> None:
+               image: pulumi.Input[str], child: pulumi.ResourceOptions,
+               rollout: pulumi.ResourceOptions) -> None:
         labels, object_name = router_labels(model.name, track), router_name(model.name, track)
         probe = lambda **kw: k8s.core.v1.ProbeArgs(  # noqa: E731
             # /liveness answers while the process serves; readiness must not follow the
@@ -195,7 +200,7 @@ class PrefixRouter(pulumi.ComponentResource):
                         node_selector=dict(TRAFFIC_NODES), tolerations=[TRAFFIC_TOLERATION],
                         termination_grace_period_seconds=30,
                         topology_spread_constraints=spread, containers=[container]))),
-            opts=child)
+            opts=rollout)
         k8s.core.v1.Service(
             f"{name}-svc-{track}",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=labels),

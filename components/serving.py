@@ -34,6 +34,8 @@ class ModelServingArgs:
     images: pulumi.Input[dict[str, str]]
     #: the NodePools and device plugin (components/gpu_nodes.py) the model Deployments wait for
     gpu_capacity: tuple[pulumi.Resource, ...] = ()
+    #: the NodePool the routers run on (the traffic pool), which their Deployments wait for
+    router_capacity: tuple[pulumi.Resource, ...] = ()
 
 
 def smallest_node(pools: list[GpuPool], shape: str) -> GpuPool:
@@ -95,7 +97,8 @@ class ModelServing(pulumi.ComponentResource):
                 # a router per track, each selecting its own track's pods (components/router.py)
                 urls = PrefixRouter(f"{model.name}-router", PrefixRouterArgs(
                     model=model, tracks=list(versions), namespace=args.serving.namespace,
-                    image=args.access.weights_image, after=(serving_ns,)), opts=child).urls
+                    image=args.access.weights_image, after=(serving_ns,),
+                    node_capacity=args.router_capacity), opts=child).urls
                 live = model.blue_green.active if model.blue_green else "stable"
                 routers = {"stable": urls[live], **({"canary": urls["canary"]} if "canary" in urls else {})}
             self.routes[model.name] = pulumi.Output.all(

@@ -88,7 +88,8 @@ def build_workloads(cfg: PlatformConfig) -> dict[str, pulumi.Input]:
             weights_image=platform.require_output("platformRepositoryUrl").apply(
                 lambda url: f"{url}:{cfg.serving.weights_image_tag}")),
         reader_role_arns=roles["models"], images=images,
-        gpu_capacity=(gpu.device_plugin, *gpu.node_pools)), opts=in_cluster)
+        gpu_capacity=(gpu.device_plugin, *gpu.node_pools),
+        router_capacity=tuple(filter(None, [gpu.traffic_pool]))), opts=in_cluster)
     if cfg.images.prepull and cfg.models:
         used = sorted({m.engine for m in cfg.models})
         ImagePrepull("prepull", namespace=cfg.serving.namespace,

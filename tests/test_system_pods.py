@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from components.allocatable import Resources, node_allocatable
+from components.router import ROUTER_NAME
 from llmops.offline.crd_schema import problems
 from llmops.offline.deploy_checks import check
 from llmops.offline.plan import run_plan
@@ -91,6 +92,16 @@ def test_the_gateway_waits_for_its_node_pool(plans):
     plan = plans["prod"]
     gateway = _named(plan, DEPLOYMENT, "llm-gateway")
     assert _named(plan, NODE_POOL, "traffic").urn in gateway.dependencies
+
+
+def test_every_router_waits_for_the_traffic_node_pool(plans):
+    """The routers run only on the traffic pool: their rollout wait starts once it exists."""
+    plan = plans["prod"]
+    pool = _named(plan, NODE_POOL, "traffic").urn
+    routers = [d for d in plan.of_type(DEPLOYMENT)
+               if d.inputs["metadata"]["labels"].get("app.kubernetes.io/name") == ROUTER_NAME]
+    assert routers
+    assert [d.name for d in routers if pool not in d.dependencies] == []
 
 
 def test_prods_gateway_at_its_hpa_max_with_the_routers_would_not_fit_the_fixed_system_group(plans):
