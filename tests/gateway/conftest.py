@@ -4,9 +4,11 @@ blocking clients (requests, text-generation's sync Client) can talk to them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,6 +30,24 @@ KEYS = {"full": "sk-full-0123456789", "small-only": "sk-small-0123456789",
 #: The event loop the gateway runs on in these tests: asyncio's (the default) or uvloop, the
 #: one `llmops gateway` runs on in production (`GATEWAY_TEST_LOOP=uvloop`).
 TEST_LOOP = os.environ.get("GATEWAY_TEST_LOOP", "asyncio")
+
+
+def audit_lines(stack) -> list[dict]:
+    """Every audit record the stack's gateway has written so far."""
+    with open(stack.gateway.config.audit_log) as lines:
+        return [json.loads(line) for line in lines]
+
+
+def until(check, timeout: float = 5.0):
+    """`check()`'s first truthy value within `timeout` seconds (else its last value): the
+    gateway writes an audit line after the client has its answer."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    return check()
 
 
 def new_event_loop(kind: str = TEST_LOOP) -> asyncio.AbstractEventLoop:

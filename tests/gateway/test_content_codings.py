@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from serving.gateway.codings import NotDecodable, TooLarge, decode
 from tests.gateway import rawhttp
-from tests.gateway.conftest import KEYS
+from tests.gateway.conftest import KEYS, audit_lines
 
 BODY = b'{"inputs": "What is the capital of France?"}'
 
@@ -24,11 +24,6 @@ BODY = b'{"inputs": "What is the capital of France?"}'
 def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS['full']}", "X-Model": "small",
             "Content-Type": "application/json"}
-
-
-def _audit(stack) -> list[dict]:
-    with open(stack.gateway.config.audit_log) as lines:
-        return [json.loads(line) for line in lines]
 
 
 def _failed(stack, reason: str) -> float:
@@ -42,7 +37,7 @@ def _failed(stack, reason: str) -> float:
 @pytest.mark.parametrize("coding", ["br", "zstd"])
 def test_a_br_or_zstd_body_is_a_415_naming_the_coding_audited_and_counted(stack, caplog, coding):
     caplog.set_level(logging.INFO)
-    before, counted = len(_audit(stack)), _failed(stack, "validation")
+    before, counted = len(audit_lines(stack)), _failed(stack, "validation")
     status, headers, body = rawhttp.exchange(
         stack.url, rawhttp.post("/generate", b"\x28\xb5\x2f\xfd-not-really", {
             **_auth(), "Content-Encoding": coding}))
@@ -51,7 +46,7 @@ def test_a_br_or_zstd_body_is_a_415_naming_the_coding_audited_and_counted(stack,
     assert json.loads(body) == {
         "error": f"Content-Encoding '{coding}' is not supported; send the body as it is or gzip "
                  "or deflate it", "error_type": "validation"}
-    [line] = _audit(stack)[before:]
+    [line] = audit_lines(stack)[before:]
     assert (line["key_id"], line["status"], line["allowed"], line["outcome"]) == (
         "full", 415, False, "validation")
     assert coding in line["reason"]

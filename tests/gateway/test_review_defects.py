@@ -18,16 +18,11 @@ from serving.gateway.app import create_app
 from serving.gateway.auth import hash_key
 from serving.gateway.config import GatewayConfig
 from tests.gateway import rawhttp
-from tests.gateway.conftest import KEYS
+from tests.gateway.conftest import KEYS, audit_lines
 from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
 
 BODY = b'{"inputs": "What is the capital of France?"}'
 HUGE = 10**30
-
-
-def _audit(stack) -> list[dict]:
-    with open(stack.gateway.config.audit_log) as lines:
-        return [json.loads(line) for line in lines]
 
 
 def _auth(key: str = "full", model: str = "small") -> dict[str, str]:
@@ -159,8 +154,8 @@ def test_a_stream_the_model_server_cuts_is_audited_with_the_200_the_client_saw(s
         events = [line for line in response.iter_lines() if line]
     assert response.status_code == 200
     assert json.loads(events[-1][5:])["error_type"] == "incomplete_generation"
-    assert _until(lambda: len(_audit(stack)) == 1)  # written once the stream has ended
-    line = _audit(stack)[-1]
+    assert _until(lambda: len(audit_lines(stack)) == 1)  # written once the stream has ended
+    line = audit_lines(stack)[-1]
     assert (line["status"], line["outcome"]) == (200, "upstream_cut")
     assert _metric(stack, 'llm_requests_total{backend="stable",model="small",route="/generate_stream",'
                           'status_class="2xx"}') == 1
@@ -217,7 +212,7 @@ def test_two_x_model_headers_are_refused_not_guessed_between(stack):
     status, _, body = rawhttp.exchange(stack.url, request)
     assert (status, json.loads(body)) == (400, {"error": "send one X-Model header (got 2)",
                                                 "error_type": "validation"})
-    assert _audit(stack)[-1]["outcome"] == "validation"
+    assert audit_lines(stack)[-1]["outcome"] == "validation"
     assert stack.upstreams["small"].requests == [] and stack.upstreams["llama-stable"].requests == []
 
 
@@ -230,7 +225,7 @@ def test_a_content_encoding_aiohttp_does_not_decode_is_a_415_in_tgis_shape(stack
     assert (status, json.loads(body)) == (415, {
         "error": "Content-Encoding 'compress' is not supported; send the body as it is or gzip "
                  "or deflate it", "error_type": "validation"})
-    line = _audit(stack)[-1]
+    line = audit_lines(stack)[-1]
     assert (line["key_id"], line["status"], line["outcome"]) == ("full", 415, "validation")
     assert stack.upstreams["small"].requests == []
 
@@ -243,7 +238,7 @@ def test_an_unknown_expect_is_a_417_in_tgis_shape_with_an_audit_line(stack):
     assert (status, headers["content-type"]) == (417, "application/json; charset=utf-8")
     assert json.loads(body) == {"error": "unknown Expect '200-ok'; only 100-continue is supported",
                                 "error_type": "validation"}
-    line = _audit(stack)[-1]
+    line = audit_lines(stack)[-1]
     assert (line["key_id"], line["status"], line["outcome"]) == ("full", 417, "validation")
 
 

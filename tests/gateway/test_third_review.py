@@ -20,15 +20,9 @@ from serving.gateway.auth import hash_key
 from serving.gateway.config import GatewayConfig
 from serving.gateway.redaction import StreamRedaction
 from tests.gateway import rawhttp
-from tests.gateway.conftest import KEYS
+from tests.gateway.conftest import KEYS, audit_lines
 from tests.gateway.fake_vllm import VllmBehaviour, create_fake_vllm
 from tests.gateway.test_vllm_engine import engines  # noqa: F401  (the fixture)
-
-
-def _audit(stack) -> list[dict]:
-    with open(stack.gateway.config.audit_log) as lines:
-        return [json.loads(line) for line in lines]
-
 
 # -- D5. the route handler: 405 on /v1/models, its audit line, the key's rate, no 100 ----------
 
@@ -43,7 +37,7 @@ def test_other_methods_on_the_model_list_are_405_allowing_get(stack, method):
 
 def test_a_served_model_list_is_audited_as_allowed(stack):
     assert requests.get(f"{stack.url}/v1/models", headers=stack.headers(), timeout=10).status_code == 200
-    [line] = _audit(stack)
+    [line] = audit_lines(stack)
     seen = (line["key_id"], line["action"], line["allowed"], line["status"])
     assert seen == ("full", "/v1/models", True, 200)
 
@@ -69,7 +63,7 @@ def test_expect_100_continue_on_an_unknown_route_is_answered_404_without_invitin
         sock.sendall(head)
         first = sock.recv(1024)
     assert first.startswith(b"HTTP/1.1 404 ")
-    assert _audit(stack)[-1]["status"] == 404
+    assert audit_lines(stack)[-1]["status"] == 404
 
 
 # -- D2. PII written with JSON escapes inside tool-call arguments ------------------------------

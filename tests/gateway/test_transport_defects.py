@@ -21,25 +21,10 @@ from serving.gateway.app import create_app
 from serving.gateway.auth import hash_key
 from serving.gateway.config import GatewayConfig
 from tests.gateway import rawhttp
-from tests.gateway.conftest import KEYS
+from tests.gateway.conftest import KEYS, audit_lines, until
 from tests.gateway.fake_tgi import FakeBehaviour, create_fake_tgi
 
 BODY = b'{"inputs": "What is the capital of France?"}'
-
-
-def _audit(stack) -> list[dict]:
-    with open(stack.gateway.config.audit_log) as lines:
-        return [json.loads(line) for line in lines]
-
-
-def _until(check, timeout: float = 5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    return check()
 
 
 def _metrics(stack) -> str:
@@ -64,7 +49,7 @@ def test_an_authorization_header_that_is_not_utf8_is_a_401_not_a_500(stack, capl
     status, _, body = rawhttp.exchange(stack.url, request)
     assert status == 401
     assert json.loads(body)["error"] == "missing or invalid API key (Authorization: Bearer <key>)"
-    assert _audit(stack)[-1]["outcome"] == "unauthorized"
+    assert audit_lines(stack)[-1]["outcome"] == "unauthorized"
     _no_tracebacks(caplog)
 
 
@@ -74,7 +59,7 @@ def test_two_authorization_headers_are_refused_not_guessed_between(stack):
                                                ("X-Model", "small")])
     status, _, body = rawhttp.exchange(stack.url, request)
     assert (status, json.loads(body)["error"]) == (400, "send one Authorization header (got 2)")
-    assert _audit(stack)[-1]["key_id"] is None
+    assert audit_lines(stack)[-1]["key_id"] is None
 
 
 def test_a_gzip_content_encoding_on_a_body_that_is_not_gzip_is_a_400(stack, caplog):
@@ -83,7 +68,7 @@ def test_a_gzip_content_encoding_on_a_body_that_is_not_gzip_is_a_400(stack, capl
     assert status == 400
     assert json.loads(body) == {"error": "the request body could not be read: it is not valid "
                                          "'gzip' (Content-Encoding)", "error_type": "validation"}
-    line = _audit(stack)[-1]
+    line = audit_lines(stack)[-1]
     assert (line["key_id"], line["allowed"], line["status"], line["outcome"]) == (
         "full", False, 400, "validation")
     _no_tracebacks(caplog)
@@ -91,7 +76,7 @@ def test_a_gzip_content_encoding_on_a_body_that_is_not_gzip_is_a_400(stack, capl
 
 def test_a_client_that_leaves_mid_body_is_a_client_disconnect_not_an_internal_error(stack, caplog):
     rawhttp.send_and_leave(stack.url, rawhttp.post("/generate", BODY[:10], _auth(), length=len(BODY)))
-    line = _until(lambda: [a for a in _audit(stack) if a.get("outcome") == "client_gone"])
+    line = until(lambda: [a for a in audit_lines(stack) if a.get("outcome") == "client_gone"])
     assert line and line[-1]["status"] == 499 and line[-1]["key_id"] == "full"
     metrics = _metrics(stack)
     assert "internal_error" not in metrics and 'status_class="5xx"' not in metrics
@@ -104,11 +89,11 @@ def test_a_client_that_resets_before_a_cached_stream_is_replayed_is_not_a_5xx(st
     body = json.dumps({"inputs": "q", "parameters": {"seed": 1}}).encode()
     first = requests.post(f"{stack.url}/generate_stream", headers=_auth(), data=body, timeout=10)
     assert first.status_code == 200
-    before = len(_audit(stack))
+    before = len(audit_lines(stack))
     for _ in range(5):  # the reset lands before or while the replay writes
         rawhttp.send_and_leave(stack.url, rawhttp.post("/generate_stream", body, _auth()), pause=0)
     time.sleep(0.3)
-    assert {a["outcome"] for a in _audit(stack)[before:]} <= {"ok", "client_gone"}
+    assert {a["outcome"] for a in audit_lines(stack)[before:]} <= {"ok", "client_gone"}
     assert 'status_class="5xx"' not in _metrics(stack)
     _no_tracebacks(caplog)
 
@@ -130,9 +115,9 @@ def test_a_client_that_resets_before_a_cached_stream_is_replayed_is_not_a_5xx(st
 ])
 def test_each_refusal_of_an_authenticated_key_is_one_audit_line_with_its_reason(
         stack, request_bytes, status, outcome, reason):
-    before = len(_audit(stack))
+    before = len(audit_lines(stack))
     assert rawhttp.exchange(stack.url, request_bytes)[0] == status
-    lines = _until(lambda: _audit(stack)[before:])
+    lines = until(lambda: audit_lines(stack)[before:])
     assert len(lines) == 1
     assert {k: lines[0].get(k) for k in ("key_id", "allowed", "status", "outcome", "reason")} == {
         "key_id": "full", "allowed": False, "status": status, "outcome": outcome, "reason": reason}
@@ -212,7 +197,7 @@ def test_connections_beyond_the_cap_get_503_with_retry_after_and_room_comes_back
     server, url, _ = small_server
     held = [socket.create_connection(rawhttp.address(url)) for _ in range(3)]
     try:
-        _until(lambda: len(server.runner.server.connections) == 3)
+        until(lambda: len(server.runner.server.connections) == 3)
         status, headers, body = rawhttp.exchange(url, rawhttp.post("/generate", BODY, _auth()))
         assert (status, headers["retry-after"]) == (503, "1")
         assert json.loads(body)["error"] == ("the gateway is at its limit of 3 open connections; "
@@ -220,7 +205,7 @@ def test_connections_beyond_the_cap_get_503_with_retry_after_and_room_comes_back
     finally:
         for sock in held:
             sock.close()
-    _until(lambda: len(server.runner.server.connections) == 0)
+    until(lambda: len(server.runner.server.connections) == 0)
     assert rawhttp.exchange(url, rawhttp.post("/generate", BODY, _auth()))[0] == 200
 
 
@@ -260,7 +245,7 @@ def test_requests_beyond_the_in_flight_cap_get_503_with_retry_after(small_server
     slow = threading.Thread(target=lambda: requests.post(
         f"{url}/generate", headers=_auth(), data=BODY, timeout=10))
     slow.start()
-    _until(lambda: upstream.requests)
+    until(lambda: upstream.requests)
     second = requests.post(f"{url}/generate", headers=_auth(), data=BODY, timeout=10)
     slow.join()
     assert second.status_code == 503 and second.headers["Retry-After"] == "1"
@@ -272,11 +257,11 @@ def test_requests_beyond_the_in_flight_cap_get_503_with_retry_after(small_server
 def test_a_client_that_leaves_cancels_the_upstream_request_and_pays_nothing_unused(stack):
     stack.upstreams["small"].whole_delay_s = 3
     rawhttp.send_and_leave(stack.url, rawhttp.post("/generate", BODY, _auth("tokens40")), pause=0.3)
-    assert _until(lambda: stack.upstreams["small"].cancelled.is_set())
+    assert until(lambda: stack.upstreams["small"].cancelled.is_set())
     usage = stack.gateway.limiter._usage["tokens40"]
-    assert _until(lambda: usage.reserved == 0)
+    assert until(lambda: usage.reserved == 0)
     assert usage.token_total == 0
-    assert _audit(stack)[-1]["outcome"] == "client_gone"
+    assert audit_lines(stack)[-1]["outcome"] == "client_gone"
 
 
 # -- 8. a negative usage count ----------------------------------------------------------------
@@ -301,7 +286,7 @@ def test_expect_100_continue_is_answered_401_for_a_bad_key_without_inviting_the_
         sock.sendall(head)
         status, headers, _ = rawhttp.read_answer(sock)
     assert status == 401 and headers["connection"] == "close"
-    assert _audit(stack)[-1]["outcome"] == "unauthorized"
+    assert audit_lines(stack)[-1]["outcome"] == "unauthorized"
 
 
 def test_expect_100_continue_invites_the_body_of_a_valid_key(stack):
@@ -328,10 +313,10 @@ def test_a_drain_fails_readiness_refuses_new_requests_with_503_and_lets_streams_
             events.extend(line for line in response.iter_lines() if line)
     streaming = threading.Thread(target=stream)
     streaming.start()
-    _until(lambda: stack.upstreams["small"].requests)
+    until(lambda: stack.upstreams["small"].requests)
     assert requests.get(f"{stack.url}/ready", timeout=5).status_code == 200
     drained = asyncio.run_coroutine_threadsafe(server.drain(10), loop.loop)
-    _until(lambda: stack.gateway.draining)
+    until(lambda: stack.gateway.draining)
     assert requests.get(f"{stack.url}/ready", timeout=5).status_code == 503
     assert requests.get(f"{stack.url}/health", timeout=5).status_code == 200   # alive, not ready
     refused = requests.post(f"{stack.url}/generate", headers=_auth(), data=BODY, timeout=5)
@@ -357,7 +342,7 @@ def test_a_stream_cut_when_the_drain_window_ends_is_audited_as_cut_by_drain(loop
     streaming = threading.Thread(target=stream)
     streaming.start()
     try:
-        _until(lambda: upstream.requests)
+        until(lambda: upstream.requests)
         assert loop.run(server.drain(0.2)) is False          # the stream outlives the window
         loop.run(server.close())
         streaming.join(20)

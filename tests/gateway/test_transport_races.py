@@ -4,7 +4,6 @@ reach the kernel, so the loop then sees them in one go, in the order that lost t
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -13,24 +12,9 @@ import time
 import requests
 
 from tests.gateway import rawhttp
-from tests.gateway.conftest import KEYS
+from tests.gateway.conftest import KEYS, audit_lines, until
 
 BODY = b'{"inputs": "What is the capital of France?"}'
-
-
-def _audit(stack) -> list[dict]:
-    with open(stack.gateway.config.audit_log) as lines:
-        return [json.loads(line) for line in lines]
-
-
-def _until(check, timeout: float = 5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    return check()
 
 
 def _hold_loop(stack, seconds: float) -> threading.Event:
@@ -55,12 +39,12 @@ def test_a_client_that_closes_right_after_its_expect_100_continue_headers_is_cli
     headers = {"Authorization": f"Bearer {KEYS['full']}", "X-Model": "small",
                "Expect": "100-continue"}
     request = rawhttp.post("/generate", BODY, headers)
-    before = len(_audit(stack))
+    before = len(audit_lines(stack))
     forwarded = len(stack.upstreams["small"].requests)
     _hold_loop(stack, 0.3)
     with socket.create_connection(rawhttp.address(stack.url)) as sock:
         sock.sendall(request)  # then closed (FIN) while the loop is still held
-    lines = _until(lambda: _audit(stack)[before:])
+    lines = until(lambda: audit_lines(stack)[before:])
     assert [(line["key_id"], line["status"], line["outcome"]) for line in lines] == [
         ("full", 499, "client_gone")]
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from serving.gateway.routing import CLOSED, HALF_OPEN, OPEN
-from tests.gateway.conftest import KEYS
+from tests.gateway.conftest import KEYS, audit_lines
 
 
 def _post(stack, model="lonely", key="full", path="/generate", **body):
@@ -23,11 +23,6 @@ def _post(stack, model="lonely", key="full", path="/generate", **body):
 
 def _metrics(stack) -> str:
     return requests.get(f"{stack.url}/metrics", timeout=5).text
-
-
-def _audit(stack) -> list[dict]:
-    with open(stack.gateway.config.audit_log) as lines:
-        return [json.loads(line) for line in lines]
 
 
 def _breaker(stack, model="lonely"):
@@ -144,7 +139,7 @@ def test_fallback_only_to_a_model_the_key_may_use(bad_stack):
     response = _post(bad_stack, model="flaky", key="flaky-only")
     assert response.status_code == 503
     assert bad_stack.steady.requests == []
-    audit = _audit(bad_stack)
+    audit = audit_lines(bad_stack)
     assert audit[-1] == {**audit[-1], "key_id": "flaky-only", "model": "flaky", "allowed": True,
                          "status": 503, "outcome": "upstream_error",
                          "reason": "fallback to 'steady' not allowed for this key; no healthy backend "
@@ -153,9 +148,9 @@ def test_fallback_only_to_a_model_the_key_may_use(bad_stack):
 
 def test_the_one_audit_line_names_the_model_that_answered(bad_stack):
     bad_stack.take_down("flaky")
-    before = len(_audit(bad_stack))
+    before = len(audit_lines(bad_stack))
     assert _post(bad_stack, model="flaky").json()["generated_text"] == "steady answer"
-    audit = _audit(bad_stack)
+    audit = audit_lines(bad_stack)
     assert len(audit) == before + 1
     assert {k: audit[-1].get(k) for k in ("model", "allowed", "status", "outcome", "answered_by")} == {
         "model": "flaky", "allowed": True, "status": 200, "outcome": "ok", "answered_by": "steady"}
